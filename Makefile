@@ -1,0 +1,35 @@
+# `make run` starts the studio; `make test` runs every test; `make bench` prints the benchmark figures.
+# Each sets up .venv on first use (and again whenever a requirements file changes).
+PYTHON ?= python3
+VENV := .venv
+PY := $(VENV)/bin/python
+RUNTIME := $(VENV)/.runtime-installed
+DEV := $(VENV)/.dev-installed
+ARGS ?=
+
+.PHONY: run test lint bench clean
+
+$(RUNTIME): requirements.txt requirements-builtin.txt
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-builtin.txt
+	touch $@
+
+$(DEV): $(RUNTIME) requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-dev.txt
+	touch $@
+
+run: $(RUNTIME)
+	$(PY) app.py $(ARGS)
+
+lint: $(DEV)
+	$(PY) -m ruff check .
+
+test: $(DEV) lint
+	$(PY) -m pytest -q --timeout=900
+
+bench: $(DEV)
+	$(PY) benchmarks/style_tiling.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .ruff_cache

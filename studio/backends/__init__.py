@@ -1,0 +1,1 @@
+"""One module per model family. Backends take plain requests and return results; they never import gradio."""

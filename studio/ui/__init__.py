@@ -1,0 +1,1 @@
+"""The Gradio UI: one module per tab, assembled in studio.ui.app. Only this package imports gradio."""

@@ -1,0 +1,66 @@
+"""Assemble the tabs into one Gradio app, and launch it with the studio's settings."""
+
+from __future__ import annotations
+
+import gradio as gr
+
+from studio import __version__
+from studio.services import Studio
+from studio.ui import gallery_tab, style_tab, upcoming
+from studio.ui.common import StopButtons
+
+TITLE = "Creative Studio"
+# Heavy model work shares one queue slot group; its size comes from settings.
+HEAVY_CONCURRENCY = 1
+CSS = """
+.upcoming { padding: 1.5em; border: 1px dashed var(--border-color-primary); border-radius: 8px; }
+#style-grid .thumbnail-item { min-width: 48px; }
+"""
+
+
+def build_app(studio: Studio) -> gr.Blocks:
+    stops = StopButtons()
+    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+        gr.Markdown(f"## {TITLE} <small>v{__version__}</small>")
+        with gr.Tabs(selected="style", elem_id="tabs") as tabs:
+            with gr.Tab("Image", id="image"):
+                image_inbox = upcoming.build_image_inbox()
+            with gr.Tab("Style", id="style", elem_id="tab-style"):
+                style = style_tab.build(studio, stops)
+            with gr.Tab("Text", id="text"):
+                upcoming.build("Text")
+            with gr.Tab("Music", id="music"):
+                upcoming.build("Music")
+            with gr.Tab("Interpolate", id="interpolate"):
+                upcoming.build("Interpolate")
+            with gr.Tab("Gallery", id="gallery", elem_id="tab-gallery") as gallery_page:
+                gallery = gallery_tab.build(studio)
+
+        style.send_to_image.click(
+            lambda path: (path, gr.Tabs(selected="image")),
+            style.result,
+            [image_inbox, tabs],
+            api_visibility="private",
+        )
+        gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
+        app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
+    app.queue(default_concurrency_limit=HEAVY_CONCURRENCY)
+    return app
+
+
+def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
+    settings = studio.settings
+    app = build_app(studio)
+    app.launch(
+        server_name=settings.host,
+        server_port=settings.port,
+        share=settings.share,
+        auth=settings.auth_pair,
+        max_file_size=f"{settings.max_upload_mb}mb",
+        prevent_thread_lock=prevent_thread_lock,
+        quiet=quiet,
+        css=CSS,
+        footer_links=["api", "settings"],
+        run_history=False,
+    )
+    return app

@@ -1,0 +1,121 @@
+"""Pieces every tab shares: safe uploads, error messages, progress, Stop, serving files."""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import logging
+import shutil
+import tempfile
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import gradio as gr
+
+from studio.errors import Cancelled, StudioError
+from studio.runtime import CancelToken, ProgressCallback
+
+log = logging.getLogger(__name__)
+
+from gradio.events import Dependency
+
+class UploadedImage(gr.Image):
+    """gr.Image that hands the raw upload's path to the studio instead of decoding it itself.
+
+    The studio's own loader checks the pixel count before decoding and explains any
+    problem in words; Gradio's preprocessing would fail on such files with a bare error.
+    """
+
+    is_template = True  # render with the ordinary Image component in the browser
+
+    def __init__(self, **kwargs: Any):
+        kwargs.setdefault("type", "filepath")
+        kwargs.setdefault("sources", ["upload", "clipboard"])
+        super().__init__(**kwargs)
+
+    def preprocess(self, payload):  # type: ignore[override]
+        if payload is None:
+            return None
+        if payload.path is None:  # pasted as a data: URL
+            return super().preprocess(payload)
+        return str(payload.path)
+    from typing import Callable, Literal, Sequence, Any, TYPE_CHECKING
+    from gradio.blocks import Block
+    if TYPE_CHECKING:
+        from gradio.components import Timer
+        from gradio.components.base import Component
+
+
+def user_errors(fn: Callable) -> Callable:
+    """Turn the studio's errors into alerts; anything unexpected is logged and explained briefly."""
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any):
+        try:
+            return fn(*args, **kwargs)
+        except gr.Error:
+            raise
+        except StudioError as exc:
+            raise gr.Error(str(exc), print_exception=False) from None
+        except Cancelled:
+            raise gr.Error("Stopped.", title="Stopped", print_exception=False) from None
+        except Exception as exc:
+            log.exception("unexpected error in %s", fn.__name__)
+            raise gr.Error(
+                f"Something went wrong ({type(exc).__name__}). The details are in the studio's log.",
+                print_exception=False,
+            ) from None
+
+    return wrapper
+
+
+def progress_reporter(progress: gr.Progress, description: str) -> ProgressCallback:
+    def report(done: int, total: int, preview: Any | None = None) -> None:
+        progress((done, max(total, 1)), desc=description)
+
+    return report
+
+
+class StopButtons:
+    """One cancel token per browser session, so Stop ends that visitor's work and nobody else's."""
+
+    def __init__(self) -> None:
+        self._tokens: dict[str, CancelToken] = {}
+        self._lock = threading.Lock()
+
+    def start(self, request: gr.Request | None) -> CancelToken:
+        token = CancelToken()
+        with self._lock:
+            self._tokens[_session(request)] = token
+        return token
+
+    def stop(self, request: gr.Request | None) -> None:
+        with self._lock:
+            token = self._tokens.pop(_session(request), None)
+        if token is not None:
+            token.cancel()
+
+
+def _session(request: gr.Request | None) -> str:
+    return getattr(request, "session_hash", None) or "local"
+
+
+_SERVE_DIR = Path(tempfile.gettempdir()) / "studio-serve"
+
+
+def servable(path: Path) -> str:
+    """A path Gradio may hand to the browser: files outside the working and temp folders are copied.
+
+    Keeping the data dir out of Gradio's allowed paths means no URL can reach it directly.
+    """
+    path = Path(path).resolve()
+    for root in (Path.cwd().resolve(), Path(tempfile.gettempdir()).resolve()):
+        if path.is_relative_to(root):
+            return str(path)
+    _SERVE_DIR.mkdir(parents=True, exist_ok=True)
+    copy = _SERVE_DIR / f"{hashlib.sha1(str(path).encode()).hexdigest()[:12]}-{path.name}"
+    if not copy.exists():
+        shutil.copyfile(path, copy)
+    return str(copy)

@@ -1,0 +1,113 @@
+"""The Gallery tab: everything the studio made, newest first; open, re-run or delete."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import gradio as gr
+
+from studio.history import GalleryItem
+from studio.services import Studio
+from studio.ui.common import servable, user_errors
+
+ALL_TASKS = "All"
+PAGE_SIZE = 120
+
+
+@dataclass
+class GalleryTab:
+    refresh: gr.Button
+    grid: gr.Gallery
+    filter: gr.Dropdown
+    ids: gr.State
+    list_outputs: list
+    list_fn: object
+
+
+def _caption(item: GalleryItem) -> str:
+    return f"#{item.id} · {item.task} · {item.created_text}"
+
+
+def _details(item: GalleryItem) -> str:
+    lines = [f"### #{item.id} · {item.task}", f"**Model:** `{item.model}`  ", f"**Made:** {item.created_text}  "]
+    if item.seed is not None:
+        lines.append(f"**Seed:** {item.seed}  ")
+    lines.append(f"**File:** `{item.file.name}`")
+    return "\n".join(lines)
+
+
+def build(studio: Studio) -> GalleryTab:
+    with gr.Row():
+        task_filter = gr.Dropdown([ALL_TASKS], value=ALL_TASKS, label="Show", scale=3, elem_id="gallery-filter")
+        refresh = gr.Button("Refresh", scale=1, elem_id="gallery-refresh")
+    grid = gr.Gallery(label="Everything made here, newest first", columns=6, height=420, allow_preview=False,
+                      elem_id="gallery-grid")
+    ids = gr.State([])
+    selected = gr.State(None)
+    with gr.Row(equal_height=False):
+        opened = gr.Image(label="Opened", type="filepath", interactive=False, height=420, elem_id="gallery-opened")
+        with gr.Column():
+            details = gr.Markdown("Click an item to open it.", elem_id="gallery-details")
+            params = gr.JSON(label="Parameters", open=True)
+            with gr.Row():
+                rerun = gr.Button("Re-run with these parameters", variant="primary")
+                delete = gr.Button("Delete", variant="stop")
+            download = gr.DownloadButton("Download file", value=None)
+
+    @user_errors
+    def list_items(task):
+        task_value = None if task in (None, ALL_TASKS) else task
+        items = studio.gallery.list(task=task_value, limit=PAGE_SIZE)
+        choices = [ALL_TASKS] + studio.gallery.tasks()
+        return (
+            [(servable(item.preview), _caption(item)) for item in items],
+            [item.id for item in items],
+            gr.Dropdown(choices=choices, value=task if task in choices else ALL_TASKS),
+        )
+
+    list_outputs = [grid, ids, task_filter]
+    refresh.click(list_items, task_filter, list_outputs, api_name="gallery_list")
+    task_filter.input(list_items, task_filter, list_outputs, api_visibility="private")
+
+    @user_errors
+    def open_item(item_ids, evt: gr.SelectData):
+        item = studio.gallery.get(item_ids[evt.index])
+        return item.id, servable(item.file), _details(item), item.params, gr.DownloadButton(value=servable(item.file))
+
+    grid.select(open_item, ids, [selected, opened, details, params, download], api_visibility="private")
+
+    @user_errors
+    def rerun_item(item_id, task):
+        if item_id is None:
+            raise gr.Error("Open an item first.")
+        new = studio.rerun(int(item_id))
+        gr.Info(f"Made #{new.id} with the same parameters.")
+        listing = list_items(task)
+        return (new.id, servable(new.file), _details(new), new.params, gr.DownloadButton(value=servable(new.file)),
+                *listing)
+
+    rerun.click(
+        rerun_item,
+        [selected, task_filter],
+        [selected, opened, details, params, download, *list_outputs],
+        api_name="gallery_rerun",
+        concurrency_id="heavy",
+    )
+
+    @user_errors
+    def delete_item(item_id, task):
+        if item_id is None:
+            raise gr.Error("Open an item first.")
+        studio.gallery.delete(int(item_id))
+        gr.Info(f"Deleted #{item_id}.")
+        return (None, None, "Click an item to open it.", None, gr.DownloadButton(value=None), *list_items(task))
+
+    delete.click(
+        delete_item,
+        [selected, task_filter],
+        [selected, opened, details, params, download, *list_outputs],
+        api_name="gallery_delete",
+    )
+    return GalleryTab(refresh=refresh, grid=grid, filter=task_filter, ids=ids, list_outputs=list_outputs,
+                      list_fn=list_items)
+
