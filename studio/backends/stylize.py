@@ -22,7 +22,15 @@ from PIL import Image
 from studio import catalog
 from studio.errors import InputError
 from studio.media.images import LoadedImage, resize_long_side, restore_alpha
-from studio.runtime import NEVER_CANCELLED, CancelToken, CacheKey, ModelCache, ProgressCallback, no_progress, onnx_providers
+from studio.runtime import (
+    NEVER_CANCELLED,
+    CacheKey,
+    CancelToken,
+    ModelCache,
+    ProgressCallback,
+    no_progress,
+    onnx_providers,
+)
 
 BUILTIN_STYLE_COUNT = 26
 TILE = 384  # the arbitrary transformer's fixed input size

@@ -66,7 +66,7 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int) -> LoadedImag
             im = Image.open(stream)
         except Image.DecompressionBombError:
             raise InputError(
-                f"{what} is far too large to open (limit {max_pixels / 1e6:.0f} megapixels)."
+                f"{what} is far too large to open; the limit is {max_pixels / 1e6:.0f} megapixels. Scale it down first."
             ) from None
         except (UnidentifiedImageError, OSError, ValueError):
             raise InputError(

@@ -14,7 +14,8 @@ TITLE = "Creative Studio"
 HEAVY_CONCURRENCY = 1
 CSS = """
 .upcoming { padding: 1.5em; border: 1px dashed var(--border-color-primary); border-radius: 8px; }
-#style-grid .thumbnail-item { min-width: 48px; }
+/* Thumbnail grids: a fixed number of columns that shrink to fit, never one stretched item. */
+.thumb-grid .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; }
 """
 
 

@@ -27,12 +27,8 @@ class UploadedImage(gr.Image):
     problem in words; Gradio's preprocessing would fail on such files with a bare error.
     """
 
-    is_template = True  # render with the ordinary Image component in the browser
-
-    def __init__(self, **kwargs: Any):
-        kwargs.setdefault("type", "filepath")
-        kwargs.setdefault("sources", ["upload", "clipboard"])
-        super().__init__(**kwargs)
+    def get_block_name(self) -> str:
+        return "image"  # render with the ordinary Image component in the browser
 
     def preprocess(self, payload):  # type: ignore[override]
         if payload is None:
@@ -40,6 +36,14 @@ class UploadedImage(gr.Image):
         if payload.path is None:  # pasted as a data: URL
             return super().preprocess(payload)
         return str(payload.path)
+
+
+def image_upload(**kwargs: Any) -> UploadedImage:
+    """An image input handing the studio its file path. (Gradio reads a component's props from its
+    __init__ signature, so the defaults are set here rather than in an __init__ override.)"""
+    kwargs.setdefault("type", "filepath")
+    kwargs.setdefault("sources", ["upload", "clipboard"])
+    return UploadedImage(**kwargs)
 
 
 def user_errors(fn: Callable) -> Callable:

@@ -38,12 +38,25 @@ def _details(item: GalleryItem) -> str:
 
 def build(studio: Studio) -> GalleryTab:
     with gr.Row():
-        task_filter = gr.Dropdown([ALL_TASKS], value=ALL_TASKS, label="Show", scale=3, elem_id="gallery-filter")
+        task_filter = gr.Dropdown(
+            [ALL_TASKS, *studio.gallery.tasks()],
+            value=ALL_TASKS,
+            label="Show",
+            scale=3,
+            allow_custom_value=True,  # tasks appear as things are made; the list refreshes with the grid
+            elem_id="gallery-filter",
+        )
         refresh = gr.Button("Refresh", scale=1, elem_id="gallery-refresh")
-    grid = gr.Gallery(label="Everything made here, newest first", columns=6, height=420, allow_preview=False,
-                      elem_id="gallery-grid")
+    grid = gr.Gallery(
+        label="Everything made here, newest first",
+        columns=6,
+        height=420,
+        allow_preview=False,
+        elem_id="gallery-grid",
+        elem_classes=["thumb-grid"],
+    )
     ids = gr.State([])
-    selected = gr.State(None)
+    selected = gr.Number(value=None, precision=0, visible=False, label="item_id")  # also the API's way to name an item
     with gr.Row(equal_height=False):
         opened = gr.Image(label="Opened", type="filepath", interactive=False, height=420, elem_id="gallery-opened")
         with gr.Column():

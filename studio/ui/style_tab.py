@@ -13,7 +13,7 @@ from studio.catalog import ASSETS_DIR, package_version
 from studio.history import GalleryItem
 from studio.media.images import resize_long_side
 from studio.services import Studio
-from studio.ui.common import StopButtons, UploadedImage, progress_reporter, servable, user_errors
+from studio.ui.common import StopButtons, image_upload, progress_reporter, servable, user_errors
 
 BUILTIN = "Built-in style"
 STYLE_IMAGE = "Style image"
@@ -49,25 +49,31 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
     thumbs = style_thumbnails(studio)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            photo = UploadedImage(label="Photo", height=320)
+            photo = image_upload(label="Photo", height=320, elem_id="style-photo")
             source = gr.Radio([BUILTIN, STYLE_IMAGE], value=BUILTIN, label="Take the style from", elem_id="style-source")
             with gr.Group(visible=True) as builtin_group:
                 styles = gr.Gallery(
                     value=thumbs,
                     label="Style 0",
-                    columns=7,
+                    columns=6,
                     height=330,
                     allow_preview=False,
                     selected_index=0,
                     elem_id="style-grid",
+                    elem_classes=["thumb-grid"],
                 )
                 with gr.Accordion("Blend in a second style", open=False):
                     second_styles = gr.Gallery(
-                        value=thumbs, label="Second style: none", columns=7, height=330, allow_preview=False
+                        value=thumbs,
+                        label="Second style: none",
+                        columns=6,
+                        height=330,
+                        allow_preview=False,
+                        elem_classes=["thumb-grid"],
                     )
                     blend = gr.Slider(0, 1, value=0.5, step=0.05, label="Share of the second style")
                     no_second = gr.Button("No second style", size="sm")
-            style_image = UploadedImage(label="Style image: any picture", visible=False, height=240)
+            style_image = image_upload(label="Style image: any picture", visible=False, height=240)
             # The grids set these; they are also the API's way to choose styles.
             style_index = gr.Number(value=0, precision=0, visible=False, label="style")
             second_index = gr.Number(value=NO_SECOND_STYLE, precision=0, visible=False, label="second_style")
