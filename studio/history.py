@@ -14,7 +14,7 @@ import secrets
 import sqlite3
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -125,11 +125,36 @@ class Gallery:
         png_text: dict[str, str] | None = None,
     ) -> GalleryItem:
         """Save an image result as a PNG carrying its parameters, and list it."""
-        path = self._new_output_path(task, ".png")
         text = {"studio": json.dumps(params, sort_keys=True, default=str)}
         text.update(png_text or {})
-        _write_atomically(path, lambda tmp: save_png(image, tmp, text))
-        thumb = self._thumbnail(image, path)
+        return self.add_file(
+            lambda tmp: save_png(image, tmp, text),
+            suffix=".png",
+            preview=image,
+            task=task,
+            model=model,
+            params=params,
+            seed=seed,
+            owner=owner,
+        )
+
+    def add_file(
+        self,
+        write: Callable[[Path], None],
+        *,
+        suffix: str,
+        task: str,
+        model: str,
+        params: dict[str, Any],
+        preview: Image.Image | None = None,
+        seed: int | None = None,
+        owner: str | None = None,
+    ) -> GalleryItem:
+        """Save any result (text, audio, MIDI, video) written by `write(path)`, with an optional
+        preview picture for the grid (a piano roll, a frame), and list it."""
+        path = self._new_output_path(task, suffix)
+        _write_atomically(path, write)
+        thumb = self._thumbnail(preview if preview is not None else _placeholder(task), path)
         return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb, owner=owner)
 
     def _thumbnail(self, image: Image.Image, path: Path) -> Path:
@@ -246,7 +271,16 @@ class Gallery:
                 path.unlink(missing_ok=True)
 
 
-def _write_atomically(path: Path, write) -> None:
+def _placeholder(task: str) -> Image.Image:
+    """A plain tile with the task's name, for results that have no picture of their own."""
+    from PIL import ImageDraw
+
+    tile = Image.new("RGB", (THUMB_SIDE, THUMB_SIDE), (238, 238, 242))
+    ImageDraw.Draw(tile).text((16, THUMB_SIDE // 2 - 8), task, fill=(60, 60, 70))
+    return tile
+
+
+def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Write through `write(tmp_path)`, fsync, then rename into place; clean up on any failure."""
     tmp = path.with_name(path.name + ".partial")
     try:

@@ -153,3 +153,15 @@ def test_a_process_killed_mid_save_leaves_a_sound_database(tmp_path):
     with sqlite3.connect(tmp_path / "gallery.sqlite3") as db:
         assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
     assert json.loads(json.dumps(gallery.list()[0].params)) == {"n": 1}
+
+
+def test_any_file_can_be_kept_with_a_preview_or_a_placeholder(tmp_path):
+    gallery = Gallery(tmp_path)
+    text = gallery.add_file(lambda p: p.write_text("a poem"), suffix=".txt", task="text", model="m",
+                            params={"prompt": "p"})
+    tune = gallery.add_file(lambda p: p.write_bytes(b"MThd"), suffix=".mid", task="melody", model="m",
+                            params={}, preview=_image("green"))
+    assert text.file.read_text() == "a poem" and text.file.suffix == ".txt"
+    assert Image.open(text.preview).size == (320, 320)  # a placeholder tile naming the task
+    assert Image.open(tune.preview).getpixel((5, 5))[1] > 100  # the given preview, green
+    assert [i.id for i in gallery.list()] == [tune.id, text.id]
