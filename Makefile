@@ -28,8 +28,9 @@ lint: $(DEV)
 test: $(DEV) lint
 	$(PY) -m pytest -q --timeout=900
 
+# Every script in benchmarks/ prints its own figures.
 bench: $(DEV)
-	$(PY) benchmarks/style_tiling.py
+	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
