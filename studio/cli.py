@@ -41,6 +41,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--data-dir", type=Path, help="gallery and outputs folder (STUDIO_DATA_DIR)")
     parser.add_argument("--device", choices=settings_mod.DEVICES, help="where models run (STUDIO_DEVICE)")
     parser.add_argument("--models-file", type=Path, help="extra catalogue entries, TOML (STUDIO_MODELS_FILE)")
+    parser.add_argument(
+        "--offline", action="store_const", const=True, help="never contact the model hub (STUDIO_OFFLINE)"
+    )
     commands = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
 
     style = commands.add_parser("style", help="restyle a photo with a built-in style or any picture")
@@ -61,6 +64,9 @@ def build_parser() -> argparse.ArgumentParser:
     style.add_argument("--no-gallery", action="store_true", help="do not list the result in the studio's gallery")
 
     commands.add_parser("models", help="list the model catalogue")
+
+    download = commands.add_parser("download", help="fetch a catalogue model from the hub into the local cache")
+    download.add_argument("model", help="a catalogue id, e.g. stabilityai/sd-turbo (see `models`)")
     return parser
 
 
@@ -74,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             return _style(args, settings)
         if args.command == "models":
             return _models(settings)
+        if args.command == "download":
+            return _download(args.model, settings)
     except StudioError as exc:
         return _fail(str(exc))
     except settings_mod.SettingsError as exc:
@@ -147,4 +155,17 @@ def _models(settings: settings_mod.Settings) -> int:
     for entry in load_catalog(settings.models_file).entries():
         flag = "" if entry.commercial_use else "  [non-commercial]"
         print(f"{entry.id:48} {entry.source:9} {entry.size_text():>8}  {', '.join(entry.tasks)}  ({entry.licence}){flag}")
+    return 0
+
+
+def _download(model_id: str, settings: settings_mod.Settings) -> int:
+    from studio import hub
+    from studio.catalog import load_catalog
+
+    entry = load_catalog(settings.models_file).get(model_id)
+    if entry.source != "download":
+        return _fail(f"'{model_id}' is {'built in' if entry.builtin else 'a local model'}; there is nothing to download")
+    print(f"Downloading {entry.name} ({entry.repo}, about {entry.size_text()}, licence: {entry.licence})", file=sys.stderr)
+    path = hub.locate(entry, offline=settings.offline)
+    print(path)
     return 0
