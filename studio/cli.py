@@ -63,6 +63,10 @@ def build_parser() -> argparse.ArgumentParser:
     style.add_argument("--json", action="store_true", help="print one JSON object describing the result")
     style.add_argument("--no-gallery", action="store_true", help="do not list the result in the studio's gallery")
 
+    from studio import cli_music
+
+    cli_music.add_commands(commands)
+
     commands.add_parser("models", help="list the model catalogue")
 
     download = commands.add_parser("download", help="fetch a catalogue model from the hub into the local cache")
@@ -78,6 +82,10 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_mod.from_args(args)
         if args.command == "style":
             return _style(args, settings)
+        if args.command in ("melody", "music"):
+            from studio import cli_music
+
+            return cli_music.run(args, settings, _fail)
         if args.command == "models":
             return _models(settings)
         if args.command == "download":

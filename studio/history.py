@@ -266,7 +266,9 @@ class Gallery:
         item = self.get(item_id)
         with self._write_lock, self._connect() as db, db:
             db.execute("DELETE FROM items WHERE id = ?", (item_id,))
-        for path in {item.file, item.preview}:
+        # Companions: files written beside the item under its name (a melody's .wav, .png, .abc).
+        companions = {item.file.with_suffix(s) for s in item.params.get("companions", []) if s.startswith(".")}
+        for path in {item.file, item.preview} | companions:
             if path.is_relative_to(self.outputs_dir):
                 path.unlink(missing_ok=True)
 

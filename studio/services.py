@@ -9,11 +9,15 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+from studio import music_service
+from studio.backends.melody import MelodyBackend, MelodyRequest
+from studio.backends.musicgen import MusicBackend, MusicRequest
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
 from studio.catalog import Catalog, load_catalog
 from studio.errors import StudioError
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
+from studio.media.melody_tokens import Melody
 from studio.runtime import NEVER_CANCELLED, CancelToken, ModelCache, ProgressCallback, no_progress
 from studio.settings import Settings
 
@@ -32,6 +36,8 @@ class Studio:
         self.cache = ModelCache(settings.model_memory_budget_mb)
         self.gallery = Gallery(settings.data_dir)
         self.style = StyleBackend(self.cache, settings.device)
+        self.melody = MelodyBackend(self.cache, settings.device)
+        self.music = MusicBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -76,6 +82,38 @@ class Studio:
         params["seconds"] = round(result.seconds, 3)
         return self.gallery.add_image(result.image, task="style", model=params["model"], params=params, owner=owner)
 
+    # -- music ----------------------------------------------------------------------------
+
+    def read_primer(self, kind: str, source: str | os.PathLike, meter: str = "4/4") -> music_service.Primer:
+        return music_service.read_primer(kind, source, meter=meter, max_audio_seconds=self.settings.max_audio_seconds)
+
+    def compose(
+        self,
+        request: MelodyRequest,
+        primer: Melody | None = None,
+        *,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> music_service.MelodyOutcome:
+        """A melody (or a continuation of `primer`), kept in the gallery as .mid + .wav + .png + .abc."""
+        result = self.melody.generate(request, primer, progress=progress, cancel=cancel)
+        return music_service.keep_melody(self.gallery, result, owner)
+
+    def make_music(
+        self,
+        request: MusicRequest,
+        *,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> music_service.MusicOutcome:
+        result = self.music.generate(request, progress=progress, cancel=cancel)
+        return music_service.keep_music(self.gallery, result, owner)
+
+    def analyse_audio(self, path: str | os.PathLike) -> music_service.AnalysisOutcome:
+        return music_service.analyse_file(path, self.settings.max_audio_seconds)
+
     # -- the gallery's re-run -------------------------------------------------------------
 
     def rerun(self, item_id: int, owner: str | None = None) -> GalleryItem:
@@ -83,6 +121,11 @@ class Studio:
         item = self.gallery.get(item_id)
         if item.task == "style":
             return self._rerun_style(item, owner)
+        if item.task == "melody":
+            request, primer = music_service.melody_request_from(item.params)
+            return self.compose(request, primer, owner=owner).item
+        if item.task == "music":
+            return self.make_music(music_service.music_request_from(item.params), owner=owner).item
         raise StudioError(f"Items of the task '{item.task}' cannot be re-run from the gallery.")
 
     def _rerun_style(self, item: GalleryItem, owner: str | None) -> GalleryItem:

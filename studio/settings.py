@@ -31,6 +31,7 @@ class Settings:
     # Limits, enforced by the backends and the UI alike.
     max_input_pixels: int = 50_000_000  # refuse uploads above this before decoding them
     max_upload_mb: int = 50
+    max_audio_seconds: int = 600  # longer recordings are refused from their header, before decoding
     max_output_side: int = 2048  # longest side of a stylised result
     model_memory_budget_mb: int = 8192  # runtime cache evicts least-recently-used models above this
 
@@ -95,6 +96,7 @@ _FIELD_TYPES: dict[str, type] = {
     "device": str,
     "max_input_pixels": int,
     "max_upload_mb": int,
+    "max_audio_seconds": int,
     "max_output_side": int,
     "model_memory_budget_mb": int,
 }
@@ -118,7 +120,7 @@ def validate(settings: Settings) -> Settings:
         raise SettingsError(f"port must be 1-65535, got {settings.port}")
     if settings.auth is not None and (":" not in settings.auth or settings.auth.startswith(":")):
         raise SettingsError("auth must look like USER:PASS")
-    for name in ("max_input_pixels", "max_upload_mb", "max_output_side", "model_memory_budget_mb"):
+    for name in ("max_input_pixels", "max_upload_mb", "max_audio_seconds", "max_output_side", "model_memory_budget_mb"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
     return settings

@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import __version__
 from studio.services import Studio
-from studio.ui import gallery_tab, style_tab, upcoming
+from studio.ui import gallery_tab, music_tab, style_tab, upcoming
 from studio.ui.common import StopButtons
 
 TITLE = "Creative Studio"
@@ -30,8 +30,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                 style = style_tab.build(studio, stops)
             with gr.Tab("Text", id="text"):
                 upcoming.build("Text")
-            with gr.Tab("Music", id="music"):
-                upcoming.build("Music")
+            with gr.Tab("Music", id="music", elem_id="tab-music"):
+                music_tab.build(studio, stops)
             with gr.Tab("Interpolate", id="interpolate"):
                 upcoming.build("Interpolate")
             with gr.Tab("Gallery", id="gallery", elem_id="tab-gallery") as gallery_page:

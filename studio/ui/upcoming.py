@@ -8,7 +8,6 @@ PLANS = {
     "Image": "Text-to-image, image-to-image, inpainting and outpainting on SD-Turbo and other diffusers models.",
     "Text": "Streaming creative writing and chat on the built-in SmolLM2 model (llama.cpp) and any GGUF or "
     "transformers model.",
-    "Music": "Melodies from the studio's own model (MIDI, audio, piano roll) and text-to-music with MusicGen.",
     "Interpolate": "Walks through latent spaces: prompts and seeds, styles, melodies and abstract patterns.",
 }
 

@@ -1,0 +1,202 @@
+"""The Music tab's shared steps, used by the UI, the CLI and the gallery's re-run alike:
+read a primer (MIDI, ABC or a hummed recording), write a melody's files (.mid, .wav, piano roll
+.png, .abc) and keep them in the gallery, keep MusicGen audio, analyse any audio or MIDI.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from pathlib import Path
+from typing import Any
+
+from PIL import Image
+
+from studio.backends.melody import MelodyRequest, MelodyResult
+from studio.backends.musicgen import MusicRequest, MusicResult
+from studio.errors import InputError
+from studio.history import Gallery, GalleryItem
+from studio.media import abc, audio, midi, plots, synth
+from studio.media.melody_tokens import Melody, key_name
+
+PRIMER_KINDS = ("midi", "abc", "audio")
+MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
+COMPANIONS = (".wav", ".png", ".abc")
+
+
+@dataclass(frozen=True)
+class Primer:
+    melody: Melody
+    tempo: float | None  # the file's own tempo, where it has one
+    source: str  # "midi", "abc" or "audio"
+
+
+@dataclass
+class MelodyFiles:
+    midi: Path
+    wav: Path
+    png: Path
+    abc: Path
+    abc_text: str
+
+
+@dataclass
+class MelodyOutcome:
+    result: MelodyResult
+    files: MelodyFiles
+    item: GalleryItem
+
+
+@dataclass
+class MusicOutcome:
+    result: MusicResult
+    file: Path
+    spectrogram: Path
+    item: GalleryItem
+
+
+@dataclass
+class AnalysisOutcome:
+    analysis: audio.Analysis
+    spectrogram: Image.Image
+
+    def describe(self) -> str:
+        a = self.analysis
+        return (f"**Tempo** {a.tempo:.0f} bpm · **Key** {key_name(a.tonic, a.mode)} "
+                f"(confidence {a.key_confidence:.2f}) · **Length** {a.seconds:.1f} s")
+
+
+def read_primer(kind: str, source: str | Path, *, meter: str, max_audio_seconds: float) -> Primer:
+    """A melody to continue: a MIDI file, ABC text, or a recording of someone humming or singing."""
+    if kind == "midi":
+        melody, tempo = midi.read_midi(Path(source), default_meter=meter)
+        return Primer(melody, tempo, "midi")
+    if kind == "abc":
+        text = str(source)
+        melody = abc.abc_to_melody(text)
+        tempo = _abc_tempo(text)
+        return Primer(melody, tempo, "abc")
+    if kind == "audio":
+        clip = audio.load_audio(Path(source), max_audio_seconds, sample_rate=audio.PITCH_RATE)
+        melody, tempo = audio.melody_from_audio(clip, meter)
+        return Primer(melody, tempo, "audio")
+    raise InputError(f"A melody to continue comes from {', '.join(PRIMER_KINDS)}, not '{kind}'.")
+
+
+def _abc_tempo(text: str) -> float | None:
+    import re
+
+    match = re.search(r"^Q:\s*(?:1/4\s*=\s*)?(\d+)\s*$", text, re.M)
+    return float(match.group(1)) if match else None
+
+
+def write_melody_files(result: MelodyResult, midi_path: Path, tempo: float, timbre: str) -> MelodyFiles:
+    """The melody as MIDI, WAV (the studio's synthesiser), piano-roll PNG and ABC, side by side."""
+    melody = result.melody
+    stem = midi_path.with_suffix("")
+    paths = {suffix: stem.with_suffix(suffix) for suffix in COMPANIONS}
+    synth.write_wav(synth.render(melody, tempo, timbre), paths[".wav"])
+    piano_roll(result, tempo).save(paths[".png"])
+    abc_text = abc.melody_to_abc(melody, title=title_of(result), tempo=tempo)
+    paths[".abc"].write_text(abc_text, encoding="utf-8")
+    midi.write_midi(melody, midi_path, tempo, timbre)
+    return MelodyFiles(midi_path, paths[".wav"], paths[".png"], paths[".abc"], abc_text)
+
+
+def title_of(result: MelodyResult) -> str:
+    m = result.melody
+    kind = "Continuation" if result.primer_bars else "Melody"
+    return f"{kind} in {key_name(m.tonic, m.mode)}, {m.meter}, seed {result.params.get('seed', 0)}"
+
+
+def piano_roll(result: MelodyResult, tempo: float) -> Image.Image:
+    m = result.melody
+    heading = f"{title_of(result)} · {len(m.bars)} bars · {tempo:.0f} bpm"
+    return plots.piano_roll(m, title=heading, primer_ticks=result.primer_ticks)
+
+
+def keep_melody(gallery: Gallery, result: MelodyResult, owner: str | None = None) -> MelodyOutcome:
+    """List a melody in the gallery: the .mid is the item, its .wav, .png and .abc lie beside it."""
+    params = dict(result.params)
+    params["seconds"] = round(result.seconds, 3)
+    params["companions"] = list(COMPANIONS)
+    written: dict[str, MelodyFiles] = {}
+
+    def write(tmp: Path) -> None:
+        final = tmp.with_name(tmp.name.removesuffix(".partial"))
+        # Companions first: a crash leaves at worst unlisted files, never a listed item missing its audio.
+        files = write_melody_files(result, final, float(params["tempo"]), str(params["timbre"]))
+        final.replace(tmp)
+        written["files"] = files
+
+    item = gallery.add_file(
+        write,
+        suffix=".mid",
+        task="melody",
+        model=params["model"],
+        params=params,
+        preview=piano_roll(result, float(params["tempo"])),
+        seed=int(params["seed"]),
+        owner=owner,
+    )
+    return MelodyOutcome(result, written["files"], item)
+
+
+def melody_request_from(params: dict[str, Any]) -> tuple[MelodyRequest, Melody | None]:
+    names = {f.name for f in fields(MelodyRequest)}
+    request = MelodyRequest(**{k: v for k, v in params.items() if k in names})
+    primer = Melody.from_json(params["primer"]) if params.get("primer") else None
+    return request, primer
+
+
+def keep_music(gallery: Gallery, result: MusicResult, owner: str | None = None) -> MusicOutcome:
+    params = dict(result.params)
+    params["seconds_taken"] = round(result.seconds, 3)
+    picture = plots.mel_spectrogram_image(result.audio, result.sample_rate)
+    item = gallery.add_file(
+        lambda tmp: synth.write_wav(result.audio, tmp, result.sample_rate),
+        suffix=".wav",
+        task="music",
+        model=params["model"],
+        params=params,
+        preview=picture,
+        seed=int(params["seed"]),
+        owner=owner,
+    )
+    return MusicOutcome(result, item.file, item.preview, item)
+
+
+def music_request_from(params: dict[str, Any]) -> MusicRequest:
+    names = {f.name for f in fields(MusicRequest)}
+    return MusicRequest(**{k: v for k, v in params.items() if k in names})
+
+
+def analyse_file(path: Path, max_audio_seconds: float) -> AnalysisOutcome:
+    """Tempo, key and a mel spectrogram of audio, or of a MIDI file rendered by the synthesiser."""
+    path = Path(path)
+    if path.suffix.lower() in MIDI_SUFFIXES or path.read_bytes()[:4] == b"MThd":
+        melody, tempo = midi.read_midi(path)
+        samples = synth.render(melody, tempo)
+        clip = audio.AudioClip(samples, synth.SAMPLE_RATE, len(samples) / synth.SAMPLE_RATE)
+        if clip.seconds > max_audio_seconds:
+            raise InputError("That MIDI file plays for longer than the studio analyses.")
+        import librosa
+
+        clip = audio.AudioClip(
+            librosa.resample(samples, orig_sr=synth.SAMPLE_RATE, target_sr=audio.ANALYSIS_RATE),
+            audio.ANALYSIS_RATE,
+            clip.seconds,
+        )
+    else:
+        clip = audio.load_audio(path, max_audio_seconds)
+    result = audio.analyse(clip)
+    return AnalysisOutcome(result, plots.mel_spectrogram_image(clip.samples, clip.sample_rate))
+
+
+def describe_melody(outcome: MelodyOutcome) -> str:
+    r = outcome.result
+    m = r.melody
+    notes = len(m.notes())
+    added = f"{len(m.bars) - r.primer_bars} new bars after {r.primer_bars} of yours" if r.primer_bars else \
+        f"{len(m.bars)} bars"
+    return (f"{key_name(m.tonic, m.mode)} · {m.meter} · {r.params['tempo']:.0f} bpm · {added} · {notes} notes · "
+            f"seed {r.params['seed']} · {r.seconds:.2f} s · gallery #{outcome.item.id}")

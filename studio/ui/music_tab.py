@@ -1,0 +1,211 @@
+"""The Music tab: compose or continue melodies with the built-in model, text to music with MusicGen,
+and analyse any audio or MIDI."""
+
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass
+
+import gradio as gr
+
+from studio.backends.melody import MAX_BARS, MelodyRequest
+from studio.backends.musicgen import DEFAULT_MODEL, MAX_SECONDS, MusicRequest
+from studio.media.melody_tokens import METERS, MODES, PITCH_NAMES
+from studio.media.synth import TIMBRES
+from studio.music_service import describe_melody
+from studio.services import Studio
+from studio.ui.common import StopButtons, progress_reporter, servable, user_errors
+
+NEW_TUNE = "Nothing: a new tune"
+FROM_MIDI = "A MIDI file"
+FROM_ABC = "ABC notation"
+FROM_AUDIO = "Humming or singing"
+START_CHOICES = [NEW_TUNE, FROM_MIDI, FROM_ABC, FROM_AUDIO]
+PRIMER_KIND = {FROM_MIDI: "midi", FROM_ABC: "abc", FROM_AUDIO: "audio"}
+EXAMPLE_ABC = "X:1\nT:A start\nM:6/8\nL:1/8\nK:Ddor\nA,DD FED | CEE GFE | DFA dAF | GEC D3 |\n"
+TIMBRE_CHOICES = [(t.label, name) for name, t in TIMBRES.items()]
+
+
+@dataclass
+class MusicTab:
+    melody_audio: gr.Audio
+    music_audio: gr.Audio
+
+
+def _music_models(studio: Studio) -> list[tuple[str, str]]:
+    choices = []
+    for entry in studio.catalog.for_task("music"):
+        where = "downloads on first use" if entry.source == "download" else entry.source
+        flag = ", non-commercial" if not entry.commercial_use else ""
+        choices.append((f"{entry.name} ({entry.size_text()}, {where}{flag})", entry.id))
+    return choices
+
+
+def build(studio: Studio, stops: StopButtons) -> MusicTab:
+    with gr.Tabs():
+        with gr.Tab("Melody", id="melody"):
+            melody_audio = _melody_section(studio, stops)
+        with gr.Tab("Text to music (MusicGen)", id="musicgen"):
+            music_audio = _musicgen_section(studio, stops)
+        with gr.Tab("Analyse", id="analyse"):
+            _analysis_section(studio)
+    return MusicTab(melody_audio=melody_audio, music_audio=music_audio)
+
+
+def _melody_section(studio: Studio, stops: StopButtons) -> gr.Audio:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            start_from = gr.Radio(START_CHOICES, value=NEW_TUNE, label="Start from", elem_id="melody-start")
+            midi_file = gr.File(label="MIDI file to continue", file_types=[".mid", ".midi"], visible=False,
+                                elem_id="melody-midi")
+            abc_text = gr.Textbox(label="ABC notation to continue", lines=6, value=EXAMPLE_ABC, visible=False,
+                                  elem_id="melody-abc")
+            hum = gr.Audio(label="Hum or sing a few bars (or upload a recording)", type="filepath",
+                           sources=["microphone", "upload"], visible=False, elem_id="melody-hum")
+            follow = gr.Checkbox(value=True, visible=False, label="Keep the key, metre and tempo of what I give",
+                                 info="Off: use the settings below for the continuation.")
+            with gr.Row():
+                tonic = gr.Dropdown(list(PITCH_NAMES), value="D", label="Key", elem_id="melody-key")
+                mode = gr.Dropdown(list(MODES), value="dorian", label="Mode", elem_id="melody-mode")
+                meter = gr.Radio(list(METERS[:4]), value="6/8", label="Metre", elem_id="melody-meter")
+            with gr.Row():
+                tempo = gr.Slider(40, 240, value=110, step=1, label="Tempo (bpm)")
+                bars = gr.Slider(1, MAX_BARS, value=16, step=1, label="Bars", info="new bars when continuing")
+            timbre = gr.Dropdown(TIMBRE_CHOICES, value="piano", label="Sound")
+            with gr.Accordion("Sampling", open=False):
+                temperature = gr.Slider(0, 2, value=0.9, step=0.05, label="Temperature",
+                                        info="0: the model's likeliest tune; higher: more surprising")
+                top_p = gr.Slider(0.05, 1, value=0.95, step=0.05, label="Top-p")
+                key_strength = gr.Slider(0, 8, value=2, step=0.5, label="Stay in key",
+                                         info="0: the model's own chromatic notes; higher: fewer notes outside the key")
+            with gr.Row():
+                seed = gr.Number(value=3, precision=0, label="Seed", minimum=0, elem_id="melody-seed")
+                dice = gr.Button("🎲 New seed", size="sm")
+            with gr.Row():
+                run = gr.Button("Compose", variant="primary", elem_id="melody-run")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column(scale=1):
+            roll = gr.Image(label="Piano roll", type="filepath", interactive=False, elem_id="melody-roll")
+            player = gr.Audio(label="Listen", type="filepath", interactive=False, elem_id="melody-audio")
+            info = gr.Markdown(elem_id="melody-info")
+            files = gr.File(label="Take it away: MIDI, WAV, piano roll, ABC", file_count="multiple",
+                            interactive=False, elem_id="melody-files")
+            abc_out = gr.Textbox(label="ABC notation", lines=6, interactive=False, buttons=["copy"],
+                                 elem_id="melody-abc-out")
+
+    def show_source(choice):
+        return (gr.File(visible=choice == FROM_MIDI), gr.Textbox(visible=choice == FROM_ABC),
+                gr.Audio(visible=choice == FROM_AUDIO), gr.Checkbox(visible=choice != NEW_TUNE))
+
+    start_from.change(show_source, start_from, [midi_file, abc_text, hum, follow], api_visibility="private")
+    dice.click(lambda: random.randrange(1_000_000), None, seed, api_visibility="private")
+
+    @user_errors
+    def compose(start, midi_path, abc_source, hum_path, keep_primer_settings, tonic_name, mode_name, meter_name,
+                tempo_bpm, bar_count, temp, nucleus, strength, seed_value, timbre_name,
+                request: gr.Request, progress=gr.Progress()):
+        primer = None
+        key, md, mtr, bpm = tonic_name, mode_name, meter_name, float(tempo_bpm)
+        if start in PRIMER_KIND:
+            kind = PRIMER_KIND[start]
+            source = {"midi": midi_path, "abc": abc_source, "audio": hum_path}[kind]
+            if not source or (kind == "abc" and not str(source).strip()):
+                raise gr.Error({"midi": "Upload a MIDI file to continue.", "abc": "Type some ABC notation first.",
+                                "audio": "Record or upload your humming first."}[kind])
+            progress(0, desc="Reading your melody")
+            read = studio.read_primer(kind, source, mtr)
+            primer = read.melody
+            if keep_primer_settings:
+                key, md, mtr = PITCH_NAMES[primer.tonic], primer.mode, primer.meter
+                bpm = float(round(read.tempo)) if read.tempo else bpm
+        melody_request = MelodyRequest(
+            tonic=key, mode=md, meter=mtr, tempo=bpm, bars=int(bar_count), temperature=float(temp),
+            top_p=float(nucleus), key_strength=float(strength), seed=int(seed_value or 0), timbre=timbre_name,
+        )
+        token = stops.start(request)
+        outcome = studio.compose(melody_request, primer, progress=progress_reporter(progress, "Composing bars"),
+                                 cancel=token)
+        f = outcome.files
+        return (servable(f.png), servable(f.wav), [servable(p) for p in (f.midi, f.wav, f.png, f.abc)],
+                f.abc_text, describe_melody(outcome))
+
+    event = run.click(
+        compose,
+        [start_from, midi_file, abc_text, hum, follow, tonic, mode, meter, tempo, bars, temperature, top_p,
+         key_strength, seed, timbre],
+        [roll, player, files, abc_out, info],
+        api_name="melody",
+        concurrency_id="heavy",
+    )
+
+    def stop_run(request: gr.Request) -> None:
+        stops.stop(request)
+
+    stop.click(stop_run, None, None, cancels=[event], api_visibility="private")
+    return player
+
+
+def _musicgen_section(studio: Studio, stops: StopButtons) -> gr.Audio:
+    models = _music_models(studio)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            prompt = gr.Textbox(label="Describe the music", lines=3, elem_id="music-prompt",
+                                placeholder="warm lo-fi piano with soft vinyl crackle, 80 bpm")
+            model = gr.Dropdown(models, value=DEFAULT_MODEL if any(m[1] == DEFAULT_MODEL for m in models) else None,
+                                label="Model", elem_id="music-model",
+                                info="MusicGen weights are CC-BY-NC-4.0: not for commercial use.")
+            seconds = gr.Slider(1, MAX_SECONDS, value=8, step=0.5, label="Length (seconds)")
+            guidance = gr.Slider(1, 10, value=3, step=0.5, label="Guidance", info="how closely to follow the text")
+            seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+            with gr.Row():
+                run = gr.Button("Generate", variant="primary", elem_id="music-run")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column(scale=1):
+            player = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="music-audio")
+            picture = gr.Image(label="Mel spectrogram", type="filepath", interactive=False)
+            info = gr.Markdown(elem_id="music-info")
+
+    @user_errors
+    def generate(text, model_id, length, cfg, seed_value, request: gr.Request, progress=gr.Progress()):
+        music_request = MusicRequest(prompt=str(text or ""), seconds=float(length), guidance=float(cfg),
+                                     seed=int(seed_value or 0), model=model_id or DEFAULT_MODEL)
+        music_request.validate()
+        if music_request.model not in studio.catalog:
+            raise gr.Error(f"'{music_request.model}' is not in the model catalogue.")
+        token = stops.start(request)
+        progress(0, desc="Loading the model (the first time downloads it)")
+        outcome = studio.make_music(music_request, progress=progress_reporter(progress, "Generating audio frames"),
+                                    cancel=token)
+        r = outcome.result
+        text_info = (f"{len(r.audio) / r.sample_rate:.1f} s of audio in {r.seconds:.1f} s · seed {r.params['seed']} "
+                     f"· {r.params['model']} ({r.params['dtype']}) · licence {r.params['licence']} "
+                     f"· gallery #{outcome.item.id}")
+        return servable(outcome.file), servable(outcome.spectrogram), text_info
+
+    event = run.click(generate, [prompt, model, seconds, guidance, seed], [player, picture, info],
+                      api_name="music", concurrency_id="heavy")
+
+    def stop_run(request: gr.Request) -> None:
+        stops.stop(request)
+
+    stop.click(stop_run, None, None, cancels=[event], api_visibility="private")
+    return player
+
+
+def _analysis_section(studio: Studio) -> None:
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=1):
+            upload = gr.File(label="Audio (WAV, FLAC, OGG, MP3) or MIDI", elem_id="analyse-file")
+            run = gr.Button("Analyse", variant="primary", elem_id="analyse-run")
+        with gr.Column(scale=2):
+            summary = gr.Markdown(elem_id="analyse-summary")
+            picture = gr.Image(label="Mel spectrogram", type="pil", interactive=False)
+
+    @user_errors
+    def analyse(path):
+        if not path:
+            raise gr.Error("Upload an audio or MIDI file first (any output of the studio works too).")
+        outcome = studio.analyse_audio(path)
+        return outcome.describe(), outcome.spectrogram
+
+    run.click(analyse, upload, [summary, picture], api_name="analyse", concurrency_id="heavy")
