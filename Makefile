@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 ARGS ?=
 
-.PHONY: run test lint bench clean
+.PHONY: run test lint bench clean train-melody
 
 $(RUNTIME): requirements.txt requirements-builtin.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,3 +34,7 @@ bench: $(DEV)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache
+
+# Re-train the built-in melody model (assets/melody-model/) and rewrite its REPORT.md: about half an hour on 2 cores.
+train-melody: $(DEV)
+	nice -n 5 $(PY) training/train_melody.py $(ARGS)

@@ -52,7 +52,8 @@ def _grouped(codes: np.ndarray, counts: np.ndarray, discount: float) -> _Order:
 
 def _discount(counts: np.ndarray) -> float:
     n1, n2 = int((counts == 1).sum()), int((counts == 2).sum())
-    return n1 / (n1 + 2 * n2) if n1 + n2 else 0.5
+    # Kept inside (0, 1): a zero discount would give unseen tokens no probability at all.
+    return float(np.clip(n1 / (n1 + 2 * n2), 0.05, 0.95)) if n1 and n2 else 0.5
 
 
 class KneserNey:
