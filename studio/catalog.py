@@ -271,6 +271,18 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         repo="facebook/musicgen-small",
         description="Text to music audio, 32 kHz mono.",
     ),
+    ModelEntry(
+        id="facebook/musicgen-melody",
+        name="MusicGen melody",
+        family="transformers",
+        tasks=("music",),
+        licence="CC-BY-NC-4.0",
+        commercial_use=False,
+        size_mb=6200,
+        source="download",
+        repo="facebook/musicgen-melody",
+        description="Text to music that also follows a melody you give it (hummed, played or any recording).",
+    ),
 )
 
 _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",

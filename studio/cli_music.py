@@ -45,10 +45,11 @@ def add_commands(commands) -> None:
 
     music = commands.add_parser("music", help="text to music audio with MusicGen (downloads on first use)")
     music.add_argument("prompt", help="what the music should be, e.g. 'lo-fi piano with soft drums'")
-    music.add_argument("--seconds", type=float, default=8.0, help="length, 0.5-30 s (default 8)")
+    music.add_argument("--seconds", type=float, default=8.0, help="length, 0.1-30 s (default 8)")
     music.add_argument("--guidance", type=float, default=3.0, help="how closely to follow the prompt (default 3)")
     music.add_argument("--seed", type=int, default=0)
     music.add_argument("--model", default="facebook/musicgen-small", help="a catalogue id with the music task")
+    music.add_argument("--melody", type=Path, help="a recording to follow (MusicGen melody models only)")
     music.add_argument("--out", type=Path, default=Path("music.wav"), help="the .wav to write")
     music.add_argument("--json", action="store_true", help="print one JSON object describing the result")
 
@@ -125,7 +126,9 @@ def _music(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> i
         if sys.stderr.isatty():
             print(f"\rgenerating {done}/{total} frames", end="", file=sys.stderr)
 
-    outcome = studio.make_music(request, progress=report)
+    if args.melody is not None and not args.melody.is_file():
+        return fail(f"{args.melody} does not exist")
+    outcome = studio.make_music(request, args.melody, progress=report)
     if sys.stderr.isatty():
         print(file=sys.stderr)
     try:

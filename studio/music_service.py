@@ -148,9 +148,33 @@ def melody_request_from(params: dict[str, Any]) -> tuple[MelodyRequest, Melody |
     return request, primer
 
 
-def keep_music(gallery: Gallery, result: MusicResult, owner: str | None = None) -> MusicOutcome:
+def read_audio(path: str | Path, max_audio_seconds: float) -> audio.AudioClip:
+    """A recording to follow, at its own sample rate (the model's processor takes it from there)."""
+    return audio.load_audio(Path(path), max_audio_seconds, sample_rate=None)
+
+
+def keep_audio_input(gallery: Gallery, path: str | Path) -> str:
+    """Store an input recording once (by content) beside the gallery's input images; its relative path."""
+    import hashlib
+    import shutil
+
+    source = Path(path)
+    digest = hashlib.sha256(source.read_bytes()).hexdigest()
+    target = gallery.inputs_dir / digest[:2] / f"{digest}{source.suffix.lower() or '.wav'}"
+    if not target.exists():
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source, target.with_name(target.name + ".partial"))
+        target.with_name(target.name + ".partial").replace(target)
+    return str(target.relative_to(gallery.data_dir))
+
+
+def keep_music(
+    gallery: Gallery, result: MusicResult, owner: str | None = None, melody_path: str | Path | None = None
+) -> MusicOutcome:
     params = dict(result.params)
     params["seconds_taken"] = round(result.seconds, 3)
+    if melody_path:
+        params["melody_input"] = keep_audio_input(gallery, melody_path)
     picture = plots.mel_spectrogram_image(result.audio, result.sample_rate)
     item = gallery.add_file(
         lambda tmp: synth.write_wav(result.audio, tmp, result.sample_rate),

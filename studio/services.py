@@ -103,13 +103,16 @@ class Studio:
     def make_music(
         self,
         request: MusicRequest,
+        melody_path: str | os.PathLike | None = None,
         *,
         owner: str | None = None,
         progress: ProgressCallback = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> music_service.MusicOutcome:
-        result = self.music.generate(request, progress=progress, cancel=cancel)
-        return music_service.keep_music(self.gallery, result, owner)
+        """Text to music (following a recorded melody where the model can), kept in the gallery."""
+        melody = music_service.read_audio(melody_path, self.settings.max_audio_seconds) if melody_path else None
+        result = self.music.generate(request, melody, progress=progress, cancel=cancel)
+        return music_service.keep_music(self.gallery, result, owner, melody_path)
 
     def analyse_audio(self, path: str | os.PathLike) -> music_service.AnalysisOutcome:
         return music_service.analyse_file(path, self.settings.max_audio_seconds)
@@ -125,7 +128,8 @@ class Studio:
             request, primer = music_service.melody_request_from(item.params)
             return self.compose(request, primer, owner=owner).item
         if item.task == "music":
-            return self.make_music(music_service.music_request_from(item.params), owner=owner).item
+            melody = self.gallery.input_path(item.params["melody_input"]) if item.params.get("melody_input") else None
+            return self.make_music(music_service.music_request_from(item.params), melody, owner=owner).item
         raise StudioError(f"Items of the task '{item.task}' cannot be re-run from the gallery.")
 
     def _rerun_style(self, item: GalleryItem, owner: str | None) -> GalleryItem:

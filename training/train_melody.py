@@ -95,7 +95,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description="Train the studio's melody model.")
     parser.add_argument("--out", type=Path, default=ROOT / "assets" / "melody-model")
     parser.add_argument("--cache-dir", type=Path, default=ROOT / "studio-data" / "cache")
-    parser.add_argument("--steps", type=int, default=1200)
+    parser.add_argument("--steps", type=int, default=2400)
     parser.add_argument("--batch", type=int, default=16)
     parser.add_argument("--context", type=int, default=256, help="tokens per training window")
     parser.add_argument("--hidden", type=int, default=128)
@@ -105,10 +105,12 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workers", type=int, default=2, help="processes parsing the corpus")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on a busy 2-core machine)")
+    parser.add_argument("--evaluate-only", action="store_true",
+                        help="skip training: evaluate the model already in --out and rewrite the report")
     args = parser.parse_args()
 
     import torch
-    from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM
+    from transformers import GenerationConfig, LlamaForCausalLM
 
     random.seed(args.seed)
     np.random.seed(args.seed)
@@ -125,6 +127,73 @@ def main() -> None:
     train_ids = [np.asarray(encode(t.melody), dtype=np.int64) for t in train_tunes]
     train_shifts = [valid_shifts(ids) for ids in train_ids]
     val_ids = [np.asarray(encode(t.melody), dtype=np.int64)[: args.context] for t in held_out]
+
+    run_file = args.out / "training_run.json"
+    if args.evaluate_only:
+        model = LlamaForCausalLM.from_pretrained(args.out, use_safetensors=True, dtype=torch.float32).to(device)
+        run = json.loads(run_file.read_text())
+    else:
+        model, run = train(args, train_ids, train_shifts, device)
+        args.out.mkdir(parents=True, exist_ok=True)
+        model.generation_config = GenerationConfig(bos_token_id=BOS_ID, eos_token_id=END_ID, pad_token_id=PAD_ID)
+        model.to("cpu").save_pretrained(args.out, safe_serialization=True)
+        model.to(device)
+        (args.out / "vocab.json").write_text(json.dumps({"tokens": list(VOCAB)}, indent=0) + "\n")
+        run_file.write_text(json.dumps(run, indent=1) + "\n")
+    parameters = sum(p.numel() for p in model.parameters())
+    train_seconds = run["train_seconds"]
+
+    model.eval()
+    model_nll, tokens = held_out_nll(model, val_ids, device)
+    print(f"held-out NLL per token: model {model_nll:.4f} nats over {tokens} tokens")
+
+    ngram_started = time.perf_counter()
+    ngram_train = [transpose_ids(ids, k) for ids, shifts in zip(train_ids, train_shifts, strict=True) for k in shifts]
+    ngram_results = {}
+    for order in (3, 4, 5, 6, 8, 9):  # 9: the longest history packed codes hold
+        lm = KneserNey(order, len(VOCAB), PAD_ID).fit(ngram_train)
+        ngram_results[order] = ngram_nll(lm, val_ids)
+        print(f"held-out NLL per token: {order}-gram Kneser-Ney {ngram_results[order]:.4f}")
+    ngram_seconds = time.perf_counter() - ngram_started
+    best_order = min(ngram_results, key=ngram_results.get)
+
+    stats = corpus_stats(train_tunes)
+    stats["sources"] = dict(collections.Counter(t.source for t in tunes))
+    (args.out / "corpus_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
+    weights_mb = (args.out / "model.safetensors").stat().st_size / 1e6
+    total_seconds = time.perf_counter() - started
+    report = {
+        "tunes": len(tunes),
+        "training_tunes": len(train_tunes),
+        "held_out_tunes": len(held_out),
+        "held_out_tokens": tokens,
+        "sources": stats["sources"],
+        "parameters": parameters,
+        "weights_mb": round(weights_mb, 2),
+        "steps": run["steps"],
+        "batch": run["batch"],
+        "context": run["context"],
+        "seed": run["seed"],
+        "device": run["device"],
+        "threads": run["threads"],
+        "machine": f"{platform.processor() or platform.machine()}",
+        "parse_seconds": round(parse_seconds, 1),
+        "train_seconds": round(train_seconds, 1),
+        "ngram_seconds": round(ngram_seconds, 1),
+        "total_seconds": round(total_seconds, 1),
+        "model_nll": round(model_nll, 4),
+        "ngram_nll": {str(k): round(v, 4) for k, v in ngram_results.items()},
+        "best_ngram_order": best_order,
+    }
+    (args.out / "training_report.json").write_text(json.dumps(report, indent=1) + "\n")
+    (args.out / "REPORT.md").write_text(markdown_report(report, stats))
+    print(json.dumps(report, indent=1))
+
+
+def train(args, train_ids: list[np.ndarray], train_shifts: list[list[int]], device: str):
+    """Train the transformer; returns it and the run's facts (steps, seconds)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
 
     config = LlamaConfig(
         vocab_size=len(VOCAB),
@@ -179,56 +248,9 @@ def main() -> None:
             print(f"step {step:5d}  loss {loss.item():.3f}  lr {lr_at(step):.2e}  {elapsed:6.0f} s", flush=True)
     train_seconds = time.perf_counter() - train_started
 
-    model.eval()
-    model_nll, tokens = held_out_nll(model, val_ids, device)
-    print(f"held-out NLL per token: model {model_nll:.4f} nats over {tokens} tokens")
-
-    ngram_started = time.perf_counter()
-    ngram_train = [transpose_ids(ids, k) for ids, shifts in zip(train_ids, train_shifts, strict=True) for k in shifts]
-    ngram_results = {}
-    for order in (3, 4, 5, 6, 8):
-        lm = KneserNey(order, len(VOCAB), PAD_ID).fit(ngram_train)
-        ngram_results[order] = ngram_nll(lm, val_ids)
-        print(f"held-out NLL per token: {order}-gram Kneser-Ney {ngram_results[order]:.4f}")
-    ngram_seconds = time.perf_counter() - ngram_started
-    best_order = min(ngram_results, key=ngram_results.get)
-
-    args.out.mkdir(parents=True, exist_ok=True)
-    model = model.to("cpu")
-    model.generation_config = GenerationConfig(bos_token_id=BOS_ID, eos_token_id=END_ID, pad_token_id=PAD_ID)
-    model.save_pretrained(args.out, safe_serialization=True)
-    (args.out / "vocab.json").write_text(json.dumps({"tokens": list(VOCAB)}, indent=0) + "\n")
-    stats = corpus_stats(train_tunes)
-    stats["sources"] = dict(collections.Counter(t.source for t in tunes))
-    (args.out / "corpus_stats.json").write_text(json.dumps(stats, indent=1) + "\n")
-    weights_mb = (args.out / "model.safetensors").stat().st_size / 1e6
-    total_seconds = time.perf_counter() - started
-    report = {
-        "tunes": len(tunes),
-        "training_tunes": len(train_tunes),
-        "held_out_tunes": len(held_out),
-        "held_out_tokens": tokens,
-        "sources": stats["sources"],
-        "parameters": parameters,
-        "weights_mb": round(weights_mb, 2),
-        "steps": args.steps,
-        "batch": args.batch,
-        "context": args.context,
-        "seed": args.seed,
-        "device": device,
-        "threads": args.threads,
-        "machine": f"{platform.processor() or platform.machine()}",
-        "parse_seconds": round(parse_seconds, 1),
-        "train_seconds": round(train_seconds, 1),
-        "ngram_seconds": round(ngram_seconds, 1),
-        "total_seconds": round(total_seconds, 1),
-        "model_nll": round(model_nll, 4),
-        "ngram_nll": {str(k): round(v, 4) for k, v in ngram_results.items()},
-        "best_ngram_order": best_order,
-    }
-    (args.out / "training_report.json").write_text(json.dumps(report, indent=1) + "\n")
-    (args.out / "REPORT.md").write_text(markdown_report(report, stats))
-    print(json.dumps(report, indent=1))
+    run = {"train_seconds": round(train_seconds, 1), "steps": args.steps, "batch": args.batch,
+           "context": args.context, "threads": args.threads, "seed": args.seed, "device": device}
+    return model, run
 
 
 def held_out_nll(model, sequences: list[np.ndarray], device: str) -> tuple[float, int]:

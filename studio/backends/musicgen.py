@@ -1,6 +1,8 @@
 """Text to music with MusicGen (transformers `MusicgenForConditionalGeneration`).
 
-The default is facebook/musicgen-small (downloaded on first use; CC-BY-NC-4.0 weights).
+The default is facebook/musicgen-small (downloaded on first use; CC-BY-NC-4.0 weights). Models of the
+MusicGen-Melody family (facebook/musicgen-melody) also follow a melody: any recording, reduced to its
+chroma by the model's own processor.
 The studio's path differs from the plain library call in two ways that matter on a CPU:
 the text encoder and the decoder run in bfloat16 where the CPU handles it (the EnCodec audio
 decoder stays in float32, where its LSTM and convolutions keep their quality), and the work runs
@@ -21,6 +23,7 @@ import numpy as np
 from studio import hub
 from studio.catalog import Catalog
 from studio.errors import InputError, StudioError
+from studio.media.audio import AudioClip
 from studio.runtime import (
     NEVER_CANCELLED,
     CacheKey,
@@ -51,8 +54,8 @@ class MusicRequest:
             raise InputError("Describe the music first (e.g. 'calm piano over soft rain, 80 bpm').")
         if len(self.prompt) > MAX_PROMPT_CHARS:
             raise InputError(f"The prompt is {len(self.prompt)} characters; keep it under {MAX_PROMPT_CHARS}.")
-        if not (math.isfinite(self.seconds) and 0.5 <= self.seconds <= MAX_SECONDS):
-            raise InputError(f"The length must be between 0.5 and {MAX_SECONDS:.0f} seconds, not {self.seconds}.")
+        if not (math.isfinite(self.seconds) and 0.1 <= self.seconds <= MAX_SECONDS):
+            raise InputError(f"The length must be between 0.1 and {MAX_SECONDS:.0f} seconds, not {self.seconds}.")
         if not (math.isfinite(self.guidance) and 1.0 <= self.guidance <= 15.0):
             raise InputError(f"The guidance must be between 1 and 15, not {self.guidance}.")
         if not (math.isfinite(self.temperature) and 0.05 <= self.temperature <= 2.0):
@@ -89,19 +92,88 @@ def studio_dtype(device: str):
 
 
 def load_musicgen(path, device: str = "cpu", dtype=None):
-    """MusicGen and its processor from a local folder (safetensors only); decoder + text encoder in
-    `dtype`, the EnCodec audio decoder in float32."""
+    """MusicGen (or MusicGen-Melody) and its processor from a local folder, safetensors only; every part
+    but the EnCodec audio decoder in `dtype`, EnCodec in float32."""
     import torch
-    from transformers import AutoProcessor, MusicgenForConditionalGeneration
+    from transformers import (
+        AutoConfig,
+        AutoProcessor,
+        MusicgenForConditionalGeneration,
+        MusicgenMelodyForConditionalGeneration,
+    )
 
-    model = MusicgenForConditionalGeneration.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
+    config = AutoConfig.from_pretrained(path)
+    family = MusicgenMelodyForConditionalGeneration if config.model_type == "musicgen_melody" else \
+        MusicgenForConditionalGeneration
+    model = family.from_pretrained(path, use_safetensors=True, dtype=torch.float32)
     if dtype is not None and dtype != torch.float32:
-        model.text_encoder.to(dtype)
-        model.decoder.to(dtype)
-        model.enc_to_dec_proj.to(dtype)
+        for name, part in model.named_children():
+            if name != "audio_encoder":
+                part.to(dtype)
     model.to(device).eval()
-    processor = AutoProcessor.from_pretrained(path)
-    return model, processor
+    if config.model_type == "musicgen_melody":
+        return model, MelodyProcessor.from_folder(path)
+    return model, AutoProcessor.from_pretrained(path)
+
+
+class MelodyProcessor:
+    """MusicGen-Melody's inputs: the prompt's tokens and the melody's chroma (one-hot per frame).
+
+    The chroma follows the model's own feature extractor (its chroma filter bank over a Hann-window
+    power spectrogram, the strongest bin per frame) computed with torch.stft, so the studio needs no
+    torchaudio."""
+
+    def __init__(self, tokenizer, settings: dict[str, Any]):
+        from transformers.audio_utils import chroma_filter_bank
+
+        self.tokenizer = tokenizer
+        self.sampling_rate = int(settings.get("sampling_rate", 32000))
+        self.n_fft = int(settings.get("n_fft", 16384))
+        self.hop_length = int(settings.get("hop_length", 4096))
+        self.max_samples = int(settings.get("chunk_length", 30)) * self.sampling_rate
+        self.filters = chroma_filter_bank(sampling_rate=self.sampling_rate, num_frequency_bins=self.n_fft, tuning=0,
+                                          num_chroma=int(settings.get("num_chroma", 12)))
+
+    @classmethod
+    def from_folder(cls, path) -> MelodyProcessor:
+        import json
+        from pathlib import Path
+
+        from transformers import AutoTokenizer
+
+        settings = json.loads((Path(path) / "preprocessor_config.json").read_text())
+        return cls(AutoTokenizer.from_pretrained(path), settings)
+
+    def chroma(self, samples: np.ndarray):
+        import torch
+
+        wave = torch.from_numpy(np.asarray(samples, dtype=np.float32)[: self.max_samples])
+        if wave.numel() < self.n_fft:
+            short = self.n_fft - wave.numel()
+            wave = torch.nn.functional.pad(wave, (short // 2, short - short // 2))
+        window = torch.hann_window(self.n_fft)
+        spectrum = torch.stft(wave, self.n_fft, self.hop_length, window=window, center=True, pad_mode="reflect",
+                              return_complex=True).abs() ** 2
+        raw = torch.from_numpy(self.filters).float() @ spectrum  # (chroma, frames)
+        strongest = raw.argmax(dim=0)
+        one_hot = torch.zeros(raw.shape[1], raw.shape[0])
+        one_hot[torch.arange(raw.shape[1]), strongest] = 1.0
+        return one_hot.unsqueeze(0)  # (1, frames, chroma)
+
+    def __call__(self, text, audio=None, sampling_rate=None, **kwargs):
+        from transformers import BatchFeature
+
+        inputs = dict(self.tokenizer(text, padding=True, return_tensors="pt"))
+        if audio is not None:
+            if sampling_rate != self.sampling_rate:
+                raise ValueError(f"the melody must be at {self.sampling_rate} Hz")
+            inputs["input_features"] = self.chroma(audio[0])
+        return BatchFeature(inputs)
+
+
+def follows_melody(model) -> bool:
+    """Whether the model takes a melody (chroma) as well as text: the MusicGen-Melody family."""
+    return model.config.model_type == "musicgen_melody"
 
 
 class _Watch:
@@ -151,19 +223,31 @@ class MusicBackend:
     def generate(
         self,
         request: MusicRequest,
+        melody: AudioClip | None = None,
         *,
         progress: ProgressCallback = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> MusicResult:
+        """Audio for the prompt; with `melody`, a MusicGen-Melody model also follows that tune's chroma."""
         import torch
         from transformers import StoppingCriteriaList
 
         request.validate()
         started = time.perf_counter()
         model, processor, entry = self._model(request.model)
+        if melody is not None and not follows_melody(model):
+            raise InputError(f"{entry.name} follows text only; to follow a melody choose a MusicGen melody model "
+                             "(e.g. facebook/musicgen-melody).")
         device = next(model.decoder.parameters()).device
+        dtype = next(model.decoder.parameters()).dtype
+        rate = getattr(processor, "sampling_rate", None) or int(model.config.audio_encoder.sampling_rate)
         frames = max(1, int(round(request.seconds * self.frame_rate(model))))
-        inputs = processor(text=[request.prompt], padding=True, return_tensors="pt").to(device)
+        features: dict[str, Any] = {"text": [request.prompt], "padding": True, "return_tensors": "pt"}
+        if melody is not None:
+            features.update(audio=[_resampled(melody, rate)], sampling_rate=rate)
+        inputs = processor(**features).to(device)
+        if "input_features" in inputs:
+            inputs["input_features"] = inputs["input_features"].to(dtype)
         watch = _Watch(1, frames, progress, cancel)
         progress(0, frames)
         with self._lock, torch.inference_mode():
@@ -181,13 +265,21 @@ class MusicBackend:
         peak = float(np.abs(samples).max(initial=0.0))
         if peak > 1.0:  # EnCodec can overshoot; scale rather than clip
             samples = samples / peak * 0.98
-        rate = int(model.config.audio_encoder.sampling_rate)
         params = {
             "task": "music",
             **asdict(request),
             "model_revision": entry.revision or "main",
             "licence": entry.licence,
-            "dtype": str(next(model.decoder.parameters()).dtype).removeprefix("torch."),
-            "sample_rate": rate,
+            "dtype": str(dtype).removeprefix("torch."),
+            "sample_rate": int(model.config.audio_encoder.sampling_rate),
+            "melody_seconds": round(melody.seconds, 2) if melody is not None else None,
         }
-        return MusicResult(samples.astype(np.float32), rate, params, time.perf_counter() - started)
+        return MusicResult(samples.astype(np.float32), params["sample_rate"], params, time.perf_counter() - started)
+
+
+def _resampled(clip: AudioClip, rate: int) -> np.ndarray:
+    if clip.sample_rate == rate:
+        return clip.samples
+    import librosa
+
+    return librosa.resample(clip.samples, orig_sr=clip.sample_rate, target_sr=rate)

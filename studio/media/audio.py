@@ -45,8 +45,9 @@ def audio_seconds(path: Path) -> float:
     return info.frames / info.samplerate
 
 
-def load_audio(path: Path, max_seconds: float, sample_rate: int = ANALYSIS_RATE) -> AudioClip:
-    """Mono float audio resampled to `sample_rate`; refused above `max_seconds` before decoding."""
+def load_audio(path: Path, max_seconds: float, sample_rate: int | None = ANALYSIS_RATE) -> AudioClip:
+    """Mono float audio resampled to `sample_rate` (None: the file's own); refused above `max_seconds`
+    before decoding."""
     import librosa
     import soundfile
 
@@ -66,9 +67,10 @@ def load_audio(path: Path, max_seconds: float, sample_rate: int = ANALYSIS_RATE)
     mono = data.mean(axis=1)
     if not np.isfinite(mono).all():
         raise InputError("That audio file holds invalid samples (NaN or infinity).")
-    if rate != sample_rate:
+    if sample_rate is not None and rate != sample_rate:
         mono = librosa.resample(mono, orig_sr=rate, target_sr=sample_rate)
-    return AudioClip(mono.astype(np.float32), sample_rate, len(mono) / sample_rate)
+    rate = sample_rate or rate
+    return AudioClip(mono.astype(np.float32), rate, len(mono) / rate)
 
 
 def _duration(seconds: float) -> str:

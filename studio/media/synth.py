@@ -54,27 +54,41 @@ def _ramp(length: int) -> np.ndarray:
 
 
 def render_note(pitch: int, seconds: float, timbre: Timbre, sample_rate: int = SAMPLE_RATE) -> np.ndarray:
-    """One note, `seconds` long plus its release tail."""
+    """One note, `seconds` long plus its release tail (float32).
+
+    Harmonics come from the recurrence sin((n+1)x) = 2 cos(x) sin(nx) - sin((n-1)x) and their decays
+    from powers of one exponential, so a note costs a few multiply-adds per sample and harmonic.
+    """
     held = max(int(round(seconds * sample_rate)), 1)
     release = int(timbre.release * sample_rate)
     total = held + release
-    t = np.arange(total) / sample_rate
+    t = np.arange(total, dtype=np.float32) / np.float32(sample_rate)
     frequency = midi_to_hz(pitch)
-    phase_scale = 2.0 * np.pi * frequency * t
     if timbre.vibrato:
         onset = np.clip((t - 0.15) / 0.2, 0.0, 1.0)
         bend = 2.0 ** (timbre.vibrato * onset * np.sin(2 * np.pi * 5.2 * t) / 12.0)
-        phase_scale = 2.0 * np.pi * frequency * np.cumsum(bend) / sample_rate
-    wave = np.zeros(total)
+        phase = (2.0 * np.pi * frequency / sample_rate * np.cumsum(bend)).astype(np.float32)
+    else:
+        phase = (2.0 * np.pi * frequency) * t
+    sin_prev, sin_now = np.zeros(total, dtype=np.float32), np.sin(phase)
+    twice_cos = 2.0 * np.cos(phase)
+    if timbre.decay:
+        base = np.exp(-t / np.float32(timbre.decay))
+        brighter = np.exp(-t * np.float32((timbre.brightness_decay - 1.0) / 4.0 / timbre.decay))
+        decay = base.copy()
+    wave = np.zeros(total, dtype=np.float32)
     for n, amplitude in enumerate(timbre.harmonics, start=1):
-        if amplitude == 0.0 or frequency * n >= sample_rate * 0.45:
-            continue
-        partial = amplitude * np.sin(n * phase_scale)
+        if frequency * n >= sample_rate * 0.45:
+            break
+        if amplitude:
+            if timbre.decay:
+                wave += amplitude * sin_now * (timbre.floor + (1.0 - timbre.floor) * decay)
+            else:
+                wave += amplitude * sin_now
+        sin_prev, sin_now = sin_now, twice_cos * sin_now - sin_prev
         if timbre.decay:
-            rate = (1.0 + (n - 1) * (timbre.brightness_decay - 1.0) / 4.0) / timbre.decay
-            partial *= timbre.floor + (1.0 - timbre.floor) * np.exp(-rate * t)
-        wave += partial
-    envelope = np.ones(total)
+            decay *= brighter
+    envelope = np.ones(total, dtype=np.float32)
     attack = min(int(timbre.attack * sample_rate), held)
     envelope[:attack] = _ramp(attack)
     envelope[held:] = _ramp(release)[::-1]
@@ -86,7 +100,7 @@ def render(melody: Melody, tempo: float, timbre: str = "piano", sample_rate: int
     voice = TIMBRES[timbre]
     seconds_per_tick = 60.0 / tempo / TICKS_PER_QUARTER
     length = int(round(melody.total_ticks * seconds_per_tick * sample_rate)) + int(voice.release * sample_rate) + 1
-    out = np.zeros(length)
+    out = np.zeros(length, dtype=np.float32)
     for note in melody.notes():
         start = int(round(note.start * seconds_per_tick * sample_rate))
         wave = render_note(note.pitch, (note.end - note.start) * seconds_per_tick, voice, sample_rate)

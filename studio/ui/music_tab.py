@@ -157,6 +157,8 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> gr.Audio:
             seconds = gr.Slider(1, MAX_SECONDS, value=8, step=0.5, label="Length (seconds)")
             guidance = gr.Slider(1, 10, value=3, step=0.5, label="Guidance", info="how closely to follow the text")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+            melody = gr.Audio(label="Melody to follow (optional; MusicGen melody models only)", type="filepath",
+                              sources=["upload", "microphone"], elem_id="music-melody")
             with gr.Row():
                 run = gr.Button("Generate", variant="primary", elem_id="music-run")
                 stop = gr.Button("Stop", variant="stop")
@@ -166,7 +168,7 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> gr.Audio:
             info = gr.Markdown(elem_id="music-info")
 
     @user_errors
-    def generate(text, model_id, length, cfg, seed_value, request: gr.Request, progress=gr.Progress()):
+    def generate(text, model_id, length, cfg, seed_value, melody_path, request: gr.Request, progress=gr.Progress()):
         music_request = MusicRequest(prompt=str(text or ""), seconds=float(length), guidance=float(cfg),
                                      seed=int(seed_value or 0), model=model_id or DEFAULT_MODEL)
         music_request.validate()
@@ -174,15 +176,15 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> gr.Audio:
             raise gr.Error(f"'{music_request.model}' is not in the model catalogue.")
         token = stops.start(request)
         progress(0, desc="Loading the model (the first time downloads it)")
-        outcome = studio.make_music(music_request, progress=progress_reporter(progress, "Generating audio frames"),
-                                    cancel=token)
+        outcome = studio.make_music(music_request, melody_path or None,
+                                    progress=progress_reporter(progress, "Generating audio frames"), cancel=token)
         r = outcome.result
         text_info = (f"{len(r.audio) / r.sample_rate:.1f} s of audio in {r.seconds:.1f} s · seed {r.params['seed']} "
                      f"· {r.params['model']} ({r.params['dtype']}) · licence {r.params['licence']} "
                      f"· gallery #{outcome.item.id}")
         return servable(outcome.file), servable(outcome.spectrogram), text_info
 
-    event = run.click(generate, [prompt, model, seconds, guidance, seed], [player, picture, info],
+    event = run.click(generate, [prompt, model, seconds, guidance, seed, melody], [player, picture, info],
                       api_name="music", concurrency_id="heavy")
 
     def stop_run(request: gr.Request) -> None:

@@ -1,0 +1,44 @@
+"""A musician in a browser: compose a melody, hear it, take the MIDI away, find it in the Gallery."""
+
+from __future__ import annotations
+
+import re
+
+import pretty_midi
+from playwright.sync_api import expect
+
+from tests.e2e.conftest import SCREENSHOTS
+from tests.running_app import RunningApp
+
+
+def test_compose_a_melody_in_the_browser(page, tmp_path):
+    with RunningApp(tmp_path / "data") as app:
+        page.goto(app.url)
+        page.get_by_role("tab", name="Music").click()
+        expect(page.locator("#melody-run")).to_be_visible()
+        page.locator("#melody-run").click()
+        roll = page.locator("#melody-roll img")
+        expect(roll).to_be_visible()
+        expect(roll).to_have_attribute("src", re.compile(r"melody-.*\.png"))
+        expect(page.locator("#melody-info")).to_contain_text("D dorian · 6/8")
+        expect(page.locator("#melody-info")).to_contain_text("gallery #1")
+        expect(page.locator("#melody-audio audio, #melody-audio [data-testid='waveform-Listen']").first).to_be_attached()
+        expect(page.locator("#melody-abc-out textarea")).to_have_value(re.compile(r"K:Ddor"))
+        SCREENSHOTS.mkdir(exist_ok=True)
+        page.evaluate("window.scrollTo(0, 0)")
+        page.screenshot(path=str(SCREENSHOTS / "music-tab.png"), full_page=True)
+
+        # Take the MIDI away: the download link serves a real MIDI file.
+        link = page.locator("#melody-files a[href*='.mid']").first
+        with page.expect_download() as download:
+            link.click()
+        saved = tmp_path / "taken.mid"
+        download.value.save_as(saved)
+        assert len(pretty_midi.PrettyMIDI(str(saved)).instruments[0].notes) >= 16
+
+        page.get_by_role("tab", name="Gallery").click()
+        first = page.locator("#gallery-grid button.thumbnail-item").first
+        expect(first).to_be_visible()
+        first.click()
+        expect(page.locator("#gallery-details")).to_contain_text("#1 · melody")
+        expect(page.locator("#gallery-opened img")).to_be_visible()  # the piano roll
