@@ -17,6 +17,7 @@ import argparse
 import collections
 import json
 import math
+import os
 import platform
 import random
 import sys
@@ -28,7 +29,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from studio.media.melody_corpus import CorpusTune, load_corpus, split  # noqa: E402
+from studio.media.melody_corpus import CorpusTune, load_corpus, meta_path, split  # noqa: E402
 from studio.media.melody_tokens import (  # noqa: E402
     BAR_ID,
     BOS_ID,
@@ -176,8 +177,9 @@ def main() -> None:
         "seed": run["seed"],
         "device": run["device"],
         "threads": run["threads"],
-        "machine": f"{platform.processor() or platform.machine()}",
+        "machine": machine(),
         "parse_seconds": round(parse_seconds, 1),
+        "first_parse": json.loads(meta_path(args.cache_dir).read_text()) if meta_path(args.cache_dir).is_file() else None,
         "train_seconds": round(train_seconds, 1),
         "ngram_seconds": round(ngram_seconds, 1),
         "total_seconds": round(total_seconds, 1),
@@ -253,6 +255,16 @@ def train(args, train_ids: list[np.ndarray], train_shifts: list[list[int]], devi
     return model, run
 
 
+def machine() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return f"{line.split(':', 1)[1].strip()}, {os.cpu_count()} cores"
+    except OSError:
+        pass
+    return f"{platform.machine()}, {os.cpu_count()} cores"
+
+
 def held_out_nll(model, sequences: list[np.ndarray], device: str) -> tuple[float, int]:
     """Mean NLL (nats) of every token after the header, given everything before it."""
     import torch
@@ -294,6 +306,10 @@ def markdown_report(report: dict, stats: dict) -> str:
     gain = (1 - report["model_nll"] / ngram_best) * 100
     orders = " · ".join(f"{k}-gram {v:.3f}" for k, v in report["ngram_nll"].items())
     minutes = report["train_seconds"] / 60
+    first = report.get("first_parse")
+    first_parse = (f"parsed once in {first['parse_seconds']:.0f} s ({first['workers']} processes), then read from "
+                   f"the cache in {report['parse_seconds']:.0f} s." if first else
+                   f"ready in {report['parse_seconds']:.0f} s.")
     return f"""# Studio melody model: training report
 
 Written by `make train-melody` (`training/train_melody.py`, seed {report["seed"]}).
@@ -322,9 +338,9 @@ Both see the same training tunes in the same transpositions and score the same h
 
 ## Cost
 Training: {report["steps"]} steps of {report["batch"]} windows of up to {report["context"]} tokens, on
-{report["device"]} ({report["threads"]} threads, {report["machine"]}), {report["train_seconds"]:.0f} s
-({minutes:.1f} min) wall time. Corpus parse (cached after the first run): {report["parse_seconds"]:.0f} s.
-N-gram baselines: {report["ngram_seconds"]:.0f} s. Whole run: {report["total_seconds"] / 60:.1f} min.
+{report["device"]} ({report["threads"]} torch thread(s) under `nice -n 5` on a {report["machine"]} machine
+shared with other work): {report["train_seconds"]:.0f} s ({minutes:.1f} min) wall time.
+Corpus: {first_parse} N-gram baselines: {report["ngram_seconds"]:.0f} s.
 """
 
 

@@ -117,6 +117,7 @@ class MelodyBackend:
         self.device = device
         self._folder = folder
         self._sample_lock = threading.Lock()
+        self._revision: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -124,10 +125,12 @@ class MelodyBackend:
 
     def revision(self) -> str:
         """A short fingerprint of the shipped weights: part of every result's provenance."""
-        import hashlib
+        if self._revision is None:
+            import hashlib
 
-        digest = hashlib.sha256((self.folder / "model.safetensors").read_bytes()).hexdigest()
-        return f"assets-sha256:{digest[:12]}"
+            digest = hashlib.sha256((self.folder / "model.safetensors").read_bytes()).hexdigest()
+            self._revision = f"assets-sha256:{digest[:12]}"
+        return self._revision
 
     def _model(self):
         def load():

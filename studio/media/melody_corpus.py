@@ -16,6 +16,7 @@ import gzip
 import json
 import logging
 import os
+import time
 import warnings
 import zlib
 from collections.abc import Callable, Iterator
@@ -198,14 +199,22 @@ def cache_path(cache_dir: Path) -> Path:
     return Path(cache_dir) / f"melody-corpus-v{CORPUS_VERSION}-music21-{music21.__version__}.jsonl.gz"
 
 
+def meta_path(cache_dir: Path) -> Path:
+    """How the cached corpus was made (parse time, processes), for the training report."""
+    return cache_path(cache_dir).with_name(cache_path(cache_dir).name.removesuffix(".jsonl.gz") + ".meta.json")
+
+
 def load_corpus(cache_dir: Path, workers: int = 2, report: Callable[[int, int], None] | None = None) -> list[CorpusTune]:
     """The parsed corpus, from the cache when present; parsing (and caching) it otherwise."""
     path = cache_path(cache_dir)
     if path.is_file():
         with gzip.open(path, "rt", encoding="utf-8") as handle:
             return [_tune(json.loads(line)) for line in handle]
+    started = time.perf_counter()
     tunes = parse_corpus(workers, report)
     path.parent.mkdir(parents=True, exist_ok=True)
+    meta = {"parse_seconds": round(time.perf_counter() - started, 1), "workers": workers, "tunes": len(tunes)}
+    meta_path(cache_dir).write_text(json.dumps(meta) + "\n")
     tmp = path.with_name(path.name + ".partial")
     with gzip.open(tmp, "wt", encoding="utf-8") as handle:
         for tune in tunes:

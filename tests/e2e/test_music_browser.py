@@ -14,7 +14,7 @@ from tests.running_app import RunningApp
 def test_compose_a_melody_in_the_browser(page, tmp_path):
     with RunningApp(tmp_path / "data") as app:
         page.goto(app.url)
-        page.get_by_role("tab", name="Music").click()
+        page.get_by_role("tab", name="Music", exact=True).click()
         expect(page.locator("#melody-run")).to_be_visible()
         page.locator("#melody-run").click()
         roll = page.locator("#melody-roll img")
