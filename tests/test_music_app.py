@@ -97,7 +97,7 @@ def test_continue_an_uploaded_midi(client, tmp_path):
     [
         ({"bars": 0}, "less than minimum value 1"),
         ({"bars": 10_000}, "greater than maximum value 64"),
-        ({"start": ABC, "abc": "X:1\nK:D\nDEF | G@A |\n"}, "ABC line 3, column 9: '@'"),
+        ({"start": ABC, "abc": "X:1\nK:D\nDEF | G@A |\n"}, "ABC line 3, column 8: '@'"),
         ({"start": MIDI}, "Upload a MIDI file"),
         ({"start": HUM}, "Record or upload"),
     ],

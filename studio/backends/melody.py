@@ -222,7 +222,8 @@ class MelodyBackend:
                 grammar.push(token)
         bias = self._scale_bias(request)
         generator = torch.Generator().manual_seed(request.seed)
-        sequences = [list(prefix) for _ in range(count)]
+        sequences = [list(prefix) for _ in range(count)]  # each melody's tokens
+        fed = [list(prefix) for _ in range(count)]  # what the model saw: finished rows go on with PAD
         start = prefix if len(prefix) < TRAINED_CONTEXT else header + prefix[-KEEP_ON_SLIDE:]
         context = torch.tensor([start] * count)
         past = None
@@ -235,13 +236,14 @@ class MelodyBackend:
                 logits = out.logits[:, -1, :].float()
                 chosen = self._choose(logits, grammars, bias, request, generator)
                 for row, token in enumerate(chosen):
+                    fed[row].append(token)
                     if not grammars[row].finished:
                         grammars[row].push(token)
                         sequences[row].append(token)
                 context = torch.tensor(chosen, dtype=torch.long).unsqueeze(1)
                 if past.get_seq_length() + 1 >= TRAINED_CONTEXT:
                     # Slide: keep the header and the recent tokens, and rebuild the cache.
-                    context = torch.tensor([header + s[-KEEP_ON_SLIDE:] for s in sequences])
+                    context = torch.tensor([header + tokens[-KEEP_ON_SLIDE:] for tokens in fed])
                     past = None
                 done = min(g.bars_done for g in grammars) - (total_bars - request.bars)
                 if done != reported:

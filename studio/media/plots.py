@@ -22,8 +22,8 @@ BEAT_LINE = (218, 220, 228)
 NOTE = (72, 98, 214)
 PRIMER_NOTE = (226, 120, 46)
 LABEL = (70, 72, 84)
-LEFT = 44  # room for note names
-TOP = 26  # room for the title
+LEFT = 48  # room for note names
+TOP = 40  # room for the title and bar numbers
 
 
 def piano_roll(
@@ -32,7 +32,7 @@ def piano_roll(
     title: str = "",
     primer_ticks: int = 0,
     width: int = 1200,
-    row_height: int = 9,
+    row_height: int = 12,
 ) -> Image.Image:
     """The melody as a piano roll: rows are semitones (the key's scale shaded), columns are time;
     bar lines strong, beats faint; notes before `primer_ticks` (a continuation's primer) in orange."""
@@ -45,7 +45,7 @@ def piano_roll(
     height = TOP + rows * row_height + 8
     image = Image.new("RGB", (width, height), BACKGROUND)
     draw = ImageDraw.Draw(image)
-    font = ImageFont.load_default()
+    font = ImageFont.load_default(size=13)
     scale = scale_pitch_classes(melody.tonic, melody.mode)
 
     def y_of(pitch: int) -> int:
@@ -55,7 +55,7 @@ def piano_roll(
         colour = SCALE_ROW if pitch % 12 in scale else OFF_SCALE_ROW
         draw.rectangle([LEFT, y_of(pitch), width - 8, y_of(pitch) + row_height - 1], fill=colour)
         if pitch % 12 == 0 or pitch == low + 2:
-            draw.text((4, y_of(pitch) - 2), f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}", fill=LABEL, font=font)
+            draw.text((4, y_of(pitch) - 1), f"{PITCH_NAMES[pitch % 12]}{pitch // 12 - 1}", fill=LABEL, font=font)
     beat = beat_ticks(melody.meter)
     for tick in range(0, total + 1, beat):
         x = LEFT + tick * px_per_tick
@@ -64,7 +64,7 @@ def piano_roll(
         x = LEFT + tick * px_per_tick
         draw.line([x, TOP, x, height - 8], fill=BAR_LINE, width=1)
         if index < len(melody.bars) and (len(melody.bars) <= 32 or index % 4 == 0):
-            draw.text((x + 2, TOP - 12), str(index + 1), fill=LABEL, font=font)
+            draw.text((x + 3, TOP - 16), str(index + 1), fill=LABEL, font=font)
     for note in notes:
         x0 = LEFT + note.start * px_per_tick + 1
         x1 = max(x0 + 2, LEFT + note.end * px_per_tick - 1)
@@ -72,7 +72,7 @@ def piano_roll(
         colour = PRIMER_NOTE if note.start < primer_ticks else NOTE
         draw.rounded_rectangle([x0, y0, x1, y0 + row_height - 3], radius=2, fill=colour)
     heading = title or f"{key_name(melody.tonic, melody.mode)} · {melody.meter} · {len(melody.bars)} bars"
-    draw.text((LEFT, 4), heading, fill=LABEL, font=font)
+    draw.text((LEFT, 3), heading, fill=LABEL, font=font)
     return image
 
 

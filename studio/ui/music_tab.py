@@ -80,7 +80,7 @@ def _melody_section(studio: Studio, stops: StopButtons) -> gr.Audio:
                                          info="0: the model's own chromatic notes; higher: fewer notes outside the key")
             with gr.Row():
                 seed = gr.Number(value=3, precision=0, label="Seed", minimum=0, elem_id="melody-seed")
-                dice = gr.Button("🎲 New seed", size="sm")
+                dice = gr.Button("New seed", size="sm")
             with gr.Row():
                 run = gr.Button("Compose", variant="primary", elem_id="melody-run")
                 stop = gr.Button("Stop", variant="stop")

@@ -18,7 +18,7 @@ def test_compose_a_melody_in_the_browser(page, tmp_path):
         expect(page.locator("#melody-run")).to_be_visible()
         page.locator("#melody-run").click()
         roll = page.locator("#melody-roll img")
-        expect(roll).to_be_visible()
+        expect(roll).to_be_visible(timeout=60_000)  # the first tune also loads the model
         expect(roll).to_have_attribute("src", re.compile(r"melody-.*\.png"))
         expect(page.locator("#melody-info")).to_contain_text("D dorian · 6/8")
         expect(page.locator("#melody-info")).to_contain_text("gallery #1")
