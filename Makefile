@@ -38,3 +38,4 @@ clean:
 # Re-train the built-in melody model (assets/melody-model/) and rewrite its REPORT.md: about half an hour on 2 cores.
 train-melody: $(DEV)
 	nice -n 5 $(PY) training/train_melody.py $(ARGS)
+	nice -n 5 $(PY) training/melody_quality.py --report

@@ -197,19 +197,19 @@ def music_request_from(params: dict[str, Any]) -> MusicRequest:
 def analyse_file(path: Path, max_audio_seconds: float) -> AnalysisOutcome:
     """Tempo, key and a mel spectrogram of audio, or of a MIDI file rendered by the synthesiser."""
     path = Path(path)
-    if path.suffix.lower() in MIDI_SUFFIXES or path.read_bytes()[:4] == b"MThd":
-        melody, tempo = midi.read_midi(path)
-        samples = synth.render(melody, tempo)
-        clip = audio.AudioClip(samples, synth.SAMPLE_RATE, len(samples) / synth.SAMPLE_RATE)
-        if clip.seconds > max_audio_seconds:
-            raise InputError("That MIDI file plays for longer than the studio analyses.")
+    with open(path, "rb") as handle:
+        is_midi = handle.read(4) == b"MThd"
+    if is_midi or path.suffix.lower() in MIDI_SUFFIXES:
         import librosa
 
-        clip = audio.AudioClip(
-            librosa.resample(samples, orig_sr=synth.SAMPLE_RATE, target_sr=audio.ANALYSIS_RATE),
-            audio.ANALYSIS_RATE,
-            clip.seconds,
-        )
+        melody, tempo = midi.read_midi(path)
+        seconds = melody.total_ticks * plots.seconds_per_tick(tempo)
+        if seconds > max_audio_seconds:
+            raise InputError(f"That MIDI file plays for {seconds / 60:.0f} minutes; the studio analyses up to "
+                             f"{max_audio_seconds / 60:.0f} minutes.")
+        samples = librosa.resample(synth.render(melody, tempo), orig_sr=synth.SAMPLE_RATE,
+                                   target_sr=audio.ANALYSIS_RATE)
+        clip = audio.AudioClip(samples, audio.ANALYSIS_RATE, seconds)
     else:
         clip = audio.load_audio(path, max_audio_seconds)
     result = audio.analyse(clip)

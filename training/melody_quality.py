@@ -1,7 +1,9 @@
 """How the shipped melody model's tunes measure up: scale membership, full bars, and how close
 their pitch-class histogram lies to the corpus's (total variation distance, 0 = identical, 1 = disjoint).
 
-    .venv/bin/python training/melody_quality.py [--count 50]
+    .venv/bin/python training/melody_quality.py [--count 50] [--report]
+
+With --report the table also goes into assets/melody-model/REPORT.md (its "Quality" section).
 
 The tests assert the same figures (tests/test_melody_quality.py); this prints them for the report.
 """
@@ -67,19 +69,34 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--count", type=int, default=50)
     parser.add_argument("--temperature", type=float, default=0.9)
+    parser.add_argument("--report", action="store_true", help="write the table into the model's REPORT.md")
     args = parser.parse_args()
     backend = MelodyBackend(ModelCache(1024))
     corpus = corpus_histograms()
-    print(f"{args.count} seeded melodies per setting, temperature {args.temperature}, top-p 0.95")
-    print(f"{'setting':24} {'stay-in-key':>11} {'in scale':>9} {'full bars':>9} {'length ok':>9} "
-          f"{'hist. dist.':>11} {'notes':>6}")
+    lines = [
+        f"{args.count} seeded melodies per setting (one batch, seed 1), temperature {args.temperature}, top-p 0.95. "
+        "Histogram distance: total variation between the tunes' pitch classes (from the tonic) and the "
+        "corpus's for that mode (0 = identical, 1 = disjoint).",
+        "",
+        "| setting | stay in key | in scale | full bars | right length | histogram distance | notes a tune |",
+        "|---|---|---|---|---|---|---|",
+    ]
+    print(lines[0])
     for base in SETTINGS:
         for strength in (0.0, base.key_strength):
             request = replace(base, temperature=args.temperature, key_strength=strength, seed=1)
-            quality = measure(backend.sample(request, count=args.count), request, corpus)
-            name = f"{base.tonic} {base.mode} {base.meter} x{base.bars}"
-            print(f"{name:24} {strength:11.1f} {quality.in_scale:9.1%} {quality.full_bars:9.1%} "
-                  f"{quality.right_length:9.1%} {quality.histogram_distance:11.3f} {quality.notes_per_tune:6.1f}")
+            q = measure(backend.sample(request, count=args.count), request, corpus)
+            name = f"{base.tonic} {base.mode} {base.meter}, {base.bars} bars"
+            row = (f"| {name} | {strength:.1f} | {q.in_scale:.1%} | {q.full_bars:.0%} | {q.right_length:.0%} | "
+                   f"{q.histogram_distance:.3f} | {q.notes_per_tune:.1f} |")
+            lines.append(row)
+            print(row)
+    if args.report:
+        path = model_folder() / "REPORT.md"
+        text = path.read_text()
+        text = text.split("\n## Quality\n")[0].rstrip() + "\n\n## Quality\n" + "\n".join(lines) + "\n" + (
+            "\nWritten by `training/melody_quality.py --report`; the tests assert the same measures.\n")
+        path.write_text(text)
 
 
 if __name__ == "__main__":

@@ -3,10 +3,11 @@
 The default is facebook/musicgen-small (downloaded on first use; CC-BY-NC-4.0 weights). Models of the
 MusicGen-Melody family (facebook/musicgen-melody) also follow a melody: any recording, reduced to its
 chroma by the model's own processor.
-The studio's path differs from the plain library call in two ways that matter on a CPU:
-the text encoder and the decoder run in bfloat16 where the CPU handles it (the EnCodec audio
-decoder stays in float32, where its LSTM and convolutions keep their quality), and the work runs
-under `torch.inference_mode`. Progress and Stop hook into generation through a stopping criterion
+The studio's path differs from the plain library call in two ways: the text encoder and the decoder
+run in bfloat16 on GPUs and on CPUs with native bfloat16 instructions (AVX512-BF16, AMX; elsewhere
+bfloat16 is emulated and slower than float32, so float32 it is), the EnCodec audio decoder always in
+float32, where its LSTM and convolutions keep their quality; and the work runs under
+`torch.inference_mode`. Progress and Stop hook into generation through a stopping criterion
 that is consulted after every audio frame.
 """
 
@@ -75,13 +76,18 @@ class MusicResult:
 
 
 def cpu_supports_bf16() -> bool:
+    """Whether this CPU computes in bfloat16 natively (AVX512-BF16 or AMX). Without those instructions
+    bfloat16 is emulated, and measured slower than float32 (benchmarks/musicgen_speed.py)."""
     import torch
 
-    return bool(getattr(torch.backends, "mkldnn", None) and torch.backends.mkldnn.is_available())
+    try:
+        return bool(torch.cpu._is_avx512_bf16_supported() or torch.cpu._is_amx_tile_supported())
+    except AttributeError:
+        return False
 
 
 def studio_dtype(device: str):
-    """bfloat16 on a GPU that has it and on CPUs (oneDNN), float32 elsewhere (e.g. MPS)."""
+    """bfloat16 on a GPU that has it and on CPUs that compute in it natively, float32 elsewhere."""
     import torch
 
     if device == "cuda":
@@ -191,19 +197,25 @@ class _Watch:
 
 
 class MusicBackend:
-    def __init__(self, cache: ModelCache, catalog: Catalog, *, device: str = "auto", offline: bool = False):
+    def __init__(
+        self, cache: ModelCache, catalog: Catalog, *, device: str = "auto", offline: bool = False,
+        dtype: str | None = None,
+    ):
         self.cache = cache
         self.catalog = catalog
         self.device = device
         self.offline = offline
+        self.dtype = dtype  # None: the studio's choice for the device (studio_dtype); or e.g. "float32"
         self._lock = threading.Lock()
 
     def _model(self, model_id: str):
         entry = self.catalog.get(model_id)
         if "music" not in entry.tasks:
             raise InputError(f"'{model_id}' is not a text-to-music model.")
+        import torch
+
         device = torch_device(self.device)
-        dtype = studio_dtype(device)
+        dtype = getattr(torch, self.dtype) if self.dtype else studio_dtype(device)
 
         def load():
             path = hub.locate(entry, offline=self.offline)

@@ -42,17 +42,22 @@ def _music_models(studio: Studio) -> list[tuple[str, str]]:
 
 
 def build(studio: Studio, stops: StopButtons) -> MusicTab:
-    with gr.Tabs():
+    with gr.Tabs() as sections:
         with gr.Tab("Melody", id="melody"):
-            melody_audio = _melody_section(studio, stops)
+            melody_audio, analyse_melody = _melody_section(studio, stops)
         with gr.Tab("Text to music (MusicGen)", id="musicgen"):
-            music_audio = _musicgen_section(studio, stops)
+            music_audio, analyse_music = _musicgen_section(studio, stops)
         with gr.Tab("Analyse", id="analyse"):
-            _analysis_section(studio)
+            upload, analyse_event = _analysis_section(studio)
+    # "Analyse this": hand an output to the Analyse section and run it there.
+    for button, player in ((analyse_melody, melody_audio), (analyse_music, music_audio)):
+        button.click(
+            lambda path: (path, gr.Tabs(selected="analyse")), player, [upload, sections], api_visibility="private"
+        ).then(**analyse_event)
     return MusicTab(melody_audio=melody_audio, music_audio=music_audio)
 
 
-def _melody_section(studio: Studio, stops: StopButtons) -> gr.Audio:
+def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Button]:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             start_from = gr.Radio(START_CHOICES, value=NEW_TUNE, label="Start from", elem_id="melody-start")
@@ -88,6 +93,7 @@ def _melody_section(studio: Studio, stops: StopButtons) -> gr.Audio:
             roll = gr.Image(label="Piano roll", type="filepath", interactive=False, elem_id="melody-roll")
             player = gr.Audio(label="Listen", type="filepath", interactive=False, elem_id="melody-audio")
             info = gr.Markdown(elem_id="melody-info")
+            analyse_this = gr.Button("Analyse this", size="sm")
             files = gr.File(label="Take it away: MIDI, WAV, piano roll, ABC", file_count="multiple",
                             interactive=False, elem_id="melody-files")
             abc_out = gr.Textbox(label="ABC notation", lines=6, interactive=False, buttons=["copy"],
@@ -142,10 +148,10 @@ def _melody_section(studio: Studio, stops: StopButtons) -> gr.Audio:
         stops.stop(request)
 
     stop.click(stop_run, None, None, cancels=[event], api_visibility="private")
-    return player
+    return player, analyse_this
 
 
-def _musicgen_section(studio: Studio, stops: StopButtons) -> gr.Audio:
+def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Button]:
     models = _music_models(studio)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -166,6 +172,7 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> gr.Audio:
             player = gr.Audio(label="Result", type="filepath", interactive=False, elem_id="music-audio")
             picture = gr.Image(label="Mel spectrogram", type="filepath", interactive=False)
             info = gr.Markdown(elem_id="music-info")
+            analyse_this = gr.Button("Analyse this", size="sm")
 
     @user_errors
     def generate(text, model_id, length, cfg, seed_value, melody_path, request: gr.Request, progress=gr.Progress()):
@@ -191,10 +198,11 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> gr.Audio:
         stops.stop(request)
 
     stop.click(stop_run, None, None, cancels=[event], api_visibility="private")
-    return player
+    return player, analyse_this
 
 
-def _analysis_section(studio: Studio) -> None:
+def _analysis_section(studio: Studio) -> tuple[gr.File, dict]:
+    """The Analyse section; returns its upload and the arguments of its analysis event, for reuse."""
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             upload = gr.File(label="Audio (WAV, FLAC, OGG, MP3) or MIDI", elem_id="analyse-file")
@@ -211,3 +219,4 @@ def _analysis_section(studio: Studio) -> None:
         return outcome.describe(), outcome.spectrogram
 
     run.click(analyse, upload, [summary, picture], api_name="analyse", concurrency_id="heavy")
+    return upload, {"fn": analyse, "inputs": upload, "outputs": [summary, picture], "api_visibility": "private"}
