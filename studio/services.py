@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+from studio.backends.language import TextBackend, TextRequest, TextResult, document
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
 from studio.catalog import Catalog, load_catalog
 from studio.errors import StudioError
@@ -32,6 +33,7 @@ class Studio:
         self.cache = ModelCache(settings.model_memory_budget_mb)
         self.gallery = Gallery(settings.data_dir)
         self.style = StyleBackend(self.cache, settings.device)
+        self.text = TextBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -76,6 +78,34 @@ class Studio:
         params["seconds"] = round(result.seconds, 3)
         return self.gallery.add_image(result.image, task="style", model=params["model"], params=params, owner=owner)
 
+    # -- text -----------------------------------------------------------------------------
+
+    def keep_text(self, result: TextResult, owner: str | None = None) -> GalleryItem:
+        """List a written piece (the whole text, or the conversation) with everything needed to re-run it."""
+        from studio.media.text_card import text_card
+
+        suffix, contents = document(result)
+        params = dict(result.params)
+        params.update(
+            prompt_tokens=result.prompt_tokens,
+            new_tokens=result.new_tokens,
+            tokens_per_second=round(result.tokens_per_second, 1),
+            seconds=round(result.seconds, 3),
+            finish=result.finish,
+        )
+        entry = self.catalog.get(params["model"])
+        title = f"{'Written' if params['mode'] == 'write' else 'Chat'} · {entry.name}"
+        return self.gallery.add_file(
+            lambda path: path.write_text(contents, encoding="utf-8"),
+            suffix=suffix,
+            preview=text_card(title, result.text),
+            task="text",
+            model=params["model"],
+            params=params,
+            seed=params["seed"],
+            owner=owner,
+        )
+
     # -- the gallery's re-run -------------------------------------------------------------
 
     def rerun(self, item_id: int, owner: str | None = None) -> GalleryItem:
@@ -83,6 +113,8 @@ class Studio:
         item = self.gallery.get(item_id)
         if item.task == "style":
             return self._rerun_style(item, owner)
+        if item.task == "text":
+            return self.keep_text(self.text.generate(TextRequest.from_params(item.params)), owner)
         raise StudioError(f"Items of the task '{item.task}' cannot be re-run from the gallery.")
 
     def _rerun_style(self, item: GalleryItem, owner: str | None) -> GalleryItem:

@@ -12,6 +12,7 @@ from studio.ui.common import servable, user_errors
 
 ALL_TASKS = "All"
 PAGE_SIZE = 120
+PICTURE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 
 
 @dataclass
@@ -22,6 +23,11 @@ class GalleryTab:
     ids: gr.State
     list_outputs: list
     list_fn: object
+
+
+def _picture(item: GalleryItem) -> str:
+    """What the Opened view shows: the result itself if it is a picture, else its preview (text, audio)."""
+    return servable(item.file if item.file.suffix.lower() in PICTURE_SUFFIXES else item.preview)
 
 
 def _caption(item: GalleryItem) -> str:
@@ -85,7 +91,7 @@ def build(studio: Studio) -> GalleryTab:
     @user_errors
     def open_item(item_ids, evt: gr.SelectData):
         item = studio.gallery.get(item_ids[evt.index])
-        return item.id, servable(item.file), _details(item), item.params, gr.DownloadButton(value=servable(item.file))
+        return item.id, _picture(item), _details(item), item.params, gr.DownloadButton(value=servable(item.file))
 
     grid.select(open_item, ids, [selected, opened, details, params, download], api_visibility="private")
 
@@ -96,7 +102,7 @@ def build(studio: Studio) -> GalleryTab:
         new = studio.rerun(int(item_id))
         gr.Info(f"Made #{new.id} with the same parameters.")
         listing = list_items(task)
-        return (new.id, servable(new.file), _details(new), new.params, gr.DownloadButton(value=servable(new.file)),
+        return (new.id, _picture(new), _details(new), new.params, gr.DownloadButton(value=servable(new.file)),
                 *listing)
 
     rerun.click(

@@ -6,8 +6,6 @@ import gradio as gr
 
 PLANS = {
     "Image": "Text-to-image, image-to-image, inpainting and outpainting on SD-Turbo and other diffusers models.",
-    "Text": "Streaming creative writing and chat on the built-in SmolLM2 model (llama.cpp) and any GGUF or "
-    "transformers model.",
     "Music": "Melodies from the studio's own model (MIDI, audio, piano roll) and text-to-music with MusicGen.",
     "Interpolate": "Walks through latent spaces: prompts and seeds, styles, melodies and abstract patterns.",
 }
@@ -25,3 +23,8 @@ def build_image_inbox() -> gr.Image:
     """Where 'Send to Image tab' puts a picture until the Image tab can use it."""
     build("Image")
     return gr.Image(label="Picture sent here from another tab", type="filepath", interactive=False, height=360)
+
+
+def build_prompt_inbox(tab: str) -> gr.Textbox:
+    """Where 'Send to ... tab' puts a text (an image prompt, song lyrics) until the tab can use it."""
+    return gr.Textbox(label=f"Text sent here from another tab, for the {tab} tab", lines=4, interactive=True)
