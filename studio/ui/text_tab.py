@@ -260,7 +260,7 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
                     yield [*shown, answer], gr.skip(), stats, gr.skip()
                     continue
                 item = studio.keep_text(update.result) if keep_result else None
-                yield [*shown, answer], gr.skip(), final_stats(update.result, item), update.result.text
+                yield [*shown, answer], "", final_stats(update.result, item), update.result.text
         except StudioError:
             # Put the conversation and the message back as they were, then explain.
             yield messages_of(turns[:-1]), restore_message, "", gr.skip()
