@@ -9,12 +9,12 @@ from __future__ import annotations
 
 import math
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image
 
+from studio.backends.frames import FramesResult
 from studio.errors import InputError
 from studio.media.interpolation import loop_positions, slerp
 from studio.runtime import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
@@ -62,14 +62,6 @@ class PatternRequest:
             raise InputError(f"Zoom must be between 0.1 and 20, not {self.zoom}.")
         if self.walk_to is not None and not 2 <= self.frames <= max_frames:
             raise InputError(f"A walk has between 2 and {max_frames} frames, not {self.frames}.")
-
-
-@dataclass
-class PatternResult:
-    frames: list[Image.Image]
-    params: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    stopped: bool = False  # Stop was pressed; `frames` holds what was made until then
 
 
 class CPPN:
@@ -148,7 +140,7 @@ class PatternBackend:
         *,
         progress: ProgressCallback = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
-    ) -> PatternResult:
+    ) -> FramesResult:
         """One picture, or a looping walk (A -> B -> A) when `walk_to` is set."""
         request.validate(self.max_side, self.max_frames)
         started = time.perf_counter()
@@ -177,4 +169,4 @@ class PatternBackend:
         params = {"task": "patterns", "model": MODEL_ID, **asdict(request)}
         if request.walk_to is None:
             params.pop("frames")
-        return PatternResult(frames=frames, params=params, seconds=time.perf_counter() - started, stopped=stopped)
+        return FramesResult(frames=frames, params=params, seconds=time.perf_counter() - started, stopped=stopped)

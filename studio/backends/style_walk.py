@@ -9,12 +9,12 @@ by exactly the call that makes its single-style image, so the walk's ends match 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
-from typing import Any
+from dataclasses import asdict, dataclass
 
 import numpy as np
 from PIL import Image
 
+from studio.backends.frames import FramesResult
 from studio.backends.stylize import ARBITRARY_ID, BUILTIN_STYLE_COUNT, MULTISTYLE_ID, StyleBackend
 from studio.errors import InputError
 from studio.media.images import LoadedImage, restore_alpha
@@ -50,14 +50,6 @@ class StyleWalkRequest:
             raise InputError(f"Frames per second must be between 1 and 60, not {self.fps}.")
 
 
-@dataclass
-class WalkResult:
-    frames: list[Image.Image]
-    params: dict[str, Any] = field(default_factory=dict)
-    seconds: float = 0.0
-    stopped: bool = False  # Stop was pressed; `frames` holds what was made until then
-
-
 def one_hot(style: int) -> np.ndarray:
     weights = np.zeros(BUILTIN_STYLE_COUNT, dtype=np.float32)
     weights[style] = 1.0
@@ -74,7 +66,7 @@ def style_walk(
     max_frames: int = 240,
     progress: ProgressCallback = no_progress,
     cancel: CancelToken = NEVER_CANCELLED,
-) -> WalkResult:
+) -> FramesResult:
     style_images = style_images or []
     request.validate(len(style_images), max_side, max_frames)
     started = time.perf_counter()
@@ -110,4 +102,4 @@ def style_walk(
         "width": frames[0].width,
         "height": frames[0].height,
     }
-    return WalkResult(frames=frames, params=params, seconds=time.perf_counter() - started, stopped=stopped)
+    return FramesResult(frames=frames, params=params, seconds=time.perf_counter() - started, stopped=stopped)
