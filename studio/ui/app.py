@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import __version__
 from studio.services import Studio
-from studio.ui import gallery_tab, style_tab, text_tab, upcoming
+from studio.ui import gallery_tab, interpolate_tab, style_tab, text_tab, upcoming
 from studio.ui.common import StopButtons
 
 TITLE = "Creative Studio"
@@ -35,7 +35,7 @@ def build_app(studio: Studio) -> gr.Blocks:
                 upcoming.build("Music")
                 music_prompt_inbox = upcoming.build_prompt_inbox("Music")
             with gr.Tab("Interpolate", id="interpolate"):
-                upcoming.build("Interpolate")
+                interpolate_tab.build(studio, stops)
             with gr.Tab("Gallery", id="gallery", elem_id="tab-gallery") as gallery_page:
                 gallery = gallery_tab.build(studio)
 

@@ -7,14 +7,13 @@ import gradio as gr
 PLANS = {
     "Image": "Text-to-image, image-to-image, inpainting and outpainting on SD-Turbo and other diffusers models.",
     "Music": "Melodies from the studio's own model (MIDI, audio, piano roll) and text-to-music with MusicGen.",
-    "Interpolate": "Walks through latent spaces: prompts and seeds, styles, melodies and abstract patterns.",
 }
 
 
 def build(name: str) -> None:
     gr.Markdown(
         f"**Not available yet.** This tab will offer: {PLANS[name]}\n\n"
-        "Until then, the **Style** tab and the **Gallery** work in full.",
+        "Until then, the **Style**, **Text**, **Interpolate** and **Gallery** tabs work in full.",
         elem_classes=["upcoming"],
     )
 
