@@ -12,8 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from studio import cli_text
-from studio import cli_walks
+from studio import cli_text, cli_walks
 from studio import settings as settings_mod
 from studio.errors import Cancelled, StudioError
 
