@@ -26,6 +26,7 @@ from studio.ui.common import StopButtons, user_errors
 from studio.writing_presets import DEFAULT_PRESET, PRESETS
 
 RANDOM_SEED = -1
+UNDO_DEPTH = 20  # continuations that "Undo" can step back through
 LIVE_STATS_EVERY_S = 0.3  # the numbers under the text refresh this often while it streams
 FINISH_WORDS = {
     "end": "the model finished",
@@ -219,7 +220,7 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
         text_request = TextRequest(mode=WRITE, text=text,
                                    **_sampling(model_id, temp, p, k, mp, rep, new, stop_lines, seed_value))
         text_request.validate()
-        stack = [*(stack or []), text]
+        stack = [*(stack or []), text][-UNDO_DEPTH:]
         token = stops.start(request)
         for update, stats in _streamed(studio.text.stream(text_request, cancel=token)):
             if update.result is None:
