@@ -9,13 +9,17 @@ import os
 from dataclasses import dataclass, fields
 from typing import Any
 
+from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
 from studio.catalog import Catalog, load_catalog
 from studio.errors import StudioError
 from studio.history import Gallery, GalleryItem
+from studio.images import ImageOutcome, generate_image, rerun_image
 from studio.media.images import LoadedImage, open_image
 from studio.runtime import NEVER_CANCELLED, CancelToken, ModelCache, ProgressCallback, no_progress
 from studio.settings import Settings
+
+IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "outpaint", "restyle")
 
 
 @dataclass
@@ -32,6 +36,7 @@ class Studio:
         self.cache = ModelCache(settings.model_memory_budget_mb)
         self.gallery = Gallery(settings.data_dir)
         self.style = StyleBackend(self.cache, settings.device)
+        self.image = DiffusionBackend(self.cache, self.catalog, settings.device, settings.offline)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -76,6 +81,12 @@ class Studio:
         params["seconds"] = round(result.seconds, 3)
         return self.gallery.add_image(result.image, task="style", model=params["model"], params=params, owner=owner)
 
+    # -- images: generate, inpaint, outpaint, restyle (studio/images.py) ------------------
+
+    def generate_image(self, request: ImageRequest, image: LoadedImage | None = None,
+                       mask: LoadedImage | None = None, **kwargs: Any) -> ImageOutcome:
+        return generate_image(self, request, image, mask, **kwargs)
+
     # -- the gallery's re-run -------------------------------------------------------------
 
     def rerun(self, item_id: int, owner: str | None = None) -> GalleryItem:
@@ -83,6 +94,8 @@ class Studio:
         item = self.gallery.get(item_id)
         if item.task == "style":
             return self._rerun_style(item, owner)
+        if item.task in IMAGE_TASKS:
+            return rerun_image(self, item, owner)
         raise StudioError(f"Items of the task '{item.task}' cannot be re-run from the gallery.")
 
     def _rerun_style(self, item: GalleryItem, owner: str | None) -> GalleryItem:
