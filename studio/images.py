@@ -126,3 +126,16 @@ def working_size(studio: Studio, model_id: str, picture: Image.Image) -> tuple[i
 
     native = studio.image.load(model_id).native_size
     return fit_size(picture.width, picture.height, native)
+
+
+def mask_from_layers(layers: list[Image.Image], size: tuple[int, int]) -> Image.Image | None:
+    """The strokes painted over a picture (any layer, any colour) as a mask; None if nothing was painted."""
+    mask = Image.new("L", size, 0)
+    for layer in layers:
+        if layer.mode != "RGBA":
+            continue
+        drawn = layer.getchannel("A").point(lambda v: 255 if v > 0 else 0)
+        if drawn.size != size:
+            drawn = drawn.resize(size, Image.Resampling.NEAREST)
+        mask.paste(255, (0, 0), drawn)
+    return mask if mask.getbbox() else None

@@ -225,6 +225,21 @@ class DiffusionBackend:
         except StudioError:
             return False
 
+    def native_size(self, model_id: str) -> int:
+        """The resolution a model was trained at, from its config alone (no weights loaded); 512 when
+        it cannot be told without downloading."""
+        import json
+
+        if any(key.model_id == model_id for key in self.cache.keys()):  # noqa: SIM118 (a cache, not a dict)
+            return self.load(model_id).native_size
+        try:
+            entry = self.catalog.get(model_id)
+            where = hub.locate(entry, offline=True, download_if_missing=False)
+            config = json.loads((where / "unet" / "config.json").read_text(encoding="utf-8"))
+            return int(config["sample_size"]) * 8
+        except (StudioError, OSError, ValueError, KeyError, TypeError):
+            return 512
+
     def load(self, model_id: str) -> LoadedModel:
         entry = self.catalog.get(model_id)
         if entry.family != "diffusers" or not set(entry.tasks) & {"txt2img", "img2img", "inpaint", "restyle"}:

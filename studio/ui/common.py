@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import inspect
 import logging
 import shutil
 import tempfile
@@ -47,26 +49,42 @@ def image_upload(**kwargs: Any) -> UploadedImage:
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn the studio's errors into alerts; anything unexpected is logged and explained briefly."""
+    """Turn the studio's errors into alerts; anything unexpected is logged and explained briefly.
+    Works for plain handlers and for generators that stream partial results."""
+
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def streaming(*args: Any, **kwargs: Any):
+            with _explained(fn.__name__):
+                yield from fn(*args, **kwargs)
+
+        return streaming
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any):
-        try:
+        with _explained(fn.__name__):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except StudioError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        except Cancelled:
-            raise gr.Error("Stopped.", title="Stopped", print_exception=False) from None
-        except Exception as exc:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(
-                f"Something went wrong ({type(exc).__name__}). The details are in the studio's log.",
-                print_exception=False,
-            ) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _explained(name: str):
+    try:
+        yield
+    except gr.Error:
+        raise
+    except StudioError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    except Cancelled:
+        raise gr.Error("Stopped.", title="Stopped", print_exception=False) from None
+    except Exception as exc:
+        log.exception("unexpected error in %s", name)
+        raise gr.Error(
+            f"Something went wrong ({type(exc).__name__}). The details are in the studio's log.",
+            print_exception=False,
+        ) from None
 
 
 def progress_reporter(progress: gr.Progress, description: str) -> ProgressCallback:
