@@ -1,8 +1,9 @@
 """Text-to-image, image-to-image, inpainting and outpainting on diffusers pipelines.
 
 One set of weights per model is loaded once into the runtime cache; the three pipelines share it
-(`from_pipe` reuses every module). On a CPU the studio's path runs the pipeline in bfloat16 with
-channels-last memory and decodes with TAESD instead of the full VAE (see benchmarks/image_speed.py).
+(`from_pipe` reuses every module). On a CPU the studio's path decodes with TAESD instead of the full
+VAE, keeps the model warm, and runs in bfloat16 (channels-last) where the CPU has native bf16
+instructions (see benchmarks/image_speed.py).
 Noise is always drawn from CPU generators, one per image, so a seed gives the same picture on any
 device and image n of a batch is the same as a single run with seed + n.
 """
@@ -178,15 +179,22 @@ class LoadedModel:
 
 
 def compute_dtype(device: str):
-    """The dtype the studio runs diffusion in: fp16 on GPUs, bf16 on CPUs with AVX-512 (about twice
-    as fast as fp32 there; see benchmarks/image_speed.py), fp32 elsewhere."""
+    """The dtype the studio runs diffusion in: fp16 on GPUs; on a CPU bf16 only where it has native
+    bf16 instructions (AVX512-BF16 or AMX). Elsewhere bf16 is emulated and measured about 3x slower
+    than fp32 (benchmarks/image_speed.py), so fp32 it is."""
     import torch
 
     if device in ("cuda", "mps"):
         return torch.float16
-    if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX"):
-        return torch.bfloat16
-    return torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def dtype_name(dtype) -> str:
@@ -278,7 +286,8 @@ class DiffusionBackend:
             revision = entry.revision or (where.name if where.parent.name == "snapshots" else "local")
         pipe = pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
-        if device == "cpu":
+        if device == "cpu" and dtype == torch.bfloat16:
+            # oneDNN's bf16 convolutions want channels-last; in fp32 it measured slower here.
             pipe.unet.to(memory_format=torch.channels_last)
         vae_config = pipe.vae.config
         scaling = float(getattr(vae_config, "scaling_factor", SD_VAE_SCALING))
