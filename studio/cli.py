@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from studio import cli_image
+from studio import cli_image, cli_walks
 from studio import settings as settings_mod
 from studio.errors import Cancelled, StudioError
 
@@ -70,6 +70,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     download = commands.add_parser("download", help="fetch a catalogue model from the hub into the local cache")
     download.add_argument("model", help="a catalogue id, e.g. stabilityai/sd-turbo (see `models`)")
+
+    cli_walks.add_commands(commands)
     return parser
 
 
@@ -87,6 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             return _models(settings)
         if args.command == "download":
             return _download(args.model, settings)
+        code = cli_walks.run(args, settings)
+        if code is not None:
+            return code
     except StudioError as exc:
         return _fail(str(exc))
     except settings_mod.SettingsError as exc:

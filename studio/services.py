@@ -6,15 +6,18 @@ gallery and backends wired together once, plus the steps every task shares
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from typing import Any
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
+from studio.backends.patterns import PatternBackend, PatternRequest
+from studio.backends.style_walk import StyleWalkRequest, style_walk
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
 from studio.catalog import Catalog, load_catalog
 from studio.errors import StudioError
 from studio.history import Gallery, GalleryItem
 from studio.images import ImageOutcome, generate_image, rerun_image
+from studio.media.animation import write_gif, write_mp4
 from studio.media.images import LoadedImage, open_image
 from studio.runtime import NEVER_CANCELLED, CancelToken, ModelCache, ProgressCallback, no_progress
 from studio.settings import Settings
@@ -29,6 +32,18 @@ class StyleOutcome:
     notes: list[str]
 
 
+@dataclass
+class FramesOutcome:
+    """A still or an animation: its frames, where it was kept, and whether Stop cut it short."""
+
+    frames: list
+    params: dict[str, Any]
+    seconds: float
+    item: GalleryItem | None
+    stopped: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
 class Studio:
     def __init__(self, settings: Settings):
         self.settings = settings
@@ -37,6 +52,7 @@ class Studio:
         self.gallery = Gallery(settings.data_dir)
         self.style = StyleBackend(self.cache, settings.device)
         self.image = DiffusionBackend(self.cache, self.catalog, settings.device, settings.offline)
+        self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -86,6 +102,75 @@ class Studio:
     def generate_image(self, request: ImageRequest, image: LoadedImage | None = None,
                        mask: LoadedImage | None = None, **kwargs: Any) -> ImageOutcome:
         return generate_image(self, request, image, mask, **kwargs)
+    # -- walks and patterns ---------------------------------------------------------------
+
+    def keep_animation(
+        self, frames: list, *, task: str, model: str, params: dict[str, Any], fps: float, owner: str | None = None
+    ) -> GalleryItem:
+        """An MP4 for the gallery (plays everywhere) with a looping GIF beside it."""
+        return self.gallery.add_file(
+            lambda path: write_mp4(frames, path, fps),
+            suffix=".mp4",
+            siblings={".gif": lambda path: write_gif(frames, path, fps)},
+            preview=frames[0],
+            task=task,
+            model=model,
+            params=params,
+            owner=owner,
+        )
+
+    def make_patterns(
+        self,
+        request: PatternRequest,
+        *,
+        keep: bool = True,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> FramesOutcome:
+        result = self.patterns.render(request, progress=progress, cancel=cancel)
+        params = dict(result.params, seconds=round(result.seconds, 3))
+        item = None
+        if keep and request.walk_to is None:
+            item = self.gallery.add_image(result.frames[0], task="patterns", model=params["model"], params=params,
+                                          seed=request.seed, owner=owner)
+        elif keep:
+            params["frames_made"] = len(result.frames)
+            item = self.keep_animation(result.frames, task="patterns", model=params["model"], params=params,
+                                       fps=PATTERN_WALK_FPS, owner=owner)
+        return FramesOutcome(result.frames, params, result.seconds, item, result.stopped)
+
+    def style_walk(
+        self,
+        photo: LoadedImage,
+        request: StyleWalkRequest,
+        style_images: list[LoadedImage] | None = None,
+        *,
+        keep: bool = True,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> FramesOutcome:
+        style_images = style_images or []
+        result = style_walk(
+            self.style,
+            photo,
+            request,
+            style_images,
+            max_side=self.settings.max_output_side,
+            max_frames=self.settings.max_walk_frames,
+            progress=progress,
+            cancel=cancel,
+        )
+        params = dict(result.params, seconds=round(result.seconds, 3), frames_made=len(result.frames))
+        notes = list(photo.notes)
+        item = None
+        if keep:
+            params["input"] = self.gallery.keep_input(photo.original)
+            params["style_images"] = [self.gallery.keep_input(image.original) for image in style_images]
+            item = self.keep_animation(result.frames, task="style-walk", model=params["model"], params=params,
+                                       fps=request.fps, owner=owner)
+        return FramesOutcome(result.frames, params, result.seconds, item, result.stopped, notes)
 
     # -- the gallery's re-run -------------------------------------------------------------
 
@@ -96,6 +181,15 @@ class Studio:
             return self._rerun_style(item, owner)
         if item.task in IMAGE_TASKS:
             return rerun_image(self, item, owner)
+        if item.task == "patterns":
+            request = PatternRequest(**_known(PatternRequest, item.params))
+            return self._kept(self.make_patterns(request, owner=owner))
+        if item.task == "style-walk":
+            photo = self.open_image(self.gallery.input_path(item.params["input"]))
+            images = [self.open_image(self.gallery.input_path(ref)) for ref in item.params.get("style_images", [])]
+            fields_ = _known(StyleWalkRequest, item.params)
+            fields_["styles"] = tuple(fields_.get("styles", ()))
+            return self._kept(self.style_walk(photo, StyleWalkRequest(**fields_), images, owner=owner))
         raise StudioError(f"Items of the task '{item.task}' cannot be re-run from the gallery.")
 
     def _rerun_style(self, item: GalleryItem, owner: str | None) -> GalleryItem:
@@ -104,8 +198,20 @@ class Studio:
         style_image = None
         if params.get("style_image"):
             style_image = self.open_image(self.gallery.input_path(params["style_image"]))
-        names = {f.name for f in fields(StyleRequest)}
-        request = StyleRequest(**{k: v for k, v in params.items() if k in names})
-        outcome = self.stylize(photo, request, style_image, owner=owner)
-        assert outcome.item is not None
+        request = StyleRequest(**_known(StyleRequest, params))
+        return self._kept(self.stylize(photo, request, style_image, owner=owner))
+
+    @staticmethod
+    def _kept(outcome: StyleOutcome | FramesOutcome) -> GalleryItem:
+        if outcome.item is None:
+            raise StudioError("The re-run made nothing to keep.")
         return outcome.item
+
+
+PATTERN_WALK_FPS = 24
+
+
+def _known(request_type: type, params: dict[str, Any]) -> dict[str, Any]:
+    """The recorded parameters that are fields of `request_type` (records also hold other facts)."""
+    names = {f.name for f in fields(request_type)}
+    return {k: v for k, v in params.items() if k in names}

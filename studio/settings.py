@@ -31,7 +31,9 @@ class Settings:
     # Limits, enforced by the backends and the UI alike.
     max_input_pixels: int = 50_000_000  # refuse uploads above this before decoding them
     max_upload_mb: int = 50
-    max_output_side: int = 2048  # longest side of a stylised result
+    max_output_side: int = 2048  # longest side of a stylised result or a walk's frames
+    max_pattern_side: int = 4096  # patterns render at any size; this caps memory and time
+    max_walk_frames: int = 240
     model_memory_budget_mb: int = 8192  # runtime cache evicts least-recently-used models above this
 
     @property
@@ -96,6 +98,8 @@ _FIELD_TYPES: dict[str, type] = {
     "max_input_pixels": int,
     "max_upload_mb": int,
     "max_output_side": int,
+    "max_pattern_side": int,
+    "max_walk_frames": int,
     "model_memory_budget_mb": int,
 }
 
@@ -118,7 +122,8 @@ def validate(settings: Settings) -> Settings:
         raise SettingsError(f"port must be 1-65535, got {settings.port}")
     if settings.auth is not None and (":" not in settings.auth or settings.auth.startswith(":")):
         raise SettingsError("auth must look like USER:PASS")
-    for name in ("max_input_pixels", "max_upload_mb", "max_output_side", "model_memory_budget_mb"):
+    for name in ("max_input_pixels", "max_upload_mb", "max_output_side", "max_pattern_side", "max_walk_frames",
+                 "model_memory_budget_mb"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
     return settings

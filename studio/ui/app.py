@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import __version__
 from studio.services import Studio
-from studio.ui import gallery_tab, image_tab, style_tab, upcoming
+from studio.ui import gallery_tab, image_tab, interpolate_tab, style_tab, upcoming
 from studio.ui.common import StopButtons
 
 TITLE = "Creative Studio"
@@ -33,7 +33,7 @@ def build_app(studio: Studio) -> gr.Blocks:
             with gr.Tab("Music", id="music"):
                 upcoming.build("Music")
             with gr.Tab("Interpolate", id="interpolate"):
-                upcoming.build("Interpolate")
+                interpolate_tab.build(studio, stops)
             with gr.Tab("Gallery", id="gallery", elem_id="tab-gallery") as gallery_page:
                 gallery = gallery_tab.build(studio)
 

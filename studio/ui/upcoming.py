@@ -8,14 +8,13 @@ PLANS = {
     "Text": "Streaming creative writing and chat on the built-in SmolLM2 model (llama.cpp) and any GGUF or "
     "transformers model.",
     "Music": "Melodies from the studio's own model (MIDI, audio, piano roll) and text-to-music with MusicGen.",
-    "Interpolate": "Walks through latent spaces: prompts and seeds, styles, melodies and abstract patterns.",
 }
 
 
 def build(name: str) -> None:
     gr.Markdown(
         f"**Not available yet.** This tab will offer: {PLANS[name]}\n\n"
-        "Until then, the **Style** tab and the **Gallery** work in full.",
+        "Until then, the **Image**, **Style**, **Interpolate** and **Gallery** tabs work in full.",
         elem_classes=["upcoming"],
     )
 
