@@ -62,6 +62,15 @@ MAX_IMAGES = 32  # per request, batch count x batch size
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 2000
 MIN_SIDE = 64
+_MASK_FIELDS = {"mask_blur", "only_masked", "padding"}
+_EXTEND_FIELDS = {"extend_left", "extend_right", "extend_top", "extend_bottom"}
+# Request fields that mean nothing in a mode, left out of its records.
+UNUSED_FIELDS = {
+    "txt2img": {"strength"} | _MASK_FIELDS | _EXTEND_FIELDS,
+    "img2img": _MASK_FIELDS | _EXTEND_FIELDS,
+    "inpaint": _EXTEND_FIELDS,
+    "outpaint": {"only_masked"},  # outpainting always works on a crop around the new border
+}
 MAX_EXTEND = 1024  # outpainting, per side
 # SD 1.x / 2.x latents (4 channels, VAE scaling 0.18215) -> rough RGB, for live previews.
 SD_LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0.264), (-0.184, -0.271, -0.473))
@@ -503,17 +512,10 @@ class DiffusionBackend:
         batch: int,
         index: int,
     ) -> dict[str, Any]:
+        # Recorded as a single picture with its own seed: that alone makes it again.
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
-        if request.mode == "txt2img":
-            for key in ("strength", "mask_blur", "only_masked", "padding"):
-                params.pop(key)
-        if request.mode != "outpaint":
-            for side in ("left", "right", "top", "bottom"):
-                params.pop(f"extend_{side}")
-        if request.mode in ("txt2img", "img2img"):
-            params.pop("mask_blur", None)
-            params.pop("only_masked", None)
-            params.pop("padding", None)
+        for key in UNUSED_FIELDS[request.mode]:
+            params.pop(key)
         params.update(
             task=request.mode,
             decoder=decoder_used,

@@ -294,6 +294,11 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         w, h = fit_size(loaded.size[0] + extra_w, loaded.size[1] + extra_h, studio.image.native_size(model_id))
         return min(w, limit), min(h, limit)
 
+    def native_for(model_id):
+        side = min(studio.image.native_size(model_id), limit)
+        return side, side
+
+    model.input(native_for, model, [width, height], api_visibility="private")  # a user's pick, not a loaded PNG
     init_image.change(size_for, [init_image, model], [width, height], api_visibility="private")
     outpaint_image.change(lambda p, m, lft, r, t, b: size_for(p, m, lft + r, t + b),
                           [outpaint_image, model, *sides], [width, height], api_visibility="private")
