@@ -9,6 +9,7 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.language import TextBackend, TextRequest, TextResult, document
 from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest, style_walk
@@ -16,10 +17,13 @@ from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
 from studio.catalog import Catalog, load_catalog
 from studio.errors import StudioError
 from studio.history import Gallery, GalleryItem
+from studio.images import ImageOutcome, generate_image, rerun_image
 from studio.media.animation import write_gif, write_mp4
 from studio.media.images import LoadedImage, open_image
 from studio.runtime import NEVER_CANCELLED, CancelToken, ModelCache, ProgressCallback, no_progress
 from studio.settings import Settings
+
+IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "outpaint", "restyle")
 
 
 @dataclass
@@ -49,6 +53,7 @@ class Studio:
         self.gallery = Gallery(settings.data_dir)
         self.style = StyleBackend(self.cache, settings.device)
         self.text = TextBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)
+        self.image = DiffusionBackend(self.cache, self.catalog, settings.device, settings.offline)
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
@@ -122,6 +127,11 @@ class Studio:
             owner=owner,
         )
 
+    # -- images: generate, inpaint, outpaint, restyle (studio/images.py) ------------------
+
+    def generate_image(self, request: ImageRequest, image: LoadedImage | None = None,
+                       mask: LoadedImage | None = None, **kwargs: Any) -> ImageOutcome:
+        return generate_image(self, request, image, mask, **kwargs)
     # -- walks and patterns ---------------------------------------------------------------
 
     def keep_animation(
@@ -201,6 +211,8 @@ class Studio:
             return self._rerun_style(item, owner)
         if item.task == "text":
             return self.keep_text(self.text.generate(TextRequest.from_params(item.params)), owner)
+        if item.task in IMAGE_TASKS:
+            return rerun_image(self, item, owner)
         if item.task == "patterns":
             request = PatternRequest(**_known(PatternRequest, item.params))
             return self._kept(self.make_patterns(request, owner=owner))

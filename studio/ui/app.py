@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import __version__
 from studio.services import Studio
-from studio.ui import gallery_tab, interpolate_tab, style_tab, text_tab, upcoming
+from studio.ui import gallery_tab, image_tab, interpolate_tab, style_tab, text_tab, upcoming
 from studio.ui.common import StopButtons
 
 TITLE = "Creative Studio"
@@ -24,9 +24,8 @@ def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"## {TITLE} <small>v{__version__}</small>")
         with gr.Tabs(selected="style", elem_id="tabs") as tabs:
-            with gr.Tab("Image", id="image"):
-                image_inbox = upcoming.build_image_inbox()
-                image_prompt_inbox = upcoming.build_prompt_inbox("Image")
+            with gr.Tab("Image", id="image", elem_id="tab-image"):
+                image = image_tab.build(studio, stops)
             with gr.Tab("Style", id="style", elem_id="tab-style"):
                 style = style_tab.build(studio, stops)
             with gr.Tab("Text", id="text", elem_id="tab-text"):
@@ -40,12 +39,18 @@ def build_app(studio: Studio) -> gr.Blocks:
                 gallery = gallery_tab.build(studio)
 
         style.send_to_image.click(
-            lambda path: (path, gr.Tabs(selected="image")),
+            lambda path: (path, gr.Tabs(selected="image"), gr.Tabs(selected="img2img")),
             style.result,
-            [image_inbox, tabs],
+            [image.img2img_input, tabs, image.modes],
             api_visibility="private",
         )
-        for button, inbox, tab in ((text.send_to_image, image_prompt_inbox, "image"),
+        image.send_to_style.click(
+            lambda files, index: (image_tab.picked(files, index), gr.Tabs(selected="style")),
+            [image.results, image.selected],
+            [style.photo, tabs],
+            api_visibility="private",
+        )
+        for button, inbox, tab in ((text.send_to_image, image.prompt, "image"),
                                    (text.send_to_music, music_prompt_inbox, "music")):
             button.click(lambda latest, tab=tab: (latest, gr.Tabs(selected=tab)), text.latest, [inbox, tabs],
                          api_visibility="private")
