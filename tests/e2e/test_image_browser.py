@@ -13,7 +13,7 @@ def test_generate_in_the_browser_and_send_the_picture_to_style(page, tmp_path, t
     models = write_models_file(tmp_path, tiny_sd_path, tiny_taesd_path)
     with RunningApp(tmp_path / "data", "--models-file", str(models), "--offline") as app:
         page.goto(app.url)
-        page.get_by_role("tab", name="Image").click()
+        page.get_by_role("tab", name="Image", exact=True).click()
         expect(page.locator("#image-run-txt2img")).to_be_visible()
         page.locator("#image-prompt textarea").fill("a lighthouse on a cliff at sunset")
         page.locator("#image-run-txt2img").click()

@@ -12,12 +12,12 @@ from tests.running_app import RunningApp
 def test_patterns_and_a_style_walk_in_the_browser(page, tmp_path):
     with RunningApp(tmp_path / "data") as app:
         page.goto(app.url)
-        page.get_by_role("tab", name="Interpolate").click()
+        page.get_by_role("tab", name="Interpolate", exact=True).click()
         page.locator("#pattern-render").click()
         expect(page.locator("#pattern-still img")).to_be_visible()
         expect(page.locator("#pattern-info")).to_contain_text("gallery #1")
 
-        page.get_by_role("tab", name="Style walk").click()
+        page.get_by_role("tab", name="Style walk", exact=True).click()
         page.locator("#walk-photo input[type=file]").set_input_files(str(EXAMPLES / "coffee.jpg"))
         expect(page.locator("#walk-photo img").first).to_be_visible()
         page.locator("#walk-grid button.thumbnail-item").nth(12).click()
@@ -29,7 +29,7 @@ def test_patterns_and_a_style_walk_in_the_browser(page, tmp_path):
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOTS / "interpolate-tab.png"), full_page=True)
 
-        page.get_by_role("tab", name="Gallery").click()
+        page.get_by_role("tab", name="Gallery", exact=True).click()
         items = page.locator("#gallery-grid button.thumbnail-item")
         expect(items).to_have_count(2)
         items.first.click()

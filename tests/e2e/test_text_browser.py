@@ -13,7 +13,7 @@ STARTER = "The lighthouse keeper had not spoken to anyone in three years, until 
 def test_chat_write_and_send_on_the_built_in_model(page, tmp_path):
     with RunningApp(tmp_path / "data") as app:
         page.goto(app.url)
-        page.get_by_role("tab", name="Text").click()
+        page.get_by_role("tab", name="Text", exact=True).click()
         expect(page.locator("#chat-send")).to_be_visible()
 
         # A preset fills the system prompt; the answer streams into the chat.
@@ -38,13 +38,13 @@ def test_chat_write_and_send_on_the_built_in_model(page, tmp_path):
         page.screenshot(path=str(SCREENSHOTS / "text-tab.png"), full_page=True)
 
         page.locator("#text-to-image").click()
-        inbox = page.get_by_label("Text sent here from another tab, for the Image tab")
+        inbox = page.locator("#image-prompt textarea")  # the Image tab's own prompt
         expect(inbox).to_be_visible()
         assert inbox.input_value().strip()[:20] in reply
 
         # Write: the model continues the text in place; undo puts it back.
-        page.get_by_role("tab", name="Text").click()
-        page.get_by_role("tab", name="Write").click()
+        page.get_by_role("tab", name="Text", exact=True).click()
+        page.get_by_role("tab", name="Write", exact=True).click()
         document = page.locator("#write-text textarea")
         expect(document).to_have_value(STARTER)
         page.locator("#write-run").click()
