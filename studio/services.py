@@ -9,16 +9,20 @@ import os
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest, style_walk
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
 from studio.catalog import Catalog, load_catalog
 from studio.errors import StudioError
 from studio.history import Gallery, GalleryItem
+from studio.images import ImageOutcome, generate_image, rerun_image
 from studio.media.animation import write_gif, write_mp4
 from studio.media.images import LoadedImage, open_image
 from studio.runtime import NEVER_CANCELLED, CancelToken, ModelCache, ProgressCallback, no_progress
 from studio.settings import Settings
+
+IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "outpaint", "restyle")
 
 
 @dataclass
@@ -48,6 +52,7 @@ class Studio:
         self.gallery = Gallery(settings.data_dir)
         self.style = StyleBackend(self.cache, settings.device)
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
+        self.image = DiffusionBackend(self.cache, self.catalog, settings.device, settings.offline)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -161,6 +166,11 @@ class Studio:
             item = self.keep_animation(result.frames, task="style-walk", model=params["model"], params=params,
                                        fps=request.fps, owner=owner)
         return FramesOutcome(result.frames, params, result.seconds, item, result.stopped, notes)
+    # -- images: generate, inpaint, outpaint, restyle (studio/images.py) ------------------
+
+    def generate_image(self, request: ImageRequest, image: LoadedImage | None = None,
+                       mask: LoadedImage | None = None, **kwargs: Any) -> ImageOutcome:
+        return generate_image(self, request, image, mask, **kwargs)
 
     # -- the gallery's re-run -------------------------------------------------------------
 
@@ -178,6 +188,8 @@ class Studio:
             fields_ = _known(StyleWalkRequest, item.params)
             fields_["styles"] = tuple(fields_.get("styles", ()))
             return self._kept(self.style_walk(photo, StyleWalkRequest(**fields_), images, owner=owner))
+        if item.task in IMAGE_TASKS:
+            return rerun_image(self, item, owner)
         raise StudioError(f"Items of the task '{item.task}' cannot be re-run from the gallery.")
 
     def _rerun_style(self, item: GalleryItem, owner: str | None) -> GalleryItem:

@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import __version__
 from studio.services import Studio
-from studio.ui import gallery_tab, interpolate_tab, style_tab, upcoming
+from studio.ui import gallery_tab, image_tab, interpolate_tab, style_tab, upcoming
 from studio.ui.common import StopButtons
 
 TITLE = "Creative Studio"
@@ -24,8 +24,8 @@ def build_app(studio: Studio) -> gr.Blocks:
     with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"## {TITLE} <small>v{__version__}</small>")
         with gr.Tabs(selected="style", elem_id="tabs") as tabs:
-            with gr.Tab("Image", id="image"):
-                image_inbox = upcoming.build_image_inbox()
+            with gr.Tab("Image", id="image", elem_id="tab-image"):
+                image = image_tab.build(studio, stops)
             with gr.Tab("Style", id="style", elem_id="tab-style"):
                 style = style_tab.build(studio, stops)
             with gr.Tab("Text", id="text"):
@@ -38,9 +38,15 @@ def build_app(studio: Studio) -> gr.Blocks:
                 gallery = gallery_tab.build(studio)
 
         style.send_to_image.click(
-            lambda path: (path, gr.Tabs(selected="image")),
+            lambda path: (path, gr.Tabs(selected="image"), gr.Tabs(selected="img2img")),
             style.result,
-            [image_inbox, tabs],
+            [image.img2img_input, tabs, image.modes],
+            api_visibility="private",
+        )
+        image.send_to_style.click(
+            lambda files, index: (image_tab.picked(files, index), gr.Tabs(selected="style")),
+            [image.results, image.selected],
+            [style.photo, tabs],
             api_visibility="private",
         )
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")

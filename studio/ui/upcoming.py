@@ -5,7 +5,6 @@ from __future__ import annotations
 import gradio as gr
 
 PLANS = {
-    "Image": "Text-to-image, image-to-image, inpainting and outpainting on SD-Turbo and other diffusers models.",
     "Text": "Streaming creative writing and chat on the built-in SmolLM2 model (llama.cpp) and any GGUF or "
     "transformers model.",
     "Music": "Melodies from the studio's own model (MIDI, audio, piano roll) and text-to-music with MusicGen.",
@@ -15,12 +14,7 @@ PLANS = {
 def build(name: str) -> None:
     gr.Markdown(
         f"**Not available yet.** This tab will offer: {PLANS[name]}\n\n"
-        "Until then, the **Style**, **Interpolate** and **Gallery** tabs work in full.",
+        "Until then, the **Image**, **Style**, **Interpolate** and **Gallery** tabs work in full.",
         elem_classes=["upcoming"],
     )
 
-
-def build_image_inbox() -> gr.Image:
-    """Where 'Send to Image tab' puts a picture until the Image tab can use it."""
-    build("Image")
-    return gr.Image(label="Picture sent here from another tab", type="filepath", interactive=False, height=360)
