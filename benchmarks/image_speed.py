@@ -6,8 +6,8 @@ no hub download is needed. Both paths load the same saved folder through their o
 run 512 px, 1 step, end to end to a PIL image, each in its own process so peak memory is its own:
 
   (a) naive:  AutoPipelineForText2Image.from_pretrained(...) in float32, full VAE decode
-  (b) studio: studio.backends.diffusion (bfloat16 where the CPU does it well, channels-last UNet,
-              TAESD decode, model kept warm in the runtime cache)
+  (b) studio: studio.backends.diffusion (TAESD decode, model kept warm in the runtime cache, bfloat16
+              and a channels-last UNet where the CPU has native bf16 instructions)
 
     nice -n 5 python benchmarks/image_speed.py [--runs 2] [--keep DIR]
 """

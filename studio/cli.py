@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from studio import cli_image, cli_walks
+from studio import cli_image, cli_text, cli_walks
 from studio import settings as settings_mod
 from studio.errors import Cancelled, StudioError
 
@@ -64,6 +64,7 @@ def build_parser() -> argparse.ArgumentParser:
     style.add_argument("--json", action="store_true", help="print one JSON object describing the result")
     style.add_argument("--no-gallery", action="store_true", help="do not list the result in the studio's gallery")
 
+    cli_text.add_parser(commands)
     cli_image.add_parsers(commands)
 
     commands.add_parser("models", help="list the model catalogue")
@@ -83,6 +84,8 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_mod.from_args(args)
         if args.command == "style":
             return _style(args, settings)
+        if args.command == "text":
+            return cli_text.run(args, settings)
         if args.command in cli_image.COMMANDS:
             return cli_image.run(args, settings)
         if args.command == "models":

@@ -12,6 +12,7 @@ from typing import Any
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest, image_morph, prompt_walk
+from studio.backends.language import TextBackend, TextRequest, TextResult, document
 from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest, style_walk
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
@@ -54,8 +55,9 @@ class Studio:
         self.cache = ModelCache(settings.model_memory_budget_mb)
         self.gallery = Gallery(settings.data_dir)
         self.style = StyleBackend(self.cache, settings.device)
-        self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
+        self.text = TextBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)
         self.image = DiffusionBackend(self.cache, self.catalog, settings.device, settings.offline)
+        self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -100,6 +102,39 @@ class Studio:
         params["seconds"] = round(result.seconds, 3)
         return self.gallery.add_image(result.image, task="style", model=params["model"], params=params, owner=owner)
 
+    # -- text -----------------------------------------------------------------------------
+
+    def keep_text(self, result: TextResult, owner: str | None = None) -> GalleryItem:
+        """List a written piece (the whole text, or the conversation) with everything needed to re-run it."""
+        from studio.media.text_card import text_card
+
+        suffix, contents = document(result)
+        params = dict(result.params)
+        params.update(
+            prompt_tokens=result.prompt_tokens,
+            new_tokens=result.new_tokens,
+            tokens_per_second=round(result.tokens_per_second, 1),
+            seconds=round(result.seconds, 3),
+            finish=result.finish,
+        )
+        entry = self.catalog.get(params["model"])
+        title = f"{'Written' if params['mode'] == 'write' else 'Chat'} · {entry.name}"
+        return self.gallery.add_file(
+            lambda path: path.write_text(contents, encoding="utf-8"),
+            suffix=suffix,
+            preview=text_card(title, result.text),
+            task="text",
+            model=params["model"],
+            params=params,
+            seed=params["seed"],
+            owner=owner,
+        )
+
+    # -- images: generate, inpaint, outpaint, restyle (studio/images.py) ------------------
+
+    def generate_image(self, request: ImageRequest, image: LoadedImage | None = None,
+                       mask: LoadedImage | None = None, **kwargs: Any) -> ImageOutcome:
+        return generate_image(self, request, image, mask, **kwargs)
     # -- walks and patterns ---------------------------------------------------------------
 
     def keep_animation(
@@ -177,11 +212,7 @@ class Studio:
             item = self.keep_animation(result.frames, task="style-walk", model=params["model"], params=params,
                                        fps=request.fps, owner=owner)
         return FramesOutcome(result.frames, params, result.seconds, item, result.stopped, notes)
-    # -- images: generate, inpaint, outpaint, restyle (studio/images.py) ------------------
-
-    def generate_image(self, request: ImageRequest, image: LoadedImage | None = None,
-                       mask: LoadedImage | None = None, **kwargs: Any) -> ImageOutcome:
-        return generate_image(self, request, image, mask, **kwargs)
+    # -- diffusion walks (studio/backends/diffusion_walk.py) ---------------------------
 
     def prompt_walk(
         self,
@@ -237,6 +268,10 @@ class Studio:
         item = self.gallery.get(item_id)
         if item.task == "style":
             return self._rerun_style(item, owner)
+        if item.task == "text":
+            return self.keep_text(self.text.generate(TextRequest.from_params(item.params)), owner)
+        if item.task in IMAGE_TASKS:
+            return rerun_image(self, item, owner)
         if item.task == "patterns":
             request = PatternRequest(**_known(PatternRequest, item.params))
             return self._kept(self.make_patterns(request, owner=owner))
@@ -259,8 +294,6 @@ class Studio:
             first, second = (self.open_image(self.gallery.input_path(ref)) for ref in item.params["inputs"])
             return self._kept(self.image_morph(first, second, MorphRequest(**_known(MorphRequest, item.params)),
                                                owner=owner))
-        if item.task in IMAGE_TASKS:
-            return rerun_image(self, item, owner)
         raise StudioError(f"Items of the task '{item.task}' cannot be re-run from the gallery.")
 
     def _rerun_style(self, item: GalleryItem, owner: str | None) -> GalleryItem:

@@ -1,8 +1,9 @@
 """Text-to-image, image-to-image, inpainting and outpainting on diffusers pipelines.
 
 One set of weights per model is loaded once into the runtime cache; the three pipelines share it
-(`from_pipe` reuses every module). On a CPU the studio's path runs the pipeline in bfloat16 with
-channels-last memory and decodes with TAESD instead of the full VAE (see benchmarks/image_speed.py).
+(`from_pipe` reuses every module). On a CPU the studio's path decodes with TAESD instead of the full
+VAE, keeps the model warm, and runs in bfloat16 (channels-last) where the CPU has native bf16
+instructions (see benchmarks/image_speed.py).
 Noise is always drawn from CPU generators, one per image, so a seed gives the same picture on any
 device and image n of a batch is the same as a single run with seed + n.
 """
@@ -61,6 +62,15 @@ MAX_IMAGES = 32  # per request, batch count x batch size
 MAX_SEED = 2**32 - 1
 MAX_PROMPT_CHARS = 2000
 MIN_SIDE = 64
+_MASK_FIELDS = {"mask_blur", "only_masked", "padding"}
+_EXTEND_FIELDS = {"extend_left", "extend_right", "extend_top", "extend_bottom"}
+# Request fields that mean nothing in a mode, left out of its records.
+UNUSED_FIELDS = {
+    "txt2img": {"strength"} | _MASK_FIELDS | _EXTEND_FIELDS,
+    "img2img": _MASK_FIELDS | _EXTEND_FIELDS,
+    "inpaint": _EXTEND_FIELDS,
+    "outpaint": {"only_masked"},  # outpainting always works on a crop around the new border
+}
 MAX_EXTEND = 1024  # outpainting, per side
 # SD 1.x / 2.x latents (4 channels, VAE scaling 0.18215) -> rough RGB, for live previews.
 SD_LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0.264), (-0.184, -0.271, -0.473))
@@ -178,15 +188,22 @@ class LoadedModel:
 
 
 def compute_dtype(device: str):
-    """The dtype the studio runs diffusion in: fp16 on GPUs, bf16 on CPUs with AVX-512 (about twice
-    as fast as fp32 there; see benchmarks/image_speed.py), fp32 elsewhere."""
+    """The dtype the studio runs diffusion in: fp16 on GPUs; on a CPU bf16 only where it has native
+    bf16 instructions (AVX512-BF16 or AMX). Elsewhere bf16 is emulated and measured about 3x slower
+    than fp32 (benchmarks/image_speed.py), so fp32 it is."""
     import torch
 
     if device in ("cuda", "mps"):
         return torch.float16
-    if torch.backends.cpu.get_cpu_capability() in ("AVX512", "AVX512_BF16", "AMX"):
-        return torch.bfloat16
-    return torch.float32
+    return torch.bfloat16 if cpu_has_native_bf16() else torch.float32
+
+
+def cpu_has_native_bf16() -> bool:
+    try:
+        flags = Path("/proc/cpuinfo").read_text(encoding="ascii", errors="ignore")
+    except OSError:
+        return False
+    return " avx512_bf16" in flags or " amx_bf16" in flags
 
 
 def dtype_name(dtype) -> str:
@@ -278,7 +295,8 @@ class DiffusionBackend:
             revision = entry.revision or (where.name if where.parent.name == "snapshots" else "local")
         pipe = pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
-        if device == "cpu":
+        if device == "cpu" and dtype == torch.bfloat16:
+            # oneDNN's bf16 convolutions want channels-last; in fp32 it measured slower here.
             pipe.unet.to(memory_format=torch.channels_last)
         vae_config = pipe.vae.config
         scaling = float(getattr(vae_config, "scaling_factor", SD_VAE_SCALING))
@@ -494,17 +512,10 @@ class DiffusionBackend:
         batch: int,
         index: int,
     ) -> dict[str, Any]:
+        # Recorded as a single picture with its own seed: that alone makes it again.
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
-        if request.mode == "txt2img":
-            for key in ("strength", "mask_blur", "only_masked", "padding"):
-                params.pop(key)
-        if request.mode != "outpaint":
-            for side in ("left", "right", "top", "bottom"):
-                params.pop(f"extend_{side}")
-        if request.mode in ("txt2img", "img2img"):
-            params.pop("mask_blur", None)
-            params.pop("only_masked", None)
-            params.pop("padding", None)
+        for key in UNUSED_FIELDS[request.mode]:
+            params.pop(key)
         params.update(
             task=request.mode,
             decoder=decoder_used,

@@ -6,7 +6,7 @@ import gradio as gr
 
 from studio import __version__
 from studio.services import Studio
-from studio.ui import gallery_tab, image_tab, interpolate_tab, style_tab, upcoming
+from studio.ui import gallery_tab, image_tab, interpolate_tab, style_tab, text_tab, upcoming
 from studio.ui.common import StopButtons
 
 TITLE = "Creative Studio"
@@ -28,10 +28,11 @@ def build_app(studio: Studio) -> gr.Blocks:
                 image = image_tab.build(studio, stops)
             with gr.Tab("Style", id="style", elem_id="tab-style"):
                 style = style_tab.build(studio, stops)
-            with gr.Tab("Text", id="text"):
-                upcoming.build("Text")
+            with gr.Tab("Text", id="text", elem_id="tab-text"):
+                text = text_tab.build(studio, stops)
             with gr.Tab("Music", id="music"):
                 upcoming.build("Music")
+                music_prompt_inbox = upcoming.build_prompt_inbox("Music")
             with gr.Tab("Interpolate", id="interpolate"):
                 interpolate_tab.build(studio, stops)
             with gr.Tab("Gallery", id="gallery", elem_id="tab-gallery") as gallery_page:
@@ -49,6 +50,10 @@ def build_app(studio: Studio) -> gr.Blocks:
             [style.photo, tabs],
             api_visibility="private",
         )
+        for button, inbox, tab in ((text.send_to_image, image.prompt, "image"),
+                                   (text.send_to_music, music_prompt_inbox, "music")):
+            button.click(lambda latest, tab=tab: (latest, gr.Tabs(selected=tab)), text.latest, [inbox, tabs],
+                         api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
     app.queue(default_concurrency_limit=HEAVY_CONCURRENCY)

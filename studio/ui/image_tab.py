@@ -37,6 +37,7 @@ MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint
 
 @dataclass
 class ImageTab:
+    prompt: gr.Textbox
     results: gr.Gallery
     selected: gr.Number
     img2img_input: gr.Image
@@ -294,6 +295,11 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         w, h = fit_size(loaded.size[0] + extra_w, loaded.size[1] + extra_h, studio.image.native_size(model_id))
         return min(w, limit), min(h, limit)
 
+    def native_for(model_id):
+        side = min(studio.image.native_size(model_id), limit)
+        return side, side
+
+    model.input(native_for, model, [width, height], api_visibility="private")  # a user's pick, not a loaded PNG
     init_image.change(size_for, [init_image, model], [width, height], api_visibility="private")
     outpaint_image.change(lambda p, m, lft, r, t, b: size_for(p, m, lft + r, t + b),
                           [outpaint_image, model, *sides], [width, height], api_visibility="private")
@@ -342,7 +348,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     )
     to_img2img.click(lambda files, index: (picked(files, index), gr.Tabs(selected="img2img")),
                      [results, selected], [init_image, modes], api_visibility="private")
-    return ImageTab(results=results, selected=selected, img2img_input=init_image, modes=modes,
+    return ImageTab(
+        prompt=prompt,results=results, selected=selected, img2img_input=init_image, modes=modes,
                     send_to_style=send_to_style)
 
 

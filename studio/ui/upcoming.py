@@ -5,8 +5,6 @@ from __future__ import annotations
 import gradio as gr
 
 PLANS = {
-    "Text": "Streaming creative writing and chat on the built-in SmolLM2 model (llama.cpp) and any GGUF or "
-    "transformers model.",
     "Music": "Melodies from the studio's own model (MIDI, audio, piano roll) and text-to-music with MusicGen.",
 }
 
@@ -14,7 +12,11 @@ PLANS = {
 def build(name: str) -> None:
     gr.Markdown(
         f"**Not available yet.** This tab will offer: {PLANS[name]}\n\n"
-        "Until then, the **Image**, **Style**, **Interpolate** and **Gallery** tabs work in full.",
+        "Until then, the **Image**, **Style**, **Text**, **Interpolate** and **Gallery** tabs work in full.",
         elem_classes=["upcoming"],
     )
 
+
+def build_prompt_inbox(tab: str) -> gr.Textbox:
+    """Where 'Send to ... tab' puts a text (song lyrics) until the tab can use it."""
+    return gr.Textbox(label=f"Text sent here from another tab, for the {tab} tab", lines=4, interactive=True)
