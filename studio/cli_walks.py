@@ -35,6 +35,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     patterns.add_argument("--out", type=Path, help="a .png for a picture, a .mp4 or .gif for a walk")
     patterns.add_argument("--json", action="store_true", help="print one JSON object describing the result")
 
+    prompts = commands.add_parser("walk", help="a prompt and seed walk through an image model, optionally paced by a song")
+    prompts.add_argument("--prompt", action="append", default=[], help="a keyframe's prompt (repeat, in order)")
+    prompts.add_argument("--seed", type=int, action="append", default=[], help="that keyframe's seed (repeat)")
+    prompts.add_argument("--frames", type=int, default=24, help="total frames, keyframes included (default 24)")
+    prompts.add_argument("--model", default=None, help="an image model from the catalogue (default SD-Turbo)")
+    prompts.add_argument("--steps", type=int, default=1)
+    prompts.add_argument("--guidance", type=float, default=0.0)
+    prompts.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT (default 512x512)")
+    prompts.add_argument("--fps", type=float, default=12.0)
+    prompts.add_argument("--audio", type=Path, help="a song: the walk follows its beat and the MP4 carries it")
+    prompts.add_argument("--out", type=Path, help="a .mp4 or .gif (default walk.mp4)")
+    prompts.add_argument("--json", action="store_true")
+
     walk = commands.add_parser("style-walk", help="restyle a photo while walking between styles")
     walk.add_argument("photo", type=Path)
     walk.add_argument("--style", type=int, action="append", default=[], help="a built-in style keyframe (repeat)")
@@ -53,6 +66,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int | None:
         return _patterns(args, settings)
     if args.command == "style-walk":
         return _style_walk(args, settings)
+    if args.command == "walk":
+        return _prompt_walk(args, settings)
     return None
 
 
@@ -118,4 +133,36 @@ def _style_walk(args: argparse.Namespace, settings: Settings) -> int:
                                preserve_color=args.preserve_color, fps=args.fps)
     outcome = studio.style_walk(photo, request, images)
     _write_animation(outcome.frames, out, args.fps)
+    return _report(args, out, outcome)
+
+
+def _prompt_walk(args: argparse.Namespace, settings: Settings) -> int:
+    import shutil
+
+    from studio.backends.diffusion import ImageRequest
+    from studio.backends.diffusion_walk import Keyframe, PromptWalkRequest
+    from studio.services import Studio
+
+    out = args.out or Path("walk.mp4")
+    _check_out(out, ANIMATION_FORMATS)
+    if len(args.prompt) < 2 or len(args.prompt) != len(args.seed):
+        raise InputError("give two or more keyframes as --prompt TEXT --seed N pairs")
+    keys = tuple(Keyframe(p, s) for p, s in zip(args.prompt, args.seed, strict=True))
+    if args.frames < len(keys):
+        raise InputError(f"--frames must be at least the number of keyframes ({len(keys)})")
+    width, height = args.size
+    fields = {"model": args.model} if args.model else {}
+    base = ImageRequest(prompt=keys[0].prompt, steps=args.steps, guidance=args.guidance, width=width, height=height,
+                        **fields)
+    between = max(0, (args.frames - 1) // (len(keys) - 1) - 1)
+    request = PromptWalkRequest(keyframes=keys, frames_between=between, settings=base, fps=args.fps)
+    if args.audio is not None and not args.audio.is_file():
+        raise InputError(f"no audio file at {args.audio}")
+    studio = Studio(settings)
+    outcome = studio.prompt_walk(request, audio=args.audio)
+    assert outcome.item is not None
+    if out.suffix.lower() == ".mp4":
+        shutil.copyfile(outcome.item.file, out)  # the kept MP4, soundtrack included
+    else:
+        _write_animation(outcome.frames, out, outcome.params["fps"])
     return _report(args, out, outcome)

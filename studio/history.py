@@ -113,6 +113,17 @@ class Gallery:
             _write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
         return str(path.relative_to(self.data_dir))
 
+    def keep_input_file(self, source: Path) -> str:
+        """Store any input file once (by content, keeping its suffix); returns its relative path."""
+        import hashlib
+
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        path = self.inputs_dir / digest[:2] / f"{digest}{Path(source).suffix.lower()}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, lambda tmp: tmp.write_bytes(Path(source).read_bytes()))
+        return str(path.relative_to(self.data_dir))
+
     def add_image(
         self,
         image: Image.Image,

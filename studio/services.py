@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
+from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest, image_morph, prompt_walk
 from studio.backends.language import TextBackend, TextRequest, TextResult, document
 from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest, style_walk
@@ -19,6 +21,7 @@ from studio.errors import StudioError
 from studio.history import Gallery, GalleryItem
 from studio.images import ImageOutcome, generate_image, rerun_image
 from studio.media.animation import write_gif, write_mp4
+from studio.media.audio_pacing import load_audio, percussive_pacing, position_to_segment
 from studio.media.images import LoadedImage, open_image
 from studio.runtime import NEVER_CANCELLED, CancelToken, ModelCache, ProgressCallback, no_progress
 from studio.settings import Settings
@@ -135,11 +138,19 @@ class Studio:
     # -- walks and patterns ---------------------------------------------------------------
 
     def keep_animation(
-        self, frames: list, *, task: str, model: str, params: dict[str, Any], fps: float, owner: str | None = None
+        self,
+        frames: list,
+        *,
+        task: str,
+        model: str,
+        params: dict[str, Any],
+        fps: float,
+        owner: str | None = None,
+        audio: Path | None = None,
     ) -> GalleryItem:
-        """An MP4 for the gallery (plays everywhere) with a looping GIF beside it."""
+        """An MP4 for the gallery (plays everywhere, with the soundtrack if any) and a looping GIF beside it."""
         return self.gallery.add_file(
-            lambda path: write_mp4(frames, path, fps),
+            lambda path: write_mp4(frames, path, fps, audio=audio),
             suffix=".mp4",
             siblings={".gif": lambda path: write_gif(frames, path, fps)},
             preview=frames[0],
@@ -201,6 +212,54 @@ class Studio:
             item = self.keep_animation(result.frames, task="style-walk", model=params["model"], params=params,
                                        fps=request.fps, owner=owner)
         return FramesOutcome(result.frames, params, result.seconds, item, result.stopped, notes)
+    # -- diffusion walks (studio/backends/diffusion_walk.py) ---------------------------
+
+    def prompt_walk(
+        self,
+        request: PromptWalkRequest,
+        *,
+        audio: Path | None = None,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> FramesOutcome:
+        """A prompt/seed walk, kept as MP4 + GIF; with `audio`, paced by its beat and carrying it."""
+        positions = None
+        fps = request.fps
+        if audio is not None:
+            samples, rate = load_audio(audio, self.settings.max_audio_seconds)
+            frames = (len(request.keyframes) - 1) * (request.frames_between + 1) + 1
+            pacing = percussive_pacing(samples, rate, frames)
+            positions = [position_to_segment(float(p), len(request.keyframes)) for p in pacing.positions]
+            fps = pacing.fps
+        result = prompt_walk(self.image, request, positions=positions, max_side=self.settings.max_output_side,
+                             max_frames=self.settings.max_walk_frames, progress=progress, cancel=cancel)
+        params = dict(result.params, fps=round(fps, 4), seconds=round(result.seconds, 3),
+                      frames_made=len(result.frames))
+        if audio is not None:
+            params["audio"] = self.gallery.keep_input_file(audio)
+        item = self.keep_animation(result.frames, task="image-walk", model=params["model"], params=params, fps=fps,
+                                   owner=owner, audio=audio if not result.stopped else None)
+        return FramesOutcome(result.frames, params, result.seconds, item, result.stopped)
+
+    def image_morph(
+        self,
+        first: LoadedImage,
+        second: LoadedImage,
+        request: MorphRequest,
+        *,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> FramesOutcome:
+        result = image_morph(self.image, first.rgb, second.rgb, request, max_side=self.settings.max_output_side,
+                             max_frames=self.settings.max_walk_frames, progress=progress, cancel=cancel)
+        params = dict(result.params, seconds=round(result.seconds, 3), frames_made=len(result.frames),
+                      inputs=[self.gallery.keep_input(first.original), self.gallery.keep_input(second.original)])
+        item = self.keep_animation(result.frames, task="image-morph", model=params["model"], params=params,
+                                   fps=request.fps, owner=owner)
+        notes = list(params.get("notes", [])) + list(first.notes) + list(second.notes)
+        return FramesOutcome(result.frames, params, result.seconds, item, result.stopped, notes)
 
     # -- the gallery's re-run -------------------------------------------------------------
 
@@ -222,6 +281,19 @@ class Studio:
             fields_ = _known(StyleWalkRequest, item.params)
             fields_["styles"] = tuple(fields_.get("styles", ()))
             return self._kept(self.style_walk(photo, StyleWalkRequest(**fields_), images, owner=owner))
+        if item.task == "image-walk":
+            params = item.params
+            keys = tuple(Keyframe(k["prompt"], int(k["seed"])) for k in params["keyframes"])
+            settings = ImageRequest(prompt=keys[0].prompt, **_known(ImageRequest, {
+                k: v for k, v in params.items() if k not in ("prompt", "seed", "task")}))
+            walk = PromptWalkRequest(keyframes=keys, frames_between=int(params["frames_between"]), settings=settings,
+                                     fps=float(params["fps"]), batch=int(params.get("batch", 4)))
+            audio = self.gallery.input_path(params["audio"]) if params.get("audio") else None
+            return self._kept(self.prompt_walk(walk, audio=audio, owner=owner))
+        if item.task == "image-morph":
+            first, second = (self.open_image(self.gallery.input_path(ref)) for ref in item.params["inputs"])
+            return self._kept(self.image_morph(first, second, MorphRequest(**_known(MorphRequest, item.params)),
+                                               owner=owner))
         raise StudioError(f"Items of the task '{item.task}' cannot be re-run from the gallery.")
 
     def _rerun_style(self, item: GalleryItem, owner: str | None) -> GalleryItem:

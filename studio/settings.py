@@ -34,6 +34,7 @@ class Settings:
     max_output_side: int = 2048  # longest side of a stylised result or a walk's frames
     max_pattern_side: int = 4096  # patterns render at any size; this caps memory and time
     max_walk_frames: int = 240
+    max_audio_seconds: int = 600  # songs for audio-synced walks; longer files are refused from their header
     model_memory_budget_mb: int = 8192  # runtime cache evicts least-recently-used models above this
 
     @property
@@ -100,6 +101,7 @@ _FIELD_TYPES: dict[str, type] = {
     "max_output_side": int,
     "max_pattern_side": int,
     "max_walk_frames": int,
+    "max_audio_seconds": int,
     "model_memory_budget_mb": int,
 }
 
@@ -123,7 +125,7 @@ def validate(settings: Settings) -> Settings:
     if settings.auth is not None and (":" not in settings.auth or settings.auth.startswith(":")):
         raise SettingsError("auth must look like USER:PASS")
     for name in ("max_input_pixels", "max_upload_mb", "max_output_side", "max_pattern_side", "max_walk_frames",
-                 "model_memory_budget_mb"):
+                 "max_audio_seconds", "model_memory_budget_mb"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
     return settings

@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import random
+from pathlib import Path
 
 import gradio as gr
 
+from studio.backends.diffusion import ImageRequest
+from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest
 from studio.backends.patterns import MAX_SEED, PALETTES, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import BUILTIN_STYLE_COUNT
@@ -15,10 +18,7 @@ from studio.ui.common import StopButtons, image_upload, servable, user_errors, w
 from studio.ui.style_tab import style_thumbnails
 
 BUILTIN, STYLE_IMAGES = "Built-in styles", "Style images"
-COMING = (
-    "**Coming to this tab:** prompt and seed walks, audio-synced walks and image morphs on the Image tab's "
-    "diffusion models, and melody walks on the studio's melody VAE."
-)
+COMING = "**Coming to this tab:** melody walks on the studio's melody VAE."
 
 
 def _random_seed() -> int:
@@ -45,6 +45,10 @@ def build(studio: Studio, stops: StopButtons) -> None:
     settings = studio.settings
     gr.Markdown(COMING)
     with gr.Tabs():
+        with gr.Tab("Prompt walk"):
+            _prompt_walk(studio, stops, settings.max_output_side, settings.max_walk_frames)
+        with gr.Tab("Image morph"):
+            _image_morph(studio, stops, settings.max_output_side, settings.max_walk_frames)
         with gr.Tab("Abstract patterns"):
             _patterns(studio, stops, settings.max_pattern_side, settings.max_walk_frames)
         with gr.Tab("Style walk"):
@@ -123,6 +127,142 @@ def _patterns(studio: Studio, stops: StopButtons, max_side: int, max_frames: int
 
     # Stop reaches the worker through its token; the walk then ends and keeps the frames made so far.
     stop.click(stop_walk, None, None, api_visibility="private")
+
+
+def parse_keyframes(text: str) -> tuple[Keyframe, ...]:
+    """One keyframe per line: `prompt | seed`."""
+    keys = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        prompt, sep, seed = line.rpartition("|")
+        if not sep or not prompt.strip():
+            raise gr.Error(f"Keyframe line {number} should look like 'a lighthouse at dusk | 7' (a prompt, |, a seed).")
+        try:
+            keys.append(Keyframe(prompt.strip(), int(seed.strip())))
+        except ValueError:
+            raise gr.Error(f"Keyframe line {number}: the seed '{seed.strip()}' is not a whole number.") from None
+    return tuple(keys)
+
+
+def _model_choices(studio: Studio) -> list[str]:
+    return [entry.id for entry in studio.image.image_entries("txt2img")]
+
+
+def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: int) -> None:
+    gr.Markdown("Two or more keyframes, each a prompt and a seed: the noise glides along a great circle and "
+                "the prompt blends between them. Add a song to pace the walk by its beat (the video carries it).")
+    choices = _model_choices(studio)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            keyframes = gr.Textbox(value="a lighthouse on a cliff at dawn, oil painting | 1\n"
+                                         "a lighthouse in a storm at night, oil painting | 2",
+                                   lines=4, label="Keyframes: one per line, 'prompt | seed'", elem_id="pwalk-keys")
+            model = gr.Dropdown(choices, value=choices[0] if choices else None, label="Model")
+            with gr.Row():
+                steps = gr.Slider(1, 50, value=1, step=1, label="Steps")
+                guidance = gr.Slider(0, 20, value=0.0, step=0.5, label="Guidance (CFG)")
+            negative = gr.Textbox(label="Negative prompt (with guidance above 1)")
+            with gr.Row():
+                width = gr.Slider(256, max_side, value=512, step=64, label="Width")
+                height = gr.Slider(256, max_side, value=512, step=64, label="Height")
+            between = gr.Slider(0, 60, value=12, step=1, label="Frames between keyframes")
+            fps = gr.Slider(1, 30, value=12, step=1, label="Frames per second (a song sets its own)")
+            batch = gr.Slider(1, 8, value=4, step=1, label="Frames per batch (more is faster, needs more memory)")
+            song = gr.Audio(label="Song (optional): pace the walk by its beat", type="filepath", sources=["upload"])
+            with gr.Row():
+                run = gr.Button("Make walk", variant="primary", elem_id="pwalk-run")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=240)
+            video = gr.Video(label="Walk", interactive=False, loop=True, autoplay=True, elem_id="pwalk-video")
+            strip = gr.Image(label="Frame strip", type="pil", interactive=False, height=140)
+            gif = gr.DownloadButton("Download GIF", value=None)
+            info = gr.Markdown(elem_id="pwalk-info")
+
+    @user_errors
+    def make_walk(keys_text, model_id, steps_n, cfg, negative_text, w, h, frames_between, rate, per_batch, audio,
+                  request: gr.Request, progress=gr.Progress()):
+        keys = parse_keyframes(keys_text)
+        if not model_id:
+            raise gr.Error("Choose an image model first.")
+        settings = ImageRequest(prompt=keys[0].prompt if keys else "", model=model_id, steps=int(steps_n),
+                                guidance=float(cfg), negative_prompt=negative_text or "", width=int(w),
+                                height=int(h))
+        walk = PromptWalkRequest(keyframes=keys, frames_between=int(frames_between), settings=settings,
+                                 fps=float(rate), batch=int(per_batch))
+        walk.validate(max_frames)
+        token = stops.start(request)
+        work = with_previews(
+            lambda report: studio.prompt_walk(walk, audio=Path(audio) if audio else None, progress=report,
+                                              cancel=token),
+            progress, "Walking", token,
+        )
+        for frame, outcome in work:
+            if outcome is None:
+                yield frame, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        last, video_path, gif_path, text = _walk_outputs(studio, outcome, "Prompt walk")
+        yield last, video_path, frame_strip(outcome.frames), gif_path, text
+
+    run.click(make_walk, [keyframes, model, steps, guidance, negative, width, height, between, fps, batch, song],
+              [preview, video, strip, gif, info], api_name="prompt_walk", concurrency_id="heavy")
+
+    def stop_walk(request: gr.Request) -> None:
+        stops.stop(request)
+
+    stop.click(stop_walk, None, None, api_visibility="private")
+
+
+def _image_morph(studio: Studio, stops: StopButtons, max_side: int, max_frames: int) -> None:
+    gr.Markdown("Two pictures, encoded by the model's autoencoder; the frames walk between their latents.")
+    choices = _model_choices(studio)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            with gr.Row():
+                first = image_upload(label="From", height=220, elem_id="morph-first")
+                second = image_upload(label="To", height=220, elem_id="morph-second")
+            model = gr.Dropdown(choices, value=choices[0] if choices else None, label="Model (its autoencoder)")
+            frames = gr.Slider(2, max_frames, value=24, step=1, label="Frames")
+            size = gr.Slider(64, max_side, value=512, step=64, label="Longest side (px)")
+            fps = gr.Slider(1, 30, value=12, step=1, label="Frames per second")
+            with gr.Row():
+                run = gr.Button("Morph", variant="primary", elem_id="morph-run")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=240)
+            video = gr.Video(label="Morph", interactive=False, loop=True, autoplay=True)
+            strip = gr.Image(label="Frame strip", type="pil", interactive=False, height=140)
+            gif = gr.DownloadButton("Download GIF", value=None)
+            info = gr.Markdown()
+
+    @user_errors
+    def make_morph(first_path, second_path, model_id, count, long_side, rate, request: gr.Request,
+                   progress=gr.Progress()):
+        if not first_path or not second_path:
+            raise gr.Error("Upload both pictures first.")
+        if not model_id:
+            raise gr.Error("Choose an image model first.")
+        morph = MorphRequest(frames=int(count), size=int(long_side), model=model_id, fps=float(rate))
+        morph.validate(max_side, max_frames)
+        a, b = studio.open_image(first_path), studio.open_image(second_path)
+        token = stops.start(request)
+        work = with_previews(lambda report: studio.image_morph(a, b, morph, progress=report, cancel=token),
+                             progress, "Morphing", token)
+        for frame, outcome in work:
+            if outcome is None:
+                yield frame, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for note in outcome.notes:
+            gr.Info(note)
+        last, video_path, gif_path, text = _walk_outputs(studio, outcome, "Morph")
+        yield last, video_path, frame_strip(outcome.frames), gif_path, text
+
+    run.click(make_morph, [first, second, model, frames, size, fps], [preview, video, strip, gif, info],
+              api_name="image_morph", concurrency_id="heavy")
+
+    def stop_morph(request: gr.Request) -> None:
+        stops.stop(request)
+
+    stop.click(stop_morph, None, None, api_visibility="private")
 
 
 def _walk_outputs(studio: Studio, outcome: FramesOutcome, what: str):

@@ -13,6 +13,8 @@ def test_patterns_and_a_style_walk_in_the_browser(page, tmp_path):
     with RunningApp(tmp_path / "data") as app:
         page.goto(app.url)
         page.get_by_role("tab", name="Interpolate", exact=True).click()
+        expect(page.locator("#pwalk-keys")).to_be_visible()  # prompt walks come first
+        page.get_by_role("tab", name="Abstract patterns", exact=True).click()
         page.locator("#pattern-render").click()
         expect(page.locator("#pattern-still img")).to_be_visible()
         expect(page.locator("#pattern-info")).to_contain_text("gallery #1")
