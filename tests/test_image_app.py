@@ -164,3 +164,9 @@ def test_diffusion_restyle_in_the_style_tab(client, made):
     assert Image.open(path).size == (64, 64) and "gallery #" in info
     params = read_studio_params(path)
     assert params["task"] == "restyle" and params["prompt"] == "watercolor painting" and params["strength"] == 0.5
+
+
+def test_abstract_patterns_in_the_image_tab_need_no_model(client):
+    _, files, info, seed = client.predict(7, "ocean", 1.0, 320, 192, api_name="/image_patterns")
+    assert Image.open(files[0]["image"]).size == (320, 192)
+    assert "gallery #" in info and seed == 7

@@ -24,6 +24,8 @@ from studio.backends.diffusion import (
     fields_from_parameters,
     fit_size,
 )
+from studio.backends.patterns import MAX_SEED as MAX_PATTERN_SEED
+from studio.backends.patterns import PALETTES, PatternRequest
 from studio.errors import InputError
 from studio.images import ImageOutcome, mask_from_layers
 from studio.media.images import LoadedImage
@@ -156,6 +158,15 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                         outpaint_blur = gr.Slider(0, 64, value=8, step=1, label="Seam blend (px)")
                         outpaint_strength = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Strength")
                     run_outpaint = gr.Button("Generate", variant="primary", elem_id="image-run-outpaint")
+                with gr.Tab("Abstract patterns (no download)", id="patterns"):
+                    gr.Markdown("Seeded random networks draw a picture of any size with no model at all; the "
+                                "width and height below apply. Walks between patterns are in the Interpolate tab.")
+                    with gr.Row():
+                        pattern_seed = gr.Number(value=5, precision=0, minimum=0, maximum=MAX_PATTERN_SEED,
+                                                 label="Pattern seed")
+                        pattern_palette = gr.Dropdown(list(PALETTES), value="network colours", label="Palette")
+                        pattern_zoom = gr.Slider(0.25, 8, value=1.0, step=0.05, label="Zoom out")
+                    run_patterns = gr.Button("Render pattern", variant="primary", elem_id="image-run-patterns")
             stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
             with gr.Accordion("Settings", open=True):
                 with gr.Row():
@@ -335,6 +346,17 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     params_png.upload(load_parameters, params_png, parameter_outputs, api_name="image_read_parameters")
 
+    @user_errors
+    def render_pattern(seed_value, palette_name, zoom_value, w, h):
+        outcome = studio.make_patterns(PatternRequest(seed=int(seed_value or 0), width=int(w), height=int(h),
+                                                      palette=palette_name, zoom=float(zoom_value)))
+        assert outcome.item is not None
+        text = f"Pattern {int(seed_value or 0)}, {int(w)}x{int(h)} px in {outcome.seconds:.2f} s · gallery #{outcome.item.id}"
+        return None, [servable(outcome.item.file)], text, int(seed_value or 0)
+
+    run_patterns.click(render_pattern, [pattern_seed, pattern_palette, pattern_zoom, width, height], outputs,
+                       api_name="image_patterns", concurrency_id="heavy")
+
     # -- results to other places -------------------------------------------------------------
 
     def pick(evt: gr.SelectData) -> int:
@@ -348,8 +370,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     )
     to_img2img.click(lambda files, index: (picked(files, index), gr.Tabs(selected="img2img")),
                      [results, selected], [init_image, modes], api_visibility="private")
-    return ImageTab(
-        prompt=prompt,results=results, selected=selected, img2img_input=init_image, modes=modes,
+    return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
                     send_to_style=send_to_style)
 
 
