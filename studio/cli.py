@@ -12,6 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
+from studio import cli_image, cli_music, cli_text, cli_walks
 from studio import settings as settings_mod
 from studio.errors import Cancelled, StudioError
 
@@ -63,14 +64,16 @@ def build_parser() -> argparse.ArgumentParser:
     style.add_argument("--json", action="store_true", help="print one JSON object describing the result")
     style.add_argument("--no-gallery", action="store_true", help="do not list the result in the studio's gallery")
 
-    from studio import cli_music
-
+    cli_text.add_parser(commands)
+    cli_image.add_parsers(commands)
     cli_music.add_commands(commands)
 
     commands.add_parser("models", help="list the model catalogue")
 
     download = commands.add_parser("download", help="fetch a catalogue model from the hub into the local cache")
     download.add_argument("model", help="a catalogue id, e.g. stabilityai/sd-turbo (see `models`)")
+
+    cli_walks.add_commands(commands)
     return parser
 
 
@@ -82,14 +85,19 @@ def main(argv: list[str] | None = None) -> int:
         settings = settings_mod.from_args(args)
         if args.command == "style":
             return _style(args, settings)
+        if args.command == "text":
+            return cli_text.run(args, settings)
+        if args.command in cli_image.COMMANDS:
+            return cli_image.run(args, settings)
         if args.command in ("melody", "music"):
-            from studio import cli_music
-
             return cli_music.run(args, settings, _fail)
         if args.command == "models":
             return _models(settings)
         if args.command == "download":
             return _download(args.model, settings)
+        code = cli_walks.run(args, settings)
+        if code is not None:
+            return code
     except StudioError as exc:
         return _fail(str(exc))
     except settings_mod.SettingsError as exc:

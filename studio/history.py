@@ -113,6 +113,17 @@ class Gallery:
             _write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
         return str(path.relative_to(self.data_dir))
 
+    def keep_input_file(self, source: Path) -> str:
+        """Store any input file once (by content, keeping its suffix); returns its relative path."""
+        import hashlib
+
+        digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
+        path = self.inputs_dir / digest[:2] / f"{digest}{Path(source).suffix.lower()}"
+        if not path.exists():
+            path.parent.mkdir(parents=True, exist_ok=True)
+            _write_atomically(path, lambda tmp: tmp.write_bytes(Path(source).read_bytes()))
+        return str(path.relative_to(self.data_dir))
+
     def add_image(
         self,
         image: Image.Image,
@@ -149,11 +160,23 @@ class Gallery:
         preview: Image.Image | None = None,
         seed: int | None = None,
         owner: str | None = None,
+        siblings: dict[str, Callable[[Path], None]] | None = None,
     ) -> GalleryItem:
         """Save any result (text, audio, MIDI, video) written by `write(path)`, with an optional
-        preview picture for the grid (a piano roll, a frame), and list it."""
+        preview picture for the grid (a piano roll, a frame), and list it. `siblings` maps a
+        suffix to a writer for companion files kept beside it (a walk's GIF beside its MP4)."""
         path = self._new_output_path(task, suffix)
-        _write_atomically(path, write)
+        written: list[Path] = []
+        try:
+            for sibling_suffix, sibling_write in (siblings or {}).items():
+                sibling = path.with_suffix(sibling_suffix)
+                _write_atomically(sibling, sibling_write)
+                written.append(sibling)
+            _write_atomically(path, write)
+        except GallerySaveError:
+            for done in written:
+                done.unlink(missing_ok=True)
+            raise
         thumb = self._thumbnail(preview if preview is not None else _placeholder(task), path)
         return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb, owner=owner)
 
@@ -242,6 +265,11 @@ class Gallery:
         with self._connect() as db:
             return [row[0] for row in db.execute("SELECT DISTINCT task FROM items ORDER BY task")]
 
+    def companion(self, item: GalleryItem, suffix: str) -> Path | None:
+        """A file kept beside an item's own (e.g. the GIF of a walk saved as MP4), if there is one."""
+        path = item.file.with_suffix(suffix)
+        return path if path != item.file and path.is_file() else None
+
     def get(self, item_id: int) -> GalleryItem:
         with self._connect() as db:
             row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
@@ -266,11 +294,11 @@ class Gallery:
         item = self.get(item_id)
         with self._write_lock, self._connect() as db, db:
             db.execute("DELETE FROM items WHERE id = ?", (item_id,))
-        # Companions: files written beside the item under its name (a melody's .wav, .png, .abc).
-        companions = {item.file.with_suffix(s) for s in item.params.get("companions", []) if s.startswith(".")}
-        for path in {item.file, item.preview} | companions:
+        # The item's file, its thumbnail and any companions share its unique stem.
+        for path in item.file.parent.glob(item.file.stem + ".*"):
             if path.is_relative_to(self.outputs_dir):
                 path.unlink(missing_ok=True)
+        item.preview.unlink(missing_ok=True)
 
 
 def _placeholder(task: str) -> Image.Image:

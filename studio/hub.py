@@ -8,6 +8,8 @@ download, so they can never be loaded by accident.
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from studio.catalog import ModelEntry
@@ -77,6 +79,51 @@ def _from_cache(entry: ModelEntry) -> Path | None:
     if not any(folder.rglob("*.safetensors")) and not any(folder.rglob("*.gguf")) and not any(folder.rglob("*.onnx")):
         return None
     return folder
+
+
+def locate_file(entry: ModelEntry, *, offline: bool) -> Path:
+    """The one weights file of a single-file hub model (a GGUF repo holds many quantisations; the
+    entry names the one to use), from the cache or fetched with hf_hub_download."""
+    from huggingface_hub import hf_hub_download
+    from huggingface_hub.errors import LocalEntryNotFoundError
+
+    if entry.source != "download" or not entry.repo or not entry.files:
+        raise StudioError(f"'{entry.id}' does not name a file of a hub repository.")
+    try:
+        return Path(hf_hub_download(entry.repo, entry.files[0], revision=entry.revision, local_files_only=True))
+    except (LocalEntryNotFoundError, FileNotFoundError, OSError, ValueError):
+        pass
+    if offline:
+        raise ModelUnavailable(missing_message(entry, "the studio is running offline"))
+    with _download_errors(entry):
+        return Path(hf_hub_download(entry.repo, entry.files[0], revision=entry.revision))
+
+
+@contextmanager
+def _download_errors(entry: ModelEntry) -> Iterator[None]:
+    """The hub client's failures, as the one message a person needs."""
+    from huggingface_hub.errors import (
+        EntryNotFoundError,
+        HfHubHTTPError,
+        LocalEntryNotFoundError,
+        OfflineModeIsEnabled,
+        RepositoryNotFoundError,
+    )
+
+    try:
+        yield
+    except OfflineModeIsEnabled:
+        raise ModelUnavailable(missing_message(entry, "HF_HUB_OFFLINE is set")) from None
+    except RepositoryNotFoundError:
+        raise ModelUnavailable(
+            f"The hub has no repository '{entry.repo}' (or it needs a login: run `hf auth login`)."
+        ) from None
+    except LocalEntryNotFoundError:  # what the hub client raises when it cannot connect
+        raise ModelUnavailable(missing_message(entry, "the hub cannot be reached")) from None
+    except EntryNotFoundError:
+        raise ModelUnavailable(f"The hub repository '{entry.repo}' has no file '{entry.files[0]}'.") from None
+    except (HfHubHTTPError, OSError) as exc:
+        raise ModelUnavailable(missing_message(entry, f"the download failed ({exc})")) from None
 
 
 def download(entry: ModelEntry) -> Path:

@@ -5,6 +5,7 @@ read a primer (MIDI, ABC or a hummed recording), write a melody's files (.mid, .
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, fields
 from pathlib import Path
 from typing import Any
@@ -20,7 +21,6 @@ from studio.media.melody_tokens import Melody, key_name
 
 PRIMER_KINDS = ("midi", "abc", "audio")
 MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
-COMPANIONS = (".wav", ".png", ".abc")
 
 
 @dataclass(frozen=True)
@@ -89,17 +89,31 @@ def _abc_tempo(text: str) -> float | None:
     return float(match.group(1)) if match else None
 
 
+def _writers(result: MelodyResult, tempo: float, timbre: str):
+    """(MIDI writer, {suffix: writer} for the WAV, piano roll and ABC, the ABC text) of one melody."""
+    melody = result.melody
+    abc_text = abc.melody_to_abc(melody, title=title_of(result), tempo=tempo)
+    roll = piano_roll(result, tempo)
+    siblings: dict[str, Callable[[Path], None]] = {
+        ".wav": lambda path: synth.write_wav(synth.render(melody, tempo, timbre), path),
+        ".png": lambda path: roll.save(path, format="PNG"),
+        ".abc": lambda path: path.write_text(abc_text, encoding="utf-8"),
+    }
+    return (lambda path: midi.write_midi(melody, path, tempo, timbre)), siblings, abc_text
+
+
+def _files(midi_path: Path, abc_text: str) -> MelodyFiles:
+    return MelodyFiles(midi_path, midi_path.with_suffix(".wav"), midi_path.with_suffix(".png"),
+                       midi_path.with_suffix(".abc"), abc_text)
+
+
 def write_melody_files(result: MelodyResult, midi_path: Path, tempo: float, timbre: str) -> MelodyFiles:
     """The melody as MIDI, WAV (the studio's synthesiser), piano-roll PNG and ABC, side by side."""
-    melody = result.melody
-    stem = midi_path.with_suffix("")
-    paths = {suffix: stem.with_suffix(suffix) for suffix in COMPANIONS}
-    synth.write_wav(synth.render(melody, tempo, timbre), paths[".wav"])
-    piano_roll(result, tempo).save(paths[".png"])
-    abc_text = abc.melody_to_abc(melody, title=title_of(result), tempo=tempo)
-    paths[".abc"].write_text(abc_text, encoding="utf-8")
-    midi.write_midi(melody, midi_path, tempo, timbre)
-    return MelodyFiles(midi_path, paths[".wav"], paths[".png"], paths[".abc"], abc_text)
+    write_midi, siblings, abc_text = _writers(result, tempo, timbre)
+    for suffix, write in siblings.items():
+        write(midi_path.with_suffix(suffix))
+    write_midi(midi_path)
+    return _files(midi_path, abc_text)
 
 
 def title_of(result: MelodyResult) -> str:
@@ -118,27 +132,20 @@ def keep_melody(gallery: Gallery, result: MelodyResult, owner: str | None = None
     """List a melody in the gallery: the .mid is the item, its .wav, .png and .abc lie beside it."""
     params = dict(result.params)
     params["seconds"] = round(result.seconds, 3)
-    params["companions"] = list(COMPANIONS)
-    written: dict[str, MelodyFiles] = {}
-
-    def write(tmp: Path) -> None:
-        final = tmp.with_name(tmp.name.removesuffix(".partial"))
-        # Companions first: a crash leaves at worst unlisted files, never a listed item missing its audio.
-        files = write_melody_files(result, final, float(params["tempo"]), str(params["timbre"]))
-        final.replace(tmp)
-        written["files"] = files
-
+    tempo, timbre = float(params["tempo"]), str(params["timbre"])
+    write_midi, siblings, abc_text = _writers(result, tempo, timbre)
     item = gallery.add_file(
-        write,
+        write_midi,
         suffix=".mid",
+        siblings=siblings,
         task="melody",
         model=params["model"],
         params=params,
-        preview=piano_roll(result, float(params["tempo"])),
+        preview=piano_roll(result, tempo),
         seed=int(params["seed"]),
         owner=owner,
     )
-    return MelodyOutcome(result, written["files"], item)
+    return MelodyOutcome(result, _files(item.file, abc_text), item)
 
 
 def melody_request_from(params: dict[str, Any]) -> tuple[MelodyRequest, Melody | None]:
@@ -153,28 +160,13 @@ def read_audio(path: str | Path, max_audio_seconds: float) -> audio.AudioClip:
     return audio.load_audio(Path(path), max_audio_seconds, sample_rate=None)
 
 
-def keep_audio_input(gallery: Gallery, path: str | Path) -> str:
-    """Store an input recording once (by content) beside the gallery's input images; its relative path."""
-    import hashlib
-    import shutil
-
-    source = Path(path)
-    digest = hashlib.sha256(source.read_bytes()).hexdigest()
-    target = gallery.inputs_dir / digest[:2] / f"{digest}{source.suffix.lower() or '.wav'}"
-    if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target.with_name(target.name + ".partial"))
-        target.with_name(target.name + ".partial").replace(target)
-    return str(target.relative_to(gallery.data_dir))
-
-
 def keep_music(
     gallery: Gallery, result: MusicResult, owner: str | None = None, melody_path: str | Path | None = None
 ) -> MusicOutcome:
     params = dict(result.params)
     params["seconds_taken"] = round(result.seconds, 3)
     if melody_path:
-        params["melody_input"] = keep_audio_input(gallery, melody_path)
+        params["melody_input"] = gallery.keep_input_file(Path(melody_path))
     picture = plots.mel_spectrogram_image(result.audio, result.sample_rate)
     item = gallery.add_file(
         lambda tmp: synth.write_wav(result.audio, tmp, result.sample_rate),

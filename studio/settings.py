@@ -31,8 +31,10 @@ class Settings:
     # Limits, enforced by the backends and the UI alike.
     max_input_pixels: int = 50_000_000  # refuse uploads above this before decoding them
     max_upload_mb: int = 50
-    max_audio_seconds: int = 600  # longer recordings are refused from their header, before decoding
-    max_output_side: int = 2048  # longest side of a stylised result
+    max_output_side: int = 2048  # longest side of a stylised result or a walk's frames
+    max_pattern_side: int = 4096  # patterns render at any size; this caps memory and time
+    max_walk_frames: int = 240
+    max_audio_seconds: int = 600  # songs, hums, melodies: longer files are refused from their header
     model_memory_budget_mb: int = 8192  # runtime cache evicts least-recently-used models above this
 
     @property
@@ -96,8 +98,10 @@ _FIELD_TYPES: dict[str, type] = {
     "device": str,
     "max_input_pixels": int,
     "max_upload_mb": int,
-    "max_audio_seconds": int,
     "max_output_side": int,
+    "max_pattern_side": int,
+    "max_walk_frames": int,
+    "max_audio_seconds": int,
     "model_memory_budget_mb": int,
 }
 
@@ -120,7 +124,8 @@ def validate(settings: Settings) -> Settings:
         raise SettingsError(f"port must be 1-65535, got {settings.port}")
     if settings.auth is not None and (":" not in settings.auth or settings.auth.startswith(":")):
         raise SettingsError("auth must look like USER:PASS")
-    for name in ("max_input_pixels", "max_upload_mb", "max_audio_seconds", "max_output_side", "model_memory_budget_mb"):
+    for name in ("max_input_pixels", "max_upload_mb", "max_output_side", "max_pattern_side", "max_walk_frames",
+                 "max_audio_seconds", "model_memory_budget_mb"):
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
     return settings

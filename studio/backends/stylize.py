@@ -157,22 +157,10 @@ class StyleBackend:
     ) -> StyleResult:
         request.validate(max_side)
         started = time.perf_counter()
-        original = photo.rgb
-        if min(original.size) < MIN_SIDE and request.size is None:
-            raise InputError(
-                f"The photo is {original.width}x{original.height} px; the smallest the studio stylises is "
-                f"{MIN_SIDE} px on each side. Choose a larger output size or a larger photo."
-            )
-        target = request.size or min(max(original.size), max_side)
-        original = resize_long_side(original, target)
-        if min(original.size) < MIN_SIDE:
-            raise InputError(
-                f"At {original.width}x{original.height} px this photo is too thin to stylise; "
-                f"both sides need at least {MIN_SIDE} px."
-            )
-
+        original = self.prepare_photo(photo, request.size, max_side)
         if style_image is None:
-            image = self._builtin(original, request, progress)
+            image = self.render_weights(original, style_weights(request), request.strength, request.preserve_color,
+                                        progress)
             model_id = MULTISTYLE_ID
         else:
             image = self._arbitrary(original, style_image.rgb, request, progress, cancel)
@@ -195,17 +183,55 @@ class StyleBackend:
             params.pop("tiled")
         return StyleResult(image=image, params=params, seconds=time.perf_counter() - started)
 
+    def prepare_photo(self, photo: LoadedImage, size: int | None, max_side: int) -> Image.Image:
+        """The photo at the size it will be restyled at, or a clear refusal."""
+        original = photo.rgb
+        if min(original.size) < MIN_SIDE and size is None:
+            raise InputError(
+                f"The photo is {original.width}x{original.height} px; the smallest the studio stylises is "
+                f"{MIN_SIDE} px on each side. Choose a larger output size or a larger photo."
+            )
+        original = resize_long_side(original, size or min(max(original.size), max_side))
+        if min(original.size) < MIN_SIDE:
+            raise InputError(
+                f"At {original.width}x{original.height} px this photo is too thin to stylise; "
+                f"both sides need at least {MIN_SIDE} px."
+            )
+        return original
+
     # -- the two networks ---------------------------------------------------------------------
 
-    def _builtin(self, original: Image.Image, request: StyleRequest, progress: ProgressCallback) -> Image.Image:
+    def render_weights(
+        self,
+        original: Image.Image,
+        weights: np.ndarray,
+        strength: float = 1.0,
+        preserve_color: bool = False,
+        progress: ProgressCallback = no_progress,
+    ) -> Image.Image:
+        """The multi-style network with any mix of its 26 styles (weights summing to 1)."""
         progress(0, 1)
-        engine = self._engine()
-        weights = {i: float(w) for i, w in enumerate(style_weights(request)) if w > 0}
-        image = engine.stylize(
-            original, style=weights, strength=request.strength, preserve_color=request.preserve_color, max_size=None
+        mix = {i: float(w) for i, w in enumerate(weights) if w > 0}
+        image = self._engine().stylize(
+            original, style=mix, strength=strength, preserve_color=preserve_color, max_size=None
         )
         progress(1, 1)
         return image
+
+    def render_vector(
+        self,
+        original: Image.Image,
+        vector: np.ndarray,
+        preserve_color: bool = False,
+        *,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> Image.Image:
+        """The arbitrary-style network at full resolution, with one 100-number style vector."""
+        pixels = np.asarray(original, dtype=np.float32) / 255.0
+        out = self.transform_tiled(pixels, vector, progress=progress, cancel=cancel)
+        image = Image.fromarray((np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
+        return keep_colours(image, original) if preserve_color else image
 
     def _arbitrary(
         self,
@@ -226,12 +252,7 @@ class StyleBackend:
             # Like the package: move from the photo's own style towards the chosen one.
             own = self.style_vector(original)
             vector = request.strength * vector + (1.0 - request.strength) * own
-        pixels = np.asarray(original, dtype=np.float32) / 255.0
-        out = self.transform_tiled(pixels, vector, progress=progress, cancel=cancel)
-        image = Image.fromarray((np.clip(out, 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8))
-        if request.preserve_color:
-            image = keep_colours(image, original)
-        return image
+        return self.render_vector(original, vector, request.preserve_color, progress=progress, cancel=cancel)
 
     def transform_tiled(
         self,

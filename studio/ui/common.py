@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import inspect
 import logging
 import shutil
 import tempfile
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -47,26 +49,41 @@ def image_upload(**kwargs: Any) -> UploadedImage:
 
 
 def user_errors(fn: Callable) -> Callable:
-    """Turn the studio's errors into alerts; anything unexpected is logged and explained briefly."""
+    """Turn the studio's errors into alerts; anything unexpected is logged and explained briefly.
+    Works for plain handlers and for generator handlers (streaming previews)."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def stream(*args: Any, **kwargs: Any):
+            with _as_alerts(fn.__name__):
+                yield from fn(*args, **kwargs)
+
+        return stream
 
     @functools.wraps(fn)
     def wrapper(*args: Any, **kwargs: Any):
-        try:
+        with _as_alerts(fn.__name__):
             return fn(*args, **kwargs)
-        except gr.Error:
-            raise
-        except StudioError as exc:
-            raise gr.Error(str(exc), print_exception=False) from None
-        except Cancelled:
-            raise gr.Error("Stopped.", title="Stopped", print_exception=False) from None
-        except Exception as exc:
-            log.exception("unexpected error in %s", fn.__name__)
-            raise gr.Error(
-                f"Something went wrong ({type(exc).__name__}). The details are in the studio's log.",
-                print_exception=False,
-            ) from None
 
     return wrapper
+
+
+@contextlib.contextmanager
+def _as_alerts(name: str) -> Iterator[None]:
+    try:
+        yield
+    except (gr.Error, GeneratorExit):
+        raise
+    except StudioError as exc:
+        raise gr.Error(str(exc), print_exception=False) from None
+    except Cancelled:
+        raise gr.Error("Stopped.", title="Stopped", print_exception=False) from None
+    except Exception as exc:
+        log.exception("unexpected error in %s", name)
+        raise gr.Error(
+            f"Something went wrong ({type(exc).__name__}). The details are in the studio's log.",
+            print_exception=False,
+        ) from None
 
 
 def progress_reporter(progress: gr.Progress, description: str) -> ProgressCallback:
@@ -74,6 +91,46 @@ def progress_reporter(progress: gr.Progress, description: str) -> ProgressCallba
         progress((done, max(total, 1)), desc=description)
 
     return report
+
+
+def with_previews(
+    work: Callable[[ProgressCallback], Any],
+    progress: gr.Progress,
+    description: str,
+    token: CancelToken,
+    every: float = 0.25,
+) -> Iterator[tuple[Any | None, Any | None]]:
+    """Run `work(progress_callback)` in a worker thread; yield (latest preview, None) as previews
+    arrive, then (None, result). Closing the generator (Gradio's Stop) cancels the work."""
+    state: dict[str, Any] = {"done": 0, "total": 1, "preview": None, "fresh": False}
+    outcome: dict[str, Any] = {}
+
+    def report(done: int, total: int, preview: Any | None = None) -> None:
+        state.update(done=done, total=total)
+        if preview is not None:
+            state.update(preview=preview, fresh=True)
+
+    def run() -> None:
+        try:
+            outcome["value"] = work(report)
+        except BaseException as exc:  # handed to the caller's thread below
+            outcome["error"] = exc
+
+    worker = threading.Thread(target=run, name=f"studio-{description}", daemon=True)
+    worker.start()
+    try:
+        while worker.is_alive():
+            worker.join(every)
+            progress((state["done"], max(state["total"], 1)), desc=description)
+            if state["fresh"]:
+                state["fresh"] = False
+                yield state["preview"], None
+    except GeneratorExit:
+        token.cancel()
+        raise
+    if "error" in outcome:
+        raise outcome["error"]
+    yield None, outcome["value"]
 
 
 class StopButtons:

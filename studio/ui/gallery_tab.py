@@ -11,8 +11,11 @@ from studio.services import Studio
 from studio.ui.common import servable, user_errors
 
 ALL_TASKS = "All"
-IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 PAGE_SIZE = 120
+IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
+VIDEO_SUFFIXES = {".mp4", ".webm"}
+AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".flac"}
+TEXT_SUFFIXES = {".txt", ".md", ".abc"}
 
 
 @dataclass
@@ -27,11 +30,6 @@ class GalleryTab:
 
 def _caption(item: GalleryItem) -> str:
     return f"#{item.id} · {item.task} · {item.created_text}"
-
-
-def _picture(item: GalleryItem):
-    """What the 'Opened' view shows: the file itself if it is a picture, else its preview (a piano roll...)."""
-    return item.file if item.file.suffix.lower() in IMAGE_SUFFIXES else item.preview
 
 
 def _details(item: GalleryItem) -> str:
@@ -64,7 +62,13 @@ def build(studio: Studio) -> GalleryTab:
     ids = gr.State([])
     selected = gr.Number(value=None, precision=0, visible=False, label="item_id")  # also the API's way to name an item
     with gr.Row(equal_height=False):
-        opened = gr.Image(label="Opened", type="filepath", interactive=False, height=420, elem_id="gallery-opened")
+        with gr.Column():
+            opened = gr.Image(label="Opened", type="filepath", interactive=False, height=420,
+                              elem_id="gallery-opened")
+            opened_video = gr.Video(label="Opened", interactive=False, visible=False, loop=True,
+                                    elem_id="gallery-opened-video")
+            opened_audio = gr.Audio(label="Opened", type="filepath", interactive=False, visible=False)
+            opened_text = gr.Textbox(label="Opened", interactive=False, visible=False, lines=12)
         with gr.Column():
             details = gr.Markdown("Click an item to open it.", elem_id="gallery-details")
             params = gr.JSON(label="Parameters", open=True)
@@ -88,12 +92,38 @@ def build(studio: Studio) -> GalleryTab:
     refresh.click(list_items, task_filter, list_outputs, api_name="gallery_list")
     task_filter.input(list_items, task_filter, list_outputs, api_visibility="private")
 
+    views = [opened, opened_video, opened_audio, opened_text]
+
+    def show(item: GalleryItem | None) -> tuple:
+        """Values for (item id, the four views, details, parameters, download) of one item, or of none."""
+        if item is None:
+            return (None, None, gr.Video(value=None, visible=False), gr.Audio(value=None, visible=False),
+                    gr.Textbox(value="", visible=False), "Click an item to open it.", None,
+                    gr.DownloadButton(value=None))
+        kind = item.file.suffix.lower()
+        is_video, is_audio, is_text = kind in VIDEO_SUFFIXES, kind in AUDIO_SUFFIXES, kind in TEXT_SUFFIXES
+        picture = item.file if kind in IMAGE_SUFFIXES else item.preview
+        # A melody's item is its MIDI; its rendered WAV lies beside it, so it can be heard here too.
+        sound = item.file if is_audio else item.file.with_suffix(".wav")
+        is_audio = is_audio or (kind in {".mid", ".midi"} and sound.is_file())
+        return (
+            item.id,
+            servable(picture),
+            gr.Video(value=servable(item.file) if is_video else None, visible=is_video),
+            gr.Audio(value=servable(sound) if is_audio else None, visible=is_audio),
+            gr.Textbox(value=item.file.read_text(errors="replace") if is_text else "", visible=is_text),
+            _details(item),
+            item.params,
+            gr.DownloadButton(value=servable(item.file)),
+        )
+
+    shown = [selected, *views, details, params, download]
+
     @user_errors
     def open_item(item_ids, evt: gr.SelectData):
-        item = studio.gallery.get(item_ids[evt.index])
-        return item.id, servable(_picture(item)), _details(item), item.params, gr.DownloadButton(value=servable(item.file))
+        return show(studio.gallery.get(item_ids[evt.index]))
 
-    grid.select(open_item, ids, [selected, opened, details, params, download], api_visibility="private")
+    grid.select(open_item, ids, shown, api_visibility="private")
 
     @user_errors
     def rerun_item(item_id, task):
@@ -101,14 +131,12 @@ def build(studio: Studio) -> GalleryTab:
             raise gr.Error("Open an item first.")
         new = studio.rerun(int(item_id))
         gr.Info(f"Made #{new.id} with the same parameters.")
-        listing = list_items(task)
-        return (new.id, servable(_picture(new)), _details(new), new.params, gr.DownloadButton(value=servable(new.file)),
-                *listing)
+        return (*show(new), *list_items(task))
 
     rerun.click(
         rerun_item,
         [selected, task_filter],
-        [selected, opened, details, params, download, *list_outputs],
+        [*shown, *list_outputs],
         api_name="gallery_rerun",
         concurrency_id="heavy",
     )
@@ -119,12 +147,12 @@ def build(studio: Studio) -> GalleryTab:
             raise gr.Error("Open an item first.")
         studio.gallery.delete(int(item_id))
         gr.Info(f"Deleted #{item_id}.")
-        return (None, None, "Click an item to open it.", None, gr.DownloadButton(value=None), *list_items(task))
+        return (*show(None), *list_items(task))
 
     delete.click(
         delete_item,
         [selected, task_filter],
-        [selected, opened, details, params, download, *list_outputs],
+        [*shown, *list_outputs],
         api_name="gallery_delete",
     )
     return GalleryTab(refresh=refresh, grid=grid, filter=task_filter, ids=ids, list_outputs=list_outputs,

@@ -28,6 +28,8 @@ TIMBRE_CHOICES = [(t.label, name) for name, t in TIMBRES.items()]
 
 @dataclass
 class MusicTab:
+    sections: gr.Tabs  # Melody, Text to music, Analyse
+    prompt: gr.Textbox  # MusicGen's prompt: where 'Send to Music tab' puts a text
     melody_audio: gr.Audio
     music_audio: gr.Audio
 
@@ -46,7 +48,7 @@ def build(studio: Studio, stops: StopButtons) -> MusicTab:
         with gr.Tab("Melody", id="melody"):
             melody_audio, analyse_melody = _melody_section(studio, stops)
         with gr.Tab("Text to music (MusicGen)", id="musicgen"):
-            music_audio, analyse_music = _musicgen_section(studio, stops)
+            prompt, music_audio, analyse_music = _musicgen_section(studio, stops)
         with gr.Tab("Analyse", id="analyse"):
             upload, analyse_event = _analysis_section(studio)
     # "Analyse this": hand an output to the Analyse section and run it there.
@@ -54,7 +56,7 @@ def build(studio: Studio, stops: StopButtons) -> MusicTab:
         button.click(
             lambda path: (path, gr.Tabs(selected="analyse")), player, [upload, sections], api_visibility="private"
         ).then(**analyse_event)
-    return MusicTab(melody_audio=melody_audio, music_audio=music_audio)
+    return MusicTab(sections=sections, prompt=prompt, melody_audio=melody_audio, music_audio=music_audio)
 
 
 def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Button]:
@@ -151,7 +153,7 @@ def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Bu
     return player, analyse_this
 
 
-def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Button]:
+def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Textbox, gr.Audio, gr.Button]:
     models = _music_models(studio)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
@@ -198,7 +200,7 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.
         stops.stop(request)
 
     stop.click(stop_run, None, None, cancels=[event], api_visibility="private")
-    return player, analyse_this
+    return prompt, player, analyse_this
 
 
 def _analysis_section(studio: Studio) -> tuple[gr.File, dict]:

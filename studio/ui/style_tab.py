@@ -13,6 +13,7 @@ from studio.catalog import ASSETS_DIR, package_version
 from studio.history import GalleryItem
 from studio.media.images import resize_long_side
 from studio.services import Studio
+from studio.ui import diffusion_restyle
 from studio.ui.common import StopButtons, image_upload, progress_reporter, servable, user_errors
 
 BUILTIN = "Built-in style"
@@ -87,6 +88,7 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
             with gr.Row():
                 run = gr.Button("Stylise", variant="primary", elem_id="style-run")
                 stop = gr.Button("Stop", variant="stop")
+            restyle = diffusion_restyle.build_controls(studio)  # the second family: diffusion img2img
         with gr.Column(scale=1):
             result = gr.Image(
                 label="Result", type="filepath", format="png", interactive=False, height=520, elem_id="style-result"
@@ -96,6 +98,7 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
                 send_to_image = gr.Button("Send to Image tab")
                 save = gr.Button("Save to gallery")
     pending = gr.State(None)  # the last result while it is not yet in the gallery
+    diffusion_restyle.wire(restyle, studio, stops, photo, result, info)
 
     def pick_style(evt: gr.SelectData):
         return evt.index, gr.Gallery(label=f"Style {evt.index}")

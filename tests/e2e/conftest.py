@@ -21,6 +21,10 @@ SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs"
 
 @pytest.fixture(scope="session")
 def browser():
+    from playwright.sync_api import expect
+
+    # Model work on a busy 2-core machine can take a while; a stuck page still fails in a minute.
+    expect.set_options(timeout=60_000)
     if not Path(CHROMIUM).exists():
         pytest.skip("the browser tests need Chromium at /usr/bin/chromium (apt-get install chromium)")
     from playwright.sync_api import sync_playwright

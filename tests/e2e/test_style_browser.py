@@ -37,7 +37,7 @@ def test_stylise_in_the_browser_and_find_it_in_the_gallery_after_a_restart(page,
         page.evaluate("window.scrollTo(0, 0)")
         page.screenshot(path=str(SCREENSHOTS / "style-tab.png"), full_page=True)
 
-        page.get_by_role("tab", name="Gallery").click()
+        page.get_by_role("tab", name="Gallery", exact=True).click()
         first = page.locator("#gallery-grid button.thumbnail-item").first
         expect(first).to_be_visible()
         first.click()
@@ -47,7 +47,7 @@ def test_stylise_in_the_browser_and_find_it_in_the_gallery_after_a_restart(page,
 
     with RunningApp(data) as restarted:
         page.goto(restarted.url)
-        page.get_by_role("tab", name="Gallery").click()
+        page.get_by_role("tab", name="Gallery", exact=True).click()
         items = page.locator("#gallery-grid button.thumbnail-item")
         expect(items).to_have_count(1)
         items.first.click()
@@ -64,5 +64,5 @@ def test_a_bad_upload_shows_a_clear_message(page, tmp_path):
         page.locator("#style-run").click()
         expect(page.get_by_text("is not an image the studio can read")).to_be_visible()
         # Nothing was made, nothing listed.
-        page.get_by_role("tab", name="Gallery").click()
+        page.get_by_role("tab", name="Gallery", exact=True).click()
         expect(page.locator("#gallery-grid button.thumbnail-item")).to_have_count(0)

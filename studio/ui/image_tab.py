@@ -1,0 +1,400 @@
+"""The Image tab: text-to-image, image-to-image, inpainting and outpainting, with live previews."""
+
+from __future__ import annotations
+
+import queue
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import gradio as gr
+from PIL import Image
+
+from studio.backends.diffusion import (
+    DEFAULT_DECODER,
+    DEFAULT_MODEL,
+    DEFAULT_SAMPLER,
+    FULL_VAE,
+    MAX_BATCH_COUNT,
+    MAX_BATCH_SIZE,
+    MAX_EXTEND,
+    SAMPLERS,
+    ImageRequest,
+    fields_from_parameters,
+    fit_size,
+)
+from studio.backends.patterns import MAX_SEED as MAX_PATTERN_SEED
+from studio.backends.patterns import PALETTES, PatternRequest
+from studio.errors import InputError
+from studio.images import ImageOutcome, mask_from_layers
+from studio.media.images import LoadedImage
+from studio.media.png_info import read_a1111_parameters
+from studio.runtime import CancelToken
+from studio.services import Studio
+from studio.ui.common import StopButtons, image_upload, servable, user_errors
+
+MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
+
+
+@dataclass
+class ImageTab:
+    prompt: gr.Textbox
+    results: gr.Gallery
+    selected: gr.Number
+    img2img_input: gr.Image
+    modes: gr.Tabs
+    send_to_style: gr.Button
+
+
+def model_choices(studio: Studio) -> tuple[list[tuple[str, str]], str]:
+    """(label, id) for every image model, those on this machine marked; and the one to start with."""
+    entries = {e.id: e for task in ("txt2img", "img2img", "inpaint") for e in studio.image.image_entries(task)}
+    choices, present = [], []
+    for entry in entries.values():
+        here = studio.image.is_available(entry.id)
+        present += [entry.id] if here else []
+        where = "on this machine" if here else f"download {entry.size_text()}"
+        flag = ", non-commercial" if not entry.commercial_use else ""
+        choices.append((f"{entry.name} ({where}{flag})", entry.id))
+    default = DEFAULT_MODEL if DEFAULT_MODEL in present else (present[0] if present else DEFAULT_MODEL)
+    return choices, default
+
+
+def decoder_choices(studio: Studio) -> tuple[list[tuple[str, str]], str]:
+    choices = [(f"{e.name}", e.id) for e in studio.image.decoder_entries()]
+    choices.append(("Full VAE (slower, finest detail)", FULL_VAE))
+    present = [e.id for e in studio.image.decoder_entries() if studio.image.is_available(e.id)]
+    default = DEFAULT_DECODER if DEFAULT_DECODER in present else (present[0] if present else DEFAULT_DECODER)
+    return choices, default
+
+
+def stream_run(work: Callable, token: CancelToken, progress: gr.Progress, label: str) -> Iterator[tuple[str, Any]]:
+    """Run `work(progress_callback)` in a worker thread; yield ("preview", image) as steps finish and
+    ("done", result) at the end. Closing the generator (Stop) cancels the work at its next step."""
+    events: queue.Queue = queue.Queue()
+
+    def report(done: int, total: int, preview: Any | None = None) -> None:
+        events.put(("step", (done, total, preview)))
+
+    def target() -> None:
+        try:
+            events.put(("done", work(report)))
+        except BaseException as exc:  # handed to the request's thread, which explains it
+            events.put(("error", exc))
+
+    worker = threading.Thread(target=target, name="image-run", daemon=True)
+    worker.start()
+    try:
+        while True:
+            kind, payload = events.get()
+            if kind == "step":
+                done, total, preview = payload
+                progress((done, max(total, 1)), desc=label)
+                if preview is not None:
+                    yield "preview", preview
+            elif kind == "done":
+                yield "done", payload
+                return
+            else:
+                raise payload
+    finally:
+        if worker.is_alive():
+            token.cancel()
+
+
+def build(studio: Studio, stops: StopButtons) -> ImageTab:
+    limit = studio.settings.max_output_side
+    models, default_model = model_choices(studio)
+    decoders, default_decoder = decoder_choices(studio)
+    native = studio.image.native_size(default_model)
+    with gr.Row(equal_height=False):
+        with gr.Column(scale=5):
+            with gr.Row():
+                model = gr.Dropdown(models, value=default_model, label="Model", scale=3, elem_id="image-model")
+                decoder = gr.Dropdown(decoders, value=default_decoder, label="Decoder", scale=2,
+                                      info="TAESD decodes ~20x faster than the full VAE")
+            prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk, oil painting",
+                                elem_id="image-prompt")
+            negative = gr.Textbox(label="Negative prompt", lines=1, placeholder="blurry, low quality",
+                                  info="acts only with guidance above 1")
+            with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
+                with gr.Tab(MODE_LABELS["txt2img"], id="txt2img"):
+                    run_txt2img = gr.Button("Generate", variant="primary", elem_id="image-run-txt2img")
+                with gr.Tab(MODE_LABELS["img2img"], id="img2img"):
+                    init_image = image_upload(label="Input picture", height=280, elem_id="image-img2img-input")
+                    strength = gr.Slider(0.05, 1, value=0.5, step=0.05, label="Strength",
+                                         info="how far to move from the input; steps x strength must be at least 1")
+                    run_img2img = gr.Button("Generate", variant="primary", elem_id="image-run-img2img")
+                with gr.Tab(MODE_LABELS["inpaint"], id="inpaint"):
+                    editor = gr.ImageEditor(
+                        label="Picture: paint over what to change",
+                        type="filepath",
+                        format="png",
+                        image_mode="RGBA",
+                        sources=["upload", "clipboard"],
+                        brush=gr.Brush(colors=["#ffffff"], color_mode="fixed", default_size=32),
+                        layers=False,
+                        transforms=(),
+                        height=380,
+                        elem_id="image-inpaint-editor",
+                    )
+                    with gr.Accordion("Or upload a mask (white = repaint)", open=False):
+                        mask_upload = image_upload(label="Mask", height=200, elem_id="image-inpaint-mask")
+                    with gr.Row():
+                        mask_blur = gr.Slider(0, 64, value=4, step=1, label="Mask blur (px)")
+                        padding = gr.Slider(0, 256, value=32, step=4, label="Padding around the mask (px)")
+                    with gr.Row():
+                        only_masked = gr.Checkbox(value=True, label="Only the masked area, at full resolution",
+                                                  info="everything outside the mask stays exactly as it was")
+                        inpaint_strength = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Strength")
+                    run_inpaint = gr.Button("Generate", variant="primary", elem_id="image-run-inpaint")
+                with gr.Tab(MODE_LABELS["outpaint"], id="outpaint"):
+                    outpaint_image = image_upload(label="Picture to extend", height=260, elem_id="image-outpaint-input")
+                    with gr.Row():
+                        sides = [gr.Slider(0, MAX_EXTEND, value=v, step=8, label=f"{name} (px)")
+                                 for name, v in (("Left", 0), ("Right", 128), ("Top", 0), ("Bottom", 0))]
+                    with gr.Row():
+                        outpaint_blur = gr.Slider(0, 64, value=8, step=1, label="Seam blend (px)")
+                        outpaint_strength = gr.Slider(0.05, 1, value=1.0, step=0.05, label="Strength")
+                    run_outpaint = gr.Button("Generate", variant="primary", elem_id="image-run-outpaint")
+                with gr.Tab("Abstract patterns (no download)", id="patterns"):
+                    gr.Markdown("Seeded random networks draw a picture of any size with no model at all; the "
+                                "width and height below apply. Walks between patterns are in the Interpolate tab.")
+                    with gr.Row():
+                        pattern_seed = gr.Number(value=5, precision=0, minimum=0, maximum=MAX_PATTERN_SEED,
+                                                 label="Pattern seed")
+                        pattern_palette = gr.Dropdown(list(PALETTES), value="network colours", label="Palette")
+                        pattern_zoom = gr.Slider(0.25, 8, value=1.0, step=0.05, label="Zoom out")
+                    run_patterns = gr.Button("Render pattern", variant="primary", elem_id="image-run-patterns")
+            stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
+            with gr.Accordion("Settings", open=True):
+                with gr.Row():
+                    sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler")
+                    steps = gr.Slider(1, 50, value=1, step=1, label="Steps", info="SD-Turbo: 1-4")
+                    guidance = gr.Slider(0, 15, value=0.0, step=0.5, label="Guidance (CFG scale)",
+                                         info="SD-Turbo: 0")
+                with gr.Row():
+                    width = gr.Slider(64, limit, value=native, step=8, label="Width", elem_id="image-width")
+                    height = gr.Slider(64, limit, value=native, step=8, label="Height", elem_id="image-height")
+                with gr.Row():
+                    random_seed = gr.Checkbox(value=True, label="Random seed", scale=1)
+                    seed = gr.Number(value=0, precision=0, label="Seed", minimum=None, scale=2, elem_id="image-seed")
+                    reuse = gr.Button("Reuse last seed", scale=1, size="sm")
+                with gr.Row():
+                    batch_count = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count")
+                    batch_size = gr.Slider(1, MAX_BATCH_SIZE, value=1, step=1, label="Batch size")
+            with gr.Accordion("Load parameters from a PNG", open=False):
+                params_png = image_upload(label="Drop a PNG made here or in AUTOMATIC1111", height=160,
+                                          elem_id="image-params-png")
+        with gr.Column(scale=6):
+            preview = gr.Image(label="Live preview", type="pil", interactive=False, height=200, visible=True,
+                               elem_id="image-preview")
+            results = gr.Gallery(label="Results", columns=2, height=520, format="png", elem_id="image-results",
+                                 buttons=["download", "fullscreen"])
+            info = gr.Markdown(elem_id="image-info")
+            last_seed = gr.Number(value=None, precision=0, visible=False, label="last_seed")
+            selected = gr.Number(value=0, precision=0, visible=False, label="selected")
+            with gr.Row():
+                to_inpaint = gr.Button("Send to inpaint", size="sm")
+                to_img2img = gr.Button("Use as img2img input", size="sm")
+                send_to_style = gr.Button("Send to Style", size="sm")
+
+    common = [model, decoder, prompt, negative, sampler, steps, guidance, width, height, random_seed, seed,
+              batch_count, batch_size]
+
+    def request_of(mode: str, values: tuple, **extra: Any) -> ImageRequest:
+        (model_id, decoder_id, prompt_text, negative_text, sampler_name, steps_n, guidance_v, width_v, height_v,
+         use_random, seed_v, count, size) = values
+        if not use_random and seed_v is None:
+            raise gr.Error("Enter a seed, or tick 'Random seed'.")
+        return ImageRequest(
+            prompt=prompt_text or "", mode=mode, negative_prompt=negative_text or "", model=model_id,
+            steps=_whole(steps_n), guidance=float(guidance_v), width=_whole(width_v), height=_whole(height_v),
+            seed=None if use_random else _whole(seed_v), sampler=sampler_name, batch_size=_whole(size),
+            batch_count=_whole(count), decoder=decoder_id or DEFAULT_DECODER, **extra,
+        )
+
+    def run(request: ImageRequest, image: LoadedImage | None, mask: LoadedImage | None, gr_request, progress):
+        token = stops.start(gr_request)
+        label = f"{MODE_LABELS[request.mode]}: step"
+
+        def work(report):
+            return studio.generate_image(request, image, mask, progress=report, cancel=token,
+                                         owner=None)
+
+        for kind, payload in stream_run(work, token, progress, label):
+            if kind == "preview":
+                yield payload, gr.skip(), gr.skip(), gr.skip()
+            else:
+                outcome: ImageOutcome = payload
+                for note in outcome.notes:
+                    (gr.Warning if "not on this machine" in note else gr.Info)(note)
+                files = [(servable(item.file), f"#{item.id} · seed {item.seed}") for item in outcome.items]
+                yield None, files, describe(studio, outcome), outcome.result.params[0]["seed"]
+
+    outputs = [preview, results, info, last_seed]
+
+    @user_errors
+    def txt2img(m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs, request: gr.Request, progress=gr.Progress()):
+        yield from run(request_of("txt2img", (m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs)), None, None, request, progress)
+
+    @user_errors
+    def img2img(m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs, picture, strength_v, request: gr.Request, progress=gr.Progress()):
+        if not picture:
+            raise gr.Error("Upload an input picture first.")
+        request_ = request_of("img2img", (m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs), strength=float(strength_v))
+        yield from run(request_, studio.open_image(picture), None, request, progress)
+
+    @user_errors
+    def inpaint(m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs, edited, mask_path, blur, pad, only, strength_v, request: gr.Request,
+                progress=gr.Progress()):
+        background = (edited or {}).get("background")
+        if not background:
+            raise gr.Error("Upload a picture to inpaint first.")
+        picture = studio.open_image(background)
+        if mask_path:
+            mask = studio.open_image(mask_path)
+        else:
+            layers = [Image.open(p) for p in (edited.get("layers") or []) if p]
+            drawn = mask_from_layers(layers, picture.size)
+            if drawn is None:
+                raise gr.Error("Paint over the area to change (or upload a mask) first.")
+            mask = LoadedImage(drawn.convert("RGB"))
+        request_ = request_of("inpaint", (m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs), strength=float(strength_v), mask_blur=_whole(blur),
+                              padding=_whole(pad), only_masked=bool(only))
+        yield from run(request_, picture, mask, request, progress)
+
+    @user_errors
+    def outpaint(m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs, picture, left, right, top, bottom, blur, strength_v, request: gr.Request,
+                 progress=gr.Progress()):
+        if not picture:
+            raise gr.Error("Upload a picture to extend first.")
+        request_ = request_of(
+            "outpaint", (m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs), strength=float(strength_v), mask_blur=_whole(blur),
+            extend_left=_whole(left), extend_right=_whole(right), extend_top=_whole(top), extend_bottom=_whole(bottom),
+        )
+        yield from run(request_, studio.open_image(picture), None, request, progress)
+
+    events = [
+        run_txt2img.click(txt2img, common, outputs, api_name="txt2img", concurrency_id="heavy"),
+        run_img2img.click(img2img, common + [init_image, strength], outputs, api_name="img2img",
+                          concurrency_id="heavy"),
+        run_inpaint.click(inpaint, common + [editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength],
+                          outputs, api_name="inpaint", concurrency_id="heavy"),
+        run_outpaint.click(outpaint, common + [outpaint_image, *sides, outpaint_blur, outpaint_strength], outputs,
+                           api_name="outpaint", concurrency_id="heavy"),
+    ]
+
+    def stop_run(request: gr.Request) -> None:
+        stops.stop(request)
+
+    stop.click(stop_run, None, None, cancels=events, api_visibility="private")
+
+    # -- seeds, sizes and parameters ------------------------------------------------------------
+
+    reuse.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()), last_seed, [seed, random_seed],
+                api_visibility="private")
+
+    def size_for(picture, model_id, extra_w=0, extra_h=0):
+        if not picture:
+            return gr.skip(), gr.skip()
+        try:
+            loaded = studio.open_image(picture)
+        except InputError:
+            return gr.skip(), gr.skip()
+        w, h = fit_size(loaded.size[0] + extra_w, loaded.size[1] + extra_h, studio.image.native_size(model_id))
+        return min(w, limit), min(h, limit)
+
+    def native_for(model_id):
+        side = min(studio.image.native_size(model_id), limit)
+        return side, side
+
+    model.input(native_for, model, [width, height], api_visibility="private")  # a user's pick, not a loaded PNG
+    init_image.change(size_for, [init_image, model], [width, height], api_visibility="private")
+    outpaint_image.change(lambda p, m, lft, r, t, b: size_for(p, m, lft + r, t + b),
+                          [outpaint_image, model, *sides], [width, height], api_visibility="private")
+    editor.upload(lambda e, m: size_for((e or {}).get("background"), m), [editor, model], [width, height],
+                  api_visibility="private")
+
+    parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
+                         strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur, modes,
+                         info]
+
+    @user_errors
+    def load_parameters(png_path):
+        if not png_path:
+            return [gr.skip()] * len(parameter_outputs)
+        parsed = read_a1111_parameters(png_path)
+        if parsed is None:
+            raise gr.Error("This picture carries no generation parameters (no 'parameters' text in the PNG).")
+        values, notes = fields_from_parameters(parsed, studio.catalog)
+        if values.get("model") not in {m for _, m in models}:
+            values.pop("model", None)
+
+        def get(name):
+            return values[name] if name in values else gr.skip()
+
+        message = "Parameters loaded" + (": " + " ".join(notes) if notes else ".")
+        return [
+            get("prompt"), get("negative_prompt"), get("model"), get("decoder"), get("sampler"), get("steps"),
+            get("guidance"), get("width"), get("height"), False if "seed" in values else gr.skip(), get("seed"),
+            get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
+            *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
+            gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
+        ]
+
+    params_png.upload(load_parameters, params_png, parameter_outputs, api_name="image_read_parameters")
+
+    @user_errors
+    def render_pattern(seed_value, palette_name, zoom_value, w, h):
+        outcome = studio.make_patterns(PatternRequest(seed=int(seed_value or 0), width=int(w), height=int(h),
+                                                      palette=palette_name, zoom=float(zoom_value)))
+        assert outcome.item is not None
+        text = f"Pattern {int(seed_value or 0)}, {int(w)}x{int(h)} px in {outcome.seconds:.2f} s · gallery #{outcome.item.id}"
+        return None, [servable(outcome.item.file)], text, int(seed_value or 0)
+
+    run_patterns.click(render_pattern, [pattern_seed, pattern_palette, pattern_zoom, width, height], outputs,
+                       api_name="image_patterns", concurrency_id="heavy")
+
+    # -- results to other places -------------------------------------------------------------
+
+    def pick(evt: gr.SelectData) -> int:
+        return evt.index
+
+    results.select(pick, None, selected, api_visibility="private")
+    to_inpaint.click(
+        lambda files, index: ({"background": picked(files, index), "layers": [], "composite": picked(files, index)},
+                              gr.Tabs(selected="inpaint")),
+        [results, selected], [editor, modes], api_visibility="private",
+    )
+    to_img2img.click(lambda files, index: (picked(files, index), gr.Tabs(selected="img2img")),
+                     [results, selected], [init_image, modes], api_visibility="private")
+    return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
+                    send_to_style=send_to_style)
+
+
+def picked(files: list | None, index: float | None) -> str:
+    """The file of the chosen (or first) result."""
+    if not files:
+        raise gr.Error("Make a picture first.")
+    chosen = files[int(index or 0)] if int(index or 0) < len(files) else files[0]
+    return chosen[0] if isinstance(chosen, (tuple, list)) else chosen
+
+
+def describe(studio: Studio, outcome: ImageOutcome) -> str:
+    records = outcome.result.params
+    first = records[0]
+    seeds = f"seed {first['seed']}" if len(records) == 1 else f"seeds {first['seed']}-{records[-1]['seed']}"
+    ids = ", ".join(f"#{item.id}" for item in outcome.items)
+    entry = studio.catalog.get(first["model"])
+    licence = "" if entry.commercial_use else f" · licence: {entry.licence} (not for commercial use)"
+    return (f"{len(records)} picture(s), {first['result_width']}x{first['result_height']} px, in "
+            f"{outcome.result.seconds:.2f} s · {seeds} · gallery {ids}{licence}")
+
+
+def _whole(value: Any) -> int:
+    """A whole number from a form field; anything else is left for the request to explain."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return value

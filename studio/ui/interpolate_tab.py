@@ -1,0 +1,362 @@
+"""The Interpolate tab: walks through latent spaces, kept as animations (MP4 + GIF) and strips."""
+
+from __future__ import annotations
+
+import random
+from pathlib import Path
+
+import gradio as gr
+
+from studio.backends.diffusion import ImageRequest
+from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest
+from studio.backends.patterns import MAX_SEED, PALETTES, PatternRequest
+from studio.backends.style_walk import StyleWalkRequest
+from studio.backends.stylize import BUILTIN_STYLE_COUNT
+from studio.media.animation import frame_strip
+from studio.services import FramesOutcome, Studio
+from studio.ui.common import StopButtons, image_upload, servable, user_errors, with_previews
+from studio.ui.style_tab import style_thumbnails
+
+BUILTIN, STYLE_IMAGES = "Built-in styles", "Style images"
+COMING = "**Coming to this tab:** melody walks on the studio's melody VAE."
+
+
+def _random_seed() -> int:
+    return random.randint(0, 2**31 - 1)
+
+
+def _scratch_still(studio: Studio, image) -> str:
+    path = studio.settings.cache_dir / "unsaved-pattern.png"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    image.save(path)
+    return servable(path)
+
+
+def _describe(outcome: FramesOutcome, what: str) -> str:
+    first = outcome.frames[0]
+    size = f"{first.width}x{first.height} px"
+    count = f"{len(outcome.frames)} frame{'s' if len(outcome.frames) != 1 else ''}"
+    where = f"gallery #{outcome.item.id}" if outcome.item else "not kept"
+    stopped = " · **stopped early: the frames made so far were kept**" if outcome.stopped else ""
+    return f"{what}: {count}, {size}, {outcome.seconds:.1f} s · {where}{stopped}"
+
+
+def build(studio: Studio, stops: StopButtons) -> None:
+    settings = studio.settings
+    gr.Markdown(COMING)
+    with gr.Tabs():
+        with gr.Tab("Prompt walk"):
+            _prompt_walk(studio, stops, settings.max_output_side, settings.max_walk_frames)
+        with gr.Tab("Image morph"):
+            _image_morph(studio, stops, settings.max_output_side, settings.max_walk_frames)
+        with gr.Tab("Abstract patterns"):
+            _patterns(studio, stops, settings.max_pattern_side, settings.max_walk_frames)
+        with gr.Tab("Style walk"):
+            _style_walk(studio, stops, settings.max_output_side, settings.max_walk_frames)
+
+
+def _patterns(studio: Studio, stops: StopButtons, max_side: int, max_frames: int) -> None:
+    gr.Markdown("Random coordinate networks: every seed is a different picture, at any resolution, no download.")
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            with gr.Row():
+                seed = gr.Number(value=5, precision=0, minimum=0, maximum=MAX_SEED, label="Seed", elem_id="pattern-seed")
+                dice = gr.Button("🎲 Random", size="sm")
+            palette = gr.Dropdown(list(PALETTES), value="network colours", label="Palette")
+            with gr.Row():
+                width = gr.Slider(64, max_side, value=min(1024, max_side), step=64, label="Width (px)")
+                height = gr.Slider(64, max_side, value=min(1024, max_side), step=64, label="Height (px)")
+            zoom = gr.Slider(0.25, 8, value=1.0, step=0.05, label="Zoom out (finer structure)")
+            render = gr.Button("Render picture", variant="primary", elem_id="pattern-render")
+            with gr.Accordion("Walk to another seed (a looping animation)", open=True):
+                walk_to = gr.Number(value=9, precision=0, minimum=0, maximum=MAX_SEED, label="Walk to seed")
+                frames = gr.Slider(2, max_frames, value=min(48, max_frames), step=1, label="Frames in the loop")
+                walk_size = gr.Slider(64, 1024, value=384, step=32, label="Walk frame size (px)")
+                with gr.Row():
+                    walk = gr.Button("Make looping walk", variant="primary", elem_id="pattern-walk")
+                    stop = gr.Button("Stop", variant="stop")
+            keep = gr.Checkbox(value=True, label="Keep pictures in the gallery (walks are always kept)")
+        with gr.Column():
+            still = gr.Image(label="Picture", type="filepath", format="png", interactive=False, height=420,
+                             elem_id="pattern-still")
+            preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=200)
+            video = gr.Video(label="Walk", interactive=False, loop=True, autoplay=True, elem_id="pattern-video")
+            gif = gr.DownloadButton("Download GIF", value=None)
+            info = gr.Markdown(elem_id="pattern-info")
+
+    dice.click(_random_seed, None, seed, api_visibility="private")
+
+    @user_errors
+    def render_still(seed_value, palette_name, w, h, zoom_value, keep_result, request: gr.Request,
+                     progress=gr.Progress()):
+        pattern = PatternRequest(seed=int(seed_value or 0), width=int(w), height=int(h), palette=palette_name,
+                                 zoom=float(zoom_value))
+        outcome = studio.make_patterns(pattern, keep=bool(keep_result), cancel=stops.start(request))
+        image = servable(outcome.item.file) if outcome.item else _scratch_still(studio, outcome.frames[0])
+        return image, _describe(outcome, "Pattern")
+
+    render.click(render_still, [seed, palette, width, height, zoom, keep], [still, info], api_name="patterns",
+                 concurrency_id="heavy")
+
+    @user_errors
+    def render_walk(seed_value, target, palette_name, size, zoom_value, count, request: gr.Request,
+                    progress=gr.Progress()):
+        pattern = PatternRequest(seed=int(seed_value or 0), walk_to=int(target or 0), width=int(size),
+                                 height=int(size), palette=palette_name, zoom=float(zoom_value), frames=int(count))
+        pattern.validate(max_side, max_frames)
+        token = stops.start(request)
+        work = with_previews(
+            lambda report: studio.make_patterns(pattern, progress=report, cancel=token),
+            progress, "Rendering the walk", token,
+        )
+        for frame, outcome in work:
+            if outcome is None:
+                yield frame, gr.skip(), gr.skip(), gr.skip()
+        yield _walk_outputs(studio, outcome, "Pattern walk")
+
+    walk.click(
+        render_walk,
+        [seed, walk_to, palette, walk_size, zoom, frames],
+        [preview, video, gif, info],
+        api_name="pattern_walk",
+        concurrency_id="heavy",
+    )
+
+    def stop_walk(request: gr.Request) -> None:
+        stops.stop(request)
+
+    # Stop reaches the worker through its token; the walk then ends and keeps the frames made so far.
+    stop.click(stop_walk, None, None, api_visibility="private")
+
+
+def parse_keyframes(text: str) -> tuple[Keyframe, ...]:
+    """One keyframe per line: `prompt | seed`."""
+    keys = []
+    for number, line in enumerate((text or "").splitlines(), start=1):
+        if not line.strip():
+            continue
+        prompt, sep, seed = line.rpartition("|")
+        if not sep or not prompt.strip():
+            raise gr.Error(f"Keyframe line {number} should look like 'a lighthouse at dusk | 7' (a prompt, |, a seed).")
+        try:
+            keys.append(Keyframe(prompt.strip(), int(seed.strip())))
+        except ValueError:
+            raise gr.Error(f"Keyframe line {number}: the seed '{seed.strip()}' is not a whole number.") from None
+    return tuple(keys)
+
+
+def _model_choices(studio: Studio) -> list[str]:
+    return [entry.id for entry in studio.image.image_entries("txt2img")]
+
+
+def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: int) -> None:
+    gr.Markdown("Two or more keyframes, each a prompt and a seed: the noise glides along a great circle and "
+                "the prompt blends between them. Add a song to pace the walk by its beat (the video carries it).")
+    choices = _model_choices(studio)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            keyframes = gr.Textbox(value="a lighthouse on a cliff at dawn, oil painting | 1\n"
+                                         "a lighthouse in a storm at night, oil painting | 2",
+                                   lines=4, label="Keyframes: one per line, 'prompt | seed'", elem_id="pwalk-keys")
+            model = gr.Dropdown(choices, value=choices[0] if choices else None, label="Model")
+            with gr.Row():
+                steps = gr.Slider(1, 50, value=1, step=1, label="Steps")
+                guidance = gr.Slider(0, 20, value=0.0, step=0.5, label="Guidance (CFG)")
+            negative = gr.Textbox(label="Negative prompt (with guidance above 1)")
+            with gr.Row():
+                width = gr.Slider(256, max_side, value=512, step=64, label="Width")
+                height = gr.Slider(256, max_side, value=512, step=64, label="Height")
+            between = gr.Slider(0, 60, value=12, step=1, label="Frames between keyframes")
+            fps = gr.Slider(1, 30, value=12, step=1, label="Frames per second (a song sets its own)")
+            batch = gr.Slider(1, 8, value=4, step=1, label="Frames per batch (more is faster, needs more memory)")
+            song = gr.Audio(label="Song (optional): pace the walk by its beat", type="filepath", sources=["upload"])
+            with gr.Row():
+                run = gr.Button("Make walk", variant="primary", elem_id="pwalk-run")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=240)
+            video = gr.Video(label="Walk", interactive=False, loop=True, autoplay=True, elem_id="pwalk-video")
+            strip = gr.Image(label="Frame strip", type="pil", interactive=False, height=140)
+            gif = gr.DownloadButton("Download GIF", value=None)
+            info = gr.Markdown(elem_id="pwalk-info")
+
+    @user_errors
+    def make_walk(keys_text, model_id, steps_n, cfg, negative_text, w, h, frames_between, rate, per_batch, audio,
+                  request: gr.Request, progress=gr.Progress()):
+        keys = parse_keyframes(keys_text)
+        if not model_id:
+            raise gr.Error("Choose an image model first.")
+        settings = ImageRequest(prompt=keys[0].prompt if keys else "", model=model_id, steps=int(steps_n),
+                                guidance=float(cfg), negative_prompt=negative_text or "", width=int(w),
+                                height=int(h))
+        walk = PromptWalkRequest(keyframes=keys, frames_between=int(frames_between), settings=settings,
+                                 fps=float(rate), batch=int(per_batch))
+        walk.validate(max_frames)
+        token = stops.start(request)
+        work = with_previews(
+            lambda report: studio.prompt_walk(walk, audio=Path(audio) if audio else None, progress=report,
+                                              cancel=token),
+            progress, "Walking", token,
+        )
+        for frame, outcome in work:
+            if outcome is None:
+                yield frame, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        last, video_path, gif_path, text = _walk_outputs(studio, outcome, "Prompt walk")
+        yield last, video_path, frame_strip(outcome.frames), gif_path, text
+
+    run.click(make_walk, [keyframes, model, steps, guidance, negative, width, height, between, fps, batch, song],
+              [preview, video, strip, gif, info], api_name="prompt_walk", concurrency_id="heavy")
+
+    def stop_walk(request: gr.Request) -> None:
+        stops.stop(request)
+
+    stop.click(stop_walk, None, None, api_visibility="private")
+
+
+def _image_morph(studio: Studio, stops: StopButtons, max_side: int, max_frames: int) -> None:
+    gr.Markdown("Two pictures, encoded by the model's autoencoder; the frames walk between their latents.")
+    choices = _model_choices(studio)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            with gr.Row():
+                first = image_upload(label="From", height=220, elem_id="morph-first")
+                second = image_upload(label="To", height=220, elem_id="morph-second")
+            model = gr.Dropdown(choices, value=choices[0] if choices else None, label="Model (its autoencoder)")
+            frames = gr.Slider(2, max_frames, value=24, step=1, label="Frames")
+            size = gr.Slider(64, max_side, value=512, step=64, label="Longest side (px)")
+            fps = gr.Slider(1, 30, value=12, step=1, label="Frames per second")
+            with gr.Row():
+                run = gr.Button("Morph", variant="primary", elem_id="morph-run")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=240)
+            video = gr.Video(label="Morph", interactive=False, loop=True, autoplay=True)
+            strip = gr.Image(label="Frame strip", type="pil", interactive=False, height=140)
+            gif = gr.DownloadButton("Download GIF", value=None)
+            info = gr.Markdown()
+
+    @user_errors
+    def make_morph(first_path, second_path, model_id, count, long_side, rate, request: gr.Request,
+                   progress=gr.Progress()):
+        if not first_path or not second_path:
+            raise gr.Error("Upload both pictures first.")
+        if not model_id:
+            raise gr.Error("Choose an image model first.")
+        morph = MorphRequest(frames=int(count), size=int(long_side), model=model_id, fps=float(rate))
+        morph.validate(max_side, max_frames)
+        a, b = studio.open_image(first_path), studio.open_image(second_path)
+        token = stops.start(request)
+        work = with_previews(lambda report: studio.image_morph(a, b, morph, progress=report, cancel=token),
+                             progress, "Morphing", token)
+        for frame, outcome in work:
+            if outcome is None:
+                yield frame, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for note in outcome.notes:
+            gr.Info(note)
+        last, video_path, gif_path, text = _walk_outputs(studio, outcome, "Morph")
+        yield last, video_path, frame_strip(outcome.frames), gif_path, text
+
+    run.click(make_morph, [first, second, model, frames, size, fps], [preview, video, strip, gif, info],
+              api_name="image_morph", concurrency_id="heavy")
+
+    def stop_morph(request: gr.Request) -> None:
+        stops.stop(request)
+
+    stop.click(stop_morph, None, None, api_visibility="private")
+
+
+def _walk_outputs(studio: Studio, outcome: FramesOutcome, what: str):
+    """Final values for (preview, video, gif button, info) once a walk is done."""
+    assert outcome.item is not None  # walks are always kept
+    gif_path = studio.gallery.companion(outcome.item, ".gif")
+    return (
+        outcome.frames[-1],
+        servable(outcome.item.file),
+        servable(gif_path) if gif_path else None,
+        _describe(outcome, what),
+    )
+
+
+def _style_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: int) -> None:
+    gr.Markdown("One photo, the style gliding from keyframe to keyframe. Pick two or more built-in styles "
+                "in order, or give two or more style images.")
+    thumbs = style_thumbnails(studio)
+    with gr.Row(equal_height=False):
+        with gr.Column():
+            photo = image_upload(label="Photo", height=260, elem_id="walk-photo")
+            source = gr.Radio([BUILTIN, STYLE_IMAGES], value=BUILTIN, label="Walk through")
+            with gr.Group(visible=True) as builtin_group:
+                grid = gr.Gallery(value=thumbs, label="Click styles in the order to visit them", columns=6,
+                                  height=300, allow_preview=False, elem_id="walk-grid", elem_classes=["thumb-grid"])
+                with gr.Row():
+                    chosen = gr.Textbox(value="3, 19", label="Keyframe styles, in order", elem_id="walk-styles",
+                                        info=f"Numbers from 0 to {BUILTIN_STYLE_COUNT - 1}, separated by commas",
+                                        scale=4)
+                    clear = gr.Button("Clear", size="sm", scale=1)
+            style_files = gr.File(label="Style images, in order (two or more)", file_count="multiple",
+                                  file_types=["image"], visible=False)
+            between = gr.Slider(0, 60, value=10, step=1, label="Frames between keyframes")
+            size = gr.Slider(64, max_side, value=min(512, max_side), step=32, label="Frame size, longest side (px)")
+            fps = gr.Slider(1, 30, value=12, step=1, label="Frames per second")
+            preserve = gr.Checkbox(value=False, label="Keep the photo's own colours")
+            with gr.Row():
+                run = gr.Button("Make style walk", variant="primary", elem_id="walk-run")
+                stop = gr.Button("Stop", variant="stop")
+        with gr.Column():
+            preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=240)
+            video = gr.Video(label="Style walk", interactive=False, loop=True, autoplay=True, elem_id="walk-video")
+            strip = gr.Image(label="Frame strip", type="pil", interactive=False, height=140, elem_id="walk-strip")
+            gif = gr.DownloadButton("Download GIF", value=None)
+            info = gr.Markdown(elem_id="walk-info")
+
+    def add_style(current: str, evt: gr.SelectData) -> str:
+        parts = [p.strip() for p in (current or "").split(",") if p.strip()]
+        return ", ".join([*parts, str(evt.index)])
+
+    grid.select(add_style, chosen, chosen, api_visibility="private")
+    clear.click(lambda: "", None, chosen, api_visibility="private")
+    source.change(lambda s: (gr.Group(visible=s == BUILTIN), gr.File(visible=s == STYLE_IMAGES)), source,
+                  [builtin_group, style_files], api_visibility="private")
+
+    @user_errors
+    def make_walk(photo_path, source_choice, styles_text, files, frames_between, long_side, rate, keep_colours,
+                  request: gr.Request, progress=gr.Progress()):
+        if not photo_path:
+            raise gr.Error("Upload a photo first.")
+        images = []
+        styles: tuple[int, ...] = ()
+        if source_choice == STYLE_IMAGES:
+            images = [studio.open_image(f) for f in (files or [])]
+        else:
+            styles = _parse_styles(styles_text)
+        walk_request = StyleWalkRequest(styles=styles, frames_between=int(frames_between), size=int(long_side),
+                                        preserve_color=bool(keep_colours), fps=float(rate))
+        walk_request.validate(len(images), max_side, max_frames)
+        loaded = studio.open_image(photo_path)
+        token = stops.start(request)
+        work = with_previews(
+            lambda report: studio.style_walk(loaded, walk_request, images, progress=report, cancel=token),
+            progress, "Walking through the styles", token,
+        )
+        for frame, outcome in work:
+            if outcome is None:
+                yield frame, gr.skip(), gr.skip(), gr.skip(), gr.skip()
+        for note in outcome.notes:
+            gr.Info(note)
+        last, video_path, gif_path, text = _walk_outputs(studio, outcome, "Style walk")
+        yield last, video_path, frame_strip(outcome.frames), gif_path, text
+
+    run.click(make_walk, [photo, source, chosen, style_files, between, size, fps, preserve],
+              [preview, video, strip, gif, info], api_name="style_walk", concurrency_id="heavy")
+
+    def stop_walk(request: gr.Request) -> None:
+        stops.stop(request)
+
+    stop.click(stop_walk, None, None, api_visibility="private")
+
+
+def _parse_styles(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(part) for part in (text or "").replace(" ", "").split(",") if part)
+    except ValueError:
+        raise gr.Error(f"Keyframe styles must be numbers separated by commas, like 3, 19, 7 (not '{text}').") from None
