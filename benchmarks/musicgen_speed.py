@@ -127,14 +127,14 @@ def main() -> None:
             for name, backend in paths.items():
                 seconds = run(backend, request.seconds)
                 times[name].append(seconds)
-                print(f"  run {repeat + 1}: {name:34} {seconds:6.2f} s", flush=True)
+                print(f"  run {repeat + 1}: {name:40} {seconds:6.2f} s", flush=True)
         print(f"\nMusicGen-small architecture, {args.seconds:g} s of audio, guidance {args.guidance}, "
               f"{torch.get_num_threads()} threads, {args.repeats} interleaved runs each:")
-        print(f"  {'':34} {'median':>8} {'best':>8}   s per s of audio   vs naive (median)")
+        print(f"  {'':40} {'median':>8} {'best':>8}   s per s of audio   vs naive (median)")
         naive_median = statistics.median(times["naive fp32 generate()"])
         for name, values in times.items():
             median = statistics.median(values)
-            print(f"  {name:34} {median:7.2f}s {min(values):7.2f}s   {median / args.seconds:12.2f}   "
+            print(f"  {name:40} {median:7.2f}s {min(values):7.2f}s   {median / args.seconds:12.2f}   "
                   f"{naive_median / median:8.2f}x")
 
 
