@@ -338,7 +338,7 @@ Both see the same training tunes in the same transpositions and score the same h
 
 ## Cost
 Training: {report["steps"]} steps of {report["batch"]} windows of up to {report["context"]} tokens, on
-{report["device"]} ({report["threads"]} torch thread(s) under `nice -n 5` on a {report["machine"]} machine
+{report["device"]}, {report["threads"]} torch thread(s) under `nice -n 5` ({report["machine"]}; the machine was
 shared with other work): {report["train_seconds"]:.0f} s ({minutes:.1f} min) wall time.
 Corpus: {first_parse} N-gram baselines: {report["ngram_seconds"]:.0f} s.
 """
