@@ -121,7 +121,8 @@ def _download_errors(entry: ModelEntry) -> Iterator[None]:
     except LocalEntryNotFoundError:  # what the hub client raises when it cannot connect
         raise ModelUnavailable(missing_message(entry, "the hub cannot be reached")) from None
     except EntryNotFoundError:
-        raise ModelUnavailable(f"The hub repository '{entry.repo}' has no file '{entry.files[0]}'.") from None
+        wanted = entry.files[0] if entry.files else "a file the model needs"
+        raise ModelUnavailable(f"The hub repository '{entry.repo}' has no file '{wanted}'.") from None
     except (HfHubHTTPError, OSError) as exc:
         raise ModelUnavailable(missing_message(entry, f"the download failed ({exc})")) from None
 
@@ -129,28 +130,12 @@ def _download_errors(entry: ModelEntry) -> Iterator[None]:
 def download(entry: ModelEntry) -> Path:
     """Fetch `entry` into the Hugging Face cache (with a progress bar on the terminal)."""
     from huggingface_hub import snapshot_download
-    from huggingface_hub.errors import (
-        HfHubHTTPError,
-        LocalEntryNotFoundError,
-        OfflineModeIsEnabled,
-        RepositoryNotFoundError,
-    )
 
     if entry.source != "download" or not entry.repo:
         raise StudioError(f"'{entry.id}' is not a hub model; nothing to download.")
     allow, ignore = download_patterns(entry)
     log.info("downloading %s (%s)", entry.repo, entry.size_text())
-    try:
+    with _download_errors(entry):
         return Path(
             snapshot_download(entry.repo, revision=entry.revision, allow_patterns=allow, ignore_patterns=ignore)
         )
-    except OfflineModeIsEnabled:
-        raise ModelUnavailable(missing_message(entry, "HF_HUB_OFFLINE is set")) from None
-    except RepositoryNotFoundError:
-        raise ModelUnavailable(
-            f"The hub has no repository '{entry.repo}' (or it needs a login: run `hf auth login`)."
-        ) from None
-    except LocalEntryNotFoundError:  # what the hub client raises when it cannot connect
-        raise ModelUnavailable(missing_message(entry, "the hub cannot be reached")) from None
-    except (HfHubHTTPError, OSError) as exc:
-        raise ModelUnavailable(missing_message(entry, f"the download failed ({exc})")) from None
