@@ -26,7 +26,8 @@ def browser():
     # Model work on a busy 2-core machine can take a while; a stuck page still fails in a minute.
     expect.set_options(timeout=60_000)
     if not Path(CHROMIUM).exists():
-        pytest.skip("the browser tests need Chromium at /usr/bin/chromium (apt-get install chromium)")
+        pytest.fail("the browser tests need Chromium at /usr/bin/chromium: apt-get install chromium "
+                    "(.ci/run installs it)", pytrace=False)
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
