@@ -146,6 +146,14 @@ class StopButtons:
             self._tokens[_session(request)] = token
         return token
 
+    def connect(self, button: gr.Button) -> None:
+        """Make `button` stop whatever its visitor's session is running."""
+
+        def stop(request: gr.Request) -> None:
+            self.stop(request)
+
+        button.click(stop, None, None, api_visibility="private")
+
     def stop(self, request: gr.Request | None) -> None:
         with self._lock:
             token = self._tokens.pop(_session(request), None)

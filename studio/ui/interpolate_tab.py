@@ -122,11 +122,8 @@ def _patterns(studio: Studio, stops: StopButtons, max_side: int, max_frames: int
         concurrency_id="heavy",
     )
 
-    def stop_walk(request: gr.Request) -> None:
-        stops.stop(request)
-
     # Stop reaches the worker through its token; the walk then ends and keeps the frames made so far.
-    stop.click(stop_walk, None, None, api_visibility="private")
+    stops.connect(stop)
 
 
 def parse_keyframes(text: str) -> tuple[Keyframe, ...]:
@@ -207,10 +204,7 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
     run.click(make_walk, [keyframes, model, steps, guidance, negative, width, height, between, fps, batch, song],
               [preview, video, strip, gif, info], api_name="prompt_walk", concurrency_id="heavy")
 
-    def stop_walk(request: gr.Request) -> None:
-        stops.stop(request)
-
-    stop.click(stop_walk, None, None, api_visibility="private")
+    stops.connect(stop)
 
 
 def _image_morph(studio: Studio, stops: StopButtons, max_side: int, max_frames: int) -> None:
@@ -259,10 +253,7 @@ def _image_morph(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
     run.click(make_morph, [first, second, model, frames, size, fps], [preview, video, strip, gif, info],
               api_name="image_morph", concurrency_id="heavy")
 
-    def stop_morph(request: gr.Request) -> None:
-        stops.stop(request)
-
-    stop.click(stop_morph, None, None, api_visibility="private")
+    stops.connect(stop)
 
 
 def _walk_outputs(studio: Studio, outcome: FramesOutcome, what: str):
@@ -349,10 +340,7 @@ def _style_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: i
     run.click(make_walk, [photo, source, chosen, style_files, between, size, fps, preserve],
               [preview, video, strip, gif, info], api_name="style_walk", concurrency_id="heavy")
 
-    def stop_walk(request: gr.Request) -> None:
-        stops.stop(request)
-
-    stop.click(stop_walk, None, None, api_visibility="private")
+    stops.connect(stop)
 
 
 def _parse_styles(text: str) -> tuple[int, ...]:
