@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 ARGS ?=
 
-.PHONY: run test lint bench clean train-melody
+.PHONY: run test lint bench clean train-melody screenshots
 
 $(RUNTIME): requirements.txt requirements-builtin.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,10 @@ test: $(DEV) lint
 # Every script in benchmarks/ prints its own figures.
 bench: $(DEV)
 	@for script in benchmarks/*.py; do echo "== $$script"; $(PY) $$script || exit 1; done
+
+# Refresh the tab pictures in docs/ from the browser tests.
+screenshots: $(DEV)
+	STUDIO_SCREENSHOTS=docs $(PY) -m pytest -q --timeout=900 tests/e2e
 
 clean:
 	rm -rf $(VENV) .pytest_cache .ruff_cache

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import os
 import shutil
+import tempfile
 from pathlib import Path
 
 import pytest
@@ -16,7 +18,9 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--no-first-run",
 ]
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "docs"
+# Tests take their screenshots somewhere temporary; `make screenshots` points this at docs/
+# so the pictures there change only when someone means to refresh them.
+SCREENSHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS") or tempfile.mkdtemp(prefix="studio-screens-"))
 
 
 @pytest.fixture(scope="session")
