@@ -63,7 +63,7 @@ def run(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
     printed = 0
     result = None
     try:
-        for update in studio.text.stream(request, cancel=cancel):
+        for update in studio.stream_text(request, cancel=cancel):
             if not args.json:
                 sys.stdout.write(update.text[printed:])
                 sys.stdout.flush()

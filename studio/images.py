@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from PIL import Image
 
+from studio import limits
 from studio.backends.diffusion import ImageRequest, ImageResult, a1111_parameters
 from studio.errors import StudioError
 from studio.history import GalleryItem
@@ -41,6 +42,7 @@ def generate_image(
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> ImageOutcome:
     """Run one request; `task` names it in the gallery when it differs from the mode (e.g. "restyle")."""
+    limits.check_image(request, studio.settings)
     result = studio.image.generate(
         request,
         image.rgb if image is not None else None,

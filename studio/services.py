@@ -6,14 +6,15 @@ gallery and backends wired together once, plus the steps every task shares
 from __future__ import annotations
 
 import os
+from collections.abc import Iterator
 from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-from studio import music_service
+from studio import limits, music_service
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest, image_morph, prompt_walk
-from studio.backends.language import TextBackend, TextRequest, TextResult, document
+from studio.backends.language import TextBackend, TextRequest, TextResult, TextUpdate, document
 from studio.backends.melody import MelodyBackend, MelodyRequest
 from studio.backends.musicgen import MusicBackend, MusicRequest
 from studio.backends.patterns import PatternBackend, PatternRequest
@@ -109,6 +110,11 @@ class Studio:
         return self.gallery.add_image(result.image, task="style", model=params["model"], params=params, owner=owner)
 
     # -- text -----------------------------------------------------------------------------
+
+    def stream_text(self, request: TextRequest, *, cancel: CancelToken = NEVER_CANCELLED) -> Iterator[TextUpdate]:
+        """The reply as it grows, within the operator's token limit."""
+        limits.check_text(request, self.settings)
+        return self.text.stream(request, cancel=cancel)
 
     def keep_text(self, result: TextResult, owner: str | None = None) -> GalleryItem:
         """List a written piece (the whole text, or the conversation) with everything needed to re-run it."""
@@ -230,6 +236,7 @@ class Studio:
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> FramesOutcome:
         """A prompt/seed walk, kept as MP4 + GIF; with `audio`, paced by its beat and carrying it."""
+        limits.check_image(request.settings, self.settings)
         positions = None
         fps = request.fps
         if audio is not None:
@@ -295,6 +302,7 @@ class Studio:
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> music_service.MusicOutcome:
         """Text to music (following a recorded melody where the model can), kept in the gallery."""
+        limits.check_music(request, self.settings)
         melody = music_service.read_audio(melody_path, self.settings.max_audio_seconds) if melody_path else None
         result = self.music.generate(request, melody, progress=progress, cancel=cancel)
         return music_service.keep_music(self.gallery, result, owner, melody_path)

@@ -1,6 +1,8 @@
 """One Settings object for the whole studio: command-line flags, STUDIO_* env vars, limits, paths.
 
-Precedence: an explicit flag beats its STUDIO_* variable, which beats the default.
+Precedence: an explicit flag beats its STUDIO_* variable, which beats the default. Hosted mode
+(`--hosted`, STUDIO_HOSTED=1, or running on a Hugging Face Space) swaps in stricter defaults for
+the limits (HOSTED_DEFAULTS); anything set explicitly still wins.
 """
 
 from __future__ import annotations
@@ -27,14 +29,28 @@ class Settings:
     data_dir: Path = Path("studio-data")
     models_file: Path | None = None
     device: str = "auto"
+    hosted: bool = False  # a demo for strangers: per-visitor galleries, rate limits, tighter limits
+    mcp: bool = False  # also serve the studio's tools to MCP clients
 
-    # Limits, enforced by the backends and the UI alike.
+    # Sharing the machine: heavy model work runs this many at a time, behind a queue of this
+    # length (0 = unbounded); each visitor may start this many heavy runs a minute (0 = no limit).
+    heavy_concurrency: int = 1
+    max_queue: int = 0
+    rate_limit_per_minute: int = 0
+    # Hosted galleries are per visitor session and deleted after this many hours.
+    session_max_age_hours: int = 24
+
+    # Limits, enforced on the server whatever the sliders say.
     max_input_pixels: int = 50_000_000  # refuse uploads above this before decoding them
     max_upload_mb: int = 50
     max_output_side: int = 2048  # longest side of a stylised result or a walk's frames
     max_pattern_side: int = 4096  # patterns render at any size; this caps memory and time
     max_walk_frames: int = 240
     max_audio_seconds: int = 600  # songs, hums, melodies: longer files are refused from their header
+    max_steps: int = 150  # diffusion steps per image
+    max_images: int = 32  # images per image request (batch size x batch count)
+    max_new_tokens: int = 4096  # per text reply
+    max_music_seconds: int = 30  # length of generated music
     model_memory_budget_mb: int = 8192  # runtime cache evicts least-recently-used models above this
 
     @property
@@ -60,6 +76,27 @@ class Settings:
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 
+
+# What hosted mode changes when the operator has not set a value: enough for a good demo, little
+# enough that one visitor cannot hold the machine for long.
+HOSTED_DEFAULTS: dict[str, object] = {
+    "max_queue": 16,
+    "rate_limit_per_minute": 10,
+    "max_input_pixels": 16_000_000,
+    "max_upload_mb": 20,
+    "max_output_side": 1024,
+    "max_pattern_side": 2048,
+    "max_walk_frames": 48,
+    "max_audio_seconds": 300,
+    "max_steps": 30,
+    "max_images": 4,
+    "max_new_tokens": 512,
+    "max_music_seconds": 15,
+}
+POSITIVE_LIMITS = ("max_input_pixels", "max_upload_mb", "max_output_side", "max_pattern_side", "max_walk_frames",
+                   "max_audio_seconds", "max_steps", "max_images", "max_new_tokens", "max_music_seconds",
+                   "model_memory_budget_mb", "heavy_concurrency", "session_max_age_hours")
+COUNT_LIMITS = ("max_queue", "rate_limit_per_minute")  # 0 turns these off
 
 _BOOL_TRUE = {"1", "true", "yes", "on"}
 _BOOL_FALSE = {"0", "false", "no", "off", ""}
@@ -96,25 +133,51 @@ _FIELD_TYPES: dict[str, type] = {
     "data_dir": Path,
     "models_file": Path,
     "device": str,
+    "hosted": bool,
+    "mcp": bool,
+    "heavy_concurrency": int,
+    "max_queue": int,
+    "rate_limit_per_minute": int,
+    "session_max_age_hours": int,
     "max_input_pixels": int,
     "max_upload_mb": int,
     "max_output_side": int,
     "max_pattern_side": int,
     "max_walk_frames": int,
     "max_audio_seconds": int,
+    "max_steps": int,
+    "max_images": int,
+    "max_new_tokens": int,
+    "max_music_seconds": int,
     "model_memory_budget_mb": int,
 }
 
 
-def from_env(environ: dict[str, str] | None = None, base: Settings | None = None) -> Settings:
-    """Settings from STUDIO_* variables on top of `base` (defaults if None)."""
+def on_space(environ: dict[str, str] | None = None) -> bool:
+    """Hugging Face Spaces set SPACE_ID in every Space's environment."""
     environ = os.environ if environ is None else environ
+    return bool(environ.get("SPACE_ID"))
+
+
+def _env_values(environ: dict[str, str]) -> dict[str, object]:
     values: dict[str, object] = {}
     for name, kind in _FIELD_TYPES.items():
         raw = environ.get(_env_name(name))
         if raw is not None:
             values[name] = _coerce(name, kind, raw)
-    return validate(replace(base or Settings(), **values))
+    return values
+
+
+def _resolve(explicit: dict[str, object], environ: dict[str, str]) -> Settings:
+    """Defaults, hosted defaults where hosted, then what the operator set explicitly."""
+    base: dict[str, object] = {}
+    hosted = explicit.get("hosted", on_space(environ))
+    if hosted:
+        base.update(HOSTED_DEFAULTS, hosted=True)
+    if on_space(environ):
+        # A Space reaches the app through its proxy on the port Gradio is told to use.
+        base.update(host="0.0.0.0", port=int(environ.get("GRADIO_SERVER_PORT", "7860")))
+    return validate(replace(Settings(), **{**base, **explicit}))
 
 
 def validate(settings: Settings) -> Settings:
@@ -124,10 +187,12 @@ def validate(settings: Settings) -> Settings:
         raise SettingsError(f"port must be 1-65535, got {settings.port}")
     if settings.auth is not None and (":" not in settings.auth or settings.auth.startswith(":")):
         raise SettingsError("auth must look like USER:PASS")
-    for name in ("max_input_pixels", "max_upload_mb", "max_output_side", "max_pattern_side", "max_walk_frames",
-                 "max_audio_seconds", "model_memory_budget_mb"):
+    for name in POSITIVE_LIMITS:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
+    for name in COUNT_LIMITS:
+        if getattr(settings, name) < 0:
+            raise SettingsError(f"{name} must be 0 (off) or more")
     return settings
 
 
@@ -150,14 +215,24 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--models-file", type=Path, help="a TOML file of extra catalogue entries (STUDIO_MODELS_FILE)")
     parser.add_argument("--device", choices=DEVICES, help="where models run (STUDIO_DEVICE; default auto)")
+    parser.add_argument(
+        "--hosted",
+        action="store_const",
+        const=True,
+        help="serve a public demo: each visitor sees only their own gallery, heavy work is queued and "
+        "rate-limited, limits are tighter (STUDIO_HOSTED; on by itself on a Hugging Face Space)",
+    )
+    parser.add_argument(
+        "--mcp", action="store_const", const=True, help="also serve the studio's tools to MCP clients (STUDIO_MCP)"
+    )
 
 
 def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
     """Defaults, then STUDIO_* env, then any flag given on the command line."""
-    settings = from_env(environ)
+    environ = os.environ if environ is None else environ
     given = {
         f.name: getattr(args, f.name)
         for f in fields(Settings)
         if f.name in _FIELD_TYPES and getattr(args, f.name, None) is not None
     }
-    return validate(replace(settings, **given))
+    return _resolve({**_env_values(environ), **given}, environ)

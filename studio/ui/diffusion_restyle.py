@@ -45,7 +45,7 @@ def build_controls(studio: Studio) -> RestyleControls:
         with gr.Row():
             strength = gr.Slider(0.1, 1, value=0.5, step=0.05, label="Strength",
                                  info="low keeps the photo, high follows the prompt")
-            steps = gr.Slider(1, 50, value=2, step=1, label="Steps")
+            steps = gr.Slider(1, min(50, studio.settings.max_steps), value=2, step=1, label="Steps")
         with gr.Row():
             random_seed = gr.Checkbox(value=True, label="Random seed")
             seed = gr.Number(value=0, precision=0, label="Seed")

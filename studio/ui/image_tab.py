@@ -171,7 +171,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             with gr.Accordion("Settings", open=True):
                 with gr.Row():
                     sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler")
-                    steps = gr.Slider(1, 50, value=1, step=1, label="Steps", info="SD-Turbo: 1-4")
+                    steps = gr.Slider(1, min(50, studio.settings.max_steps), value=1, step=1, label="Steps",
+                                      info="SD-Turbo: 1-4")
                     guidance = gr.Slider(0, 15, value=0.0, step=0.5, label="Guidance (CFG scale)",
                                          info="SD-Turbo: 0")
                 with gr.Row():
@@ -182,8 +183,10 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                     seed = gr.Number(value=0, precision=0, label="Seed", minimum=None, scale=2, elem_id="image-seed")
                     reuse = gr.Button("Reuse last seed", scale=1, size="sm")
                 with gr.Row():
-                    batch_count = gr.Slider(1, MAX_BATCH_COUNT, value=1, step=1, label="Batch count")
-                    batch_size = gr.Slider(1, MAX_BATCH_SIZE, value=1, step=1, label="Batch size")
+                    batch_count = gr.Slider(1, min(MAX_BATCH_COUNT, studio.settings.max_images), value=1, step=1,
+                                            label="Batch count")
+                    batch_size = gr.Slider(1, min(MAX_BATCH_SIZE, studio.settings.max_images), value=1, step=1,
+                                           label="Batch size")
             with gr.Accordion("Load parameters from a PNG", open=False):
                 params_png = image_upload(label="Drop a PNG made here or in AUTOMATIC1111", height=160,
                                           elem_id="image-params-png")

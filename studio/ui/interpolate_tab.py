@@ -157,7 +157,7 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
                                    lines=4, label="Keyframes: one per line, 'prompt | seed'", elem_id="pwalk-keys")
             model = gr.Dropdown(choices, value=choices[0] if choices else None, label="Model")
             with gr.Row():
-                steps = gr.Slider(1, 50, value=1, step=1, label="Steps")
+                steps = gr.Slider(1, min(50, studio.settings.max_steps), value=1, step=1, label="Steps")
                 guidance = gr.Slider(0, 20, value=0.0, step=0.5, label="Guidance (CFG)")
             negative = gr.Textbox(label="Negative prompt (with guidance above 1)")
             with gr.Row():

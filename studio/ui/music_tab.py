@@ -162,7 +162,8 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Textbox, g
             model = gr.Dropdown(models, value=DEFAULT_MODEL if any(m[1] == DEFAULT_MODEL for m in models) else None,
                                 label="Model", elem_id="music-model",
                                 info="MusicGen weights are CC-BY-NC-4.0: not for commercial use.")
-            seconds = gr.Slider(1, MAX_SECONDS, value=8, step=0.5, label="Length (seconds)")
+            seconds = gr.Slider(1, min(MAX_SECONDS, studio.settings.max_music_seconds), value=8, step=0.5,
+                                label="Length (seconds)")
             guidance = gr.Slider(1, 10, value=3, step=0.5, label="Guidance", info="how closely to follow the text")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             melody = gr.Audio(label="Melody to follow (optional; MusicGen melody models only)", type="filepath",

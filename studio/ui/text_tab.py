@@ -145,6 +145,7 @@ def messages_of(turns: list[tuple[str, str]]) -> list[dict[str, str]]:
 
 def build(studio: Studio, stops: StopButtons) -> TextTab:
     preset = PRESETS[DEFAULT_PRESET]
+    token_limit = min(MAX_NEW_TOKENS, studio.settings.max_new_tokens)
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             with gr.Tabs(elem_id="text-modes"):
@@ -202,7 +203,8 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
                 min_p = gr.Slider(0, 0.5, value=preset.min_p, step=0.01, label="Min-p")
                 repetition = gr.Slider(0.8, 2.0, value=preset.repetition_penalty, step=0.01,
                                        label="Repetition penalty")
-                max_new = gr.Slider(1, MAX_NEW_TOKENS, value=preset.max_new_tokens, step=1, label="Max new tokens")
+                max_new = gr.Slider(1, token_limit, value=min(preset.max_new_tokens, token_limit), step=1,
+                                    label="Max new tokens")
                 stop_text = gr.Textbox(value=format_stops(preset.stop), label="Stop sequences",
                                        info="One per line; write \\n for a line break", lines=2)
             seed = gr.Number(value=RANDOM_SEED, precision=0, label="Seed (-1: a new one each time)",
@@ -222,7 +224,7 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
         text_request.validate()
         stack = [*(stack or []), text][-UNDO_DEPTH:]
         token = stops.start(request)
-        for update, stats in _streamed(studio.text.stream(text_request, cancel=token)):
+        for update, stats in _streamed(studio.stream_text(text_request, cancel=token)):
             if update.result is None:
                 yield text + update.text, stats, gr.skip(), stack
                 continue
@@ -255,7 +257,7 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
         token = stops.start(request)
         yield [*shown, {"role": "assistant", "content": ""}], "", "Thinking…", gr.skip()
         try:
-            for update, stats in _streamed(studio.text.stream(chat_request, cancel=token)):
+            for update, stats in _streamed(studio.stream_text(chat_request, cancel=token)):
                 answer = {"role": "assistant", "content": update.text}
                 if update.result is None:
                     yield [*shown, answer], gr.skip(), stats, gr.skip()
@@ -355,7 +357,7 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
         chosen = PRESETS.get(name, PRESETS[DEFAULT_PRESET])
         return (
             chosen.system, chosen.temperature, chosen.top_p, chosen.top_k, chosen.min_p,
-            chosen.repetition_penalty, chosen.max_new_tokens, format_stops(chosen.stop),
+            chosen.repetition_penalty, min(chosen.max_new_tokens, token_limit), format_stops(chosen.stop),
             gr.Textbox(placeholder=chosen.hint),
         )
 
