@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -66,8 +67,12 @@ class GallerySaveError(StudioError):
 
 
 class Gallery:
-    def __init__(self, data_dir: Path):
+    """`scope`, when given, names the owner whose items this call may see and whose new items it
+    tags (a hosted visitor's session); returning None means the whole gallery (a desktop user)."""
+
+    def __init__(self, data_dir: Path, scope: Callable[[], str | None] | None = None):
         self.data_dir = Path(data_dir).resolve()
+        self._scope = scope or (lambda: None)
         self.outputs_dir = self.data_dir / "outputs"
         self.inputs_dir = self.data_dir / "inputs"
         self.db_path = self.data_dir / "gallery.sqlite3"
@@ -94,6 +99,12 @@ class Gallery:
         for folder in (self.outputs_dir, self.inputs_dir):
             for leftover in folder.rglob("*.partial"):
                 leftover.unlink(missing_ok=True)
+
+    def set_scope(self, scope: Callable[[], str | None]) -> None:
+        self._scope = scope
+
+    def _owner(self, owner: str | None) -> str | None:
+        return owner if owner is not None else self._scope()
 
     # -- writing --------------------------------------------------------------------------
 
@@ -178,7 +189,8 @@ class Gallery:
                 done.unlink(missing_ok=True)
             raise
         thumb = self._thumbnail(preview if preview is not None else _placeholder(task), path)
-        return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb, owner=owner)
+        return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb,
+                            owner=self._owner(owner))
 
     def _thumbnail(self, image: Image.Image, path: Path) -> Path:
         """A small JPEG beside the result, so browsing the gallery never ships full-size files."""
@@ -249,6 +261,7 @@ class Gallery:
         """Newest first; only items whose file is present."""
         query = "SELECT * FROM items WHERE 1=1"
         args: list[Any] = []
+        owner = self._owner(owner)
         if task:
             query += " AND task = ?"
             args.append(task)
@@ -262,8 +275,10 @@ class Gallery:
         return [item for item in map(self._item, rows) if item.file.is_file()]
 
     def tasks(self) -> list[str]:
+        owner = self._owner(None)
+        query = "SELECT DISTINCT task FROM items" + (" WHERE owner = ?" if owner is not None else "")
         with self._connect() as db:
-            return [row[0] for row in db.execute("SELECT DISTINCT task FROM items ORDER BY task")]
+            return [row[0] for row in db.execute(query + " ORDER BY task", () if owner is None else (owner,))]
 
     def companion(self, item: GalleryItem, suffix: str) -> Path | None:
         """A file kept beside an item's own (e.g. the GIF of a walk saved as MP4), if there is one."""
@@ -273,7 +288,8 @@ class Gallery:
     def get(self, item_id: int) -> GalleryItem:
         with self._connect() as db:
             row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
-        if row is None:
+        owner = self._owner(None)
+        if row is None or (owner is not None and row["owner"] != owner):  # another visitor's item is not here
             raise StudioError(f"Gallery item #{item_id} does not exist (it may have been deleted).")
         item = self._item(row)
         if not item.file.is_file():
@@ -294,11 +310,45 @@ class Gallery:
         item = self.get(item_id)
         with self._write_lock, self._connect() as db, db:
             db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+        self._remove_files(item)
+
+    def _remove_files(self, item: GalleryItem) -> None:
         # The item's file, its thumbnail and any companions share its unique stem.
         for path in item.file.parent.glob(item.file.stem + ".*"):
             if path.is_relative_to(self.outputs_dir):
                 path.unlink(missing_ok=True)
         item.preview.unlink(missing_ok=True)
+
+    def delete_expired(self, max_age_seconds: float) -> int:
+        """Delete visitors' items (those with an owner) older than `max_age_seconds`, and the stored
+        inputs no remaining item refers to. Returns how many items went."""
+        cutoff = time.time() - max_age_seconds
+        with self._connect() as db:
+            expired = [row["id"] for row in db.execute(
+                "SELECT id FROM items WHERE owner IS NOT NULL AND created < ?", (cutoff,))]
+        for item_id in expired:
+            self.delete_unscoped(item_id)
+        self._delete_unreferenced_inputs(cutoff)
+        return len(expired)
+
+    def delete_unscoped(self, item_id: int) -> None:
+        """Delete an item whoever owns it (housekeeping, never a visitor's request)."""
+        with self._write_lock, self._connect() as db, db:
+            row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
+            db.execute("DELETE FROM items WHERE id = ?", (item_id,))
+        if row is not None:
+            self._remove_files(self._item(row))
+
+    def _delete_unreferenced_inputs(self, older_than: float) -> None:
+        """Inputs are stored once by content and shared between items; remove those no item names."""
+        with self._connect() as db:
+            referenced = set()
+            for (params,) in db.execute("SELECT params FROM items"):
+                referenced.update(re.findall(r'"(inputs/[^"]+)"', params))
+        for path in self.inputs_dir.rglob("*"):
+            relative = str(path.relative_to(self.data_dir))
+            if path.is_file() and relative not in referenced and path.stat().st_mtime < older_than:
+                path.unlink(missing_ok=True)
 
 
 def _placeholder(task: str) -> Image.Image:

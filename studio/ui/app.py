@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import logging
+import threading
+import time
+
 import gradio as gr
 
-from studio import __version__
+from studio import __version__, hosting
 from studio.services import Studio
 from studio.ui import gallery_tab, image_tab, interpolate_tab, music_tab, style_tab, text_tab
 from studio.ui.common import StopButtons
 
 TITLE = "Creative Studio"
-# Heavy model work shares one queue slot group; its size comes from settings.
-HEAVY_CONCURRENCY = 1
+HOUSEKEEPING_EVERY_SECONDS = 600
+log = logging.getLogger(__name__)
 CSS = """
 /* Thumbnail grids: a fixed number of columns that shrink to fit, never one stretched item. */
 .thumb-grid .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; }
@@ -19,9 +23,21 @@ CSS = """
 
 
 def build_app(studio: Studio) -> gr.Blocks:
+    settings = studio.settings
     stops = StopButtons()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+    if settings.hosted:
+        studio.gallery.set_scope(hosting.session_owner())
+    max_age = settings.session_max_age_hours * 3600
+    # Hosted, Gradio's own copies of uploads and results expire with the visitors' galleries.
+    delete_cache = (HOUSEKEEPING_EVERY_SECONDS, max_age) if settings.hosted else None
+    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=delete_cache) as app:
         gr.Markdown(f"## {TITLE} <small>v{__version__}</small>")
+        if settings.hosted:
+            gr.Markdown(
+                f"A shared demo: what you make is listed in the Gallery for this browser tab only and deleted "
+                f"after {settings.session_max_age_hours} h. Download what you want to keep.",
+                elem_id="hosted-notice",
+            )
         with gr.Tabs(selected="style", elem_id="tabs") as tabs:
             with gr.Tab("Image", id="image", elem_id="tab-image"):
                 image = image_tab.build(studio, stops)
@@ -54,13 +70,39 @@ def build_app(studio: Studio) -> gr.Blocks:
                                  text.latest, [music.prompt, tabs, music.sections], api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
-    app.queue(default_concurrency_limit=HEAVY_CONCURRENCY)
+    app.queue(default_concurrency_limit=hosting.LIGHT_CONCURRENCY, max_size=settings.max_queue or None)
+    hosting.apply(app, settings)
+    _name_tools_after_endpoints(app)
     return app
+
+
+def _name_tools_after_endpoints(app: gr.Blocks) -> None:
+    """MCP clients know each tool by its function's name; make that the endpoint's stable API name."""
+    for block_fn in app.fns.values():
+        if block_fn.fn is not None and block_fn.api_name and block_fn.api_visibility != "private":
+            block_fn.fn.__name__ = block_fn.api_name
+
+
+def _housekeeping(studio: Studio) -> None:
+    """Hosted: delete visitors' gallery items once they are older than the configured age."""
+    max_age = studio.settings.session_max_age_hours * 3600
+
+    def loop() -> None:
+        while True:
+            try:
+                studio.gallery.delete_expired(max_age)
+            except Exception:  # a locked or full disk now is no reason to stop tidying later
+                log.exception("gallery housekeeping failed; trying again in %d s", HOUSEKEEPING_EVERY_SECONDS)
+            time.sleep(HOUSEKEEPING_EVERY_SECONDS)
+
+    threading.Thread(target=loop, name="gallery-housekeeping", daemon=True).start()
 
 
 def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
     settings = studio.settings
     app = build_app(studio)
+    if settings.hosted:
+        _housekeeping(studio)
     app.launch(
         server_name=settings.host,
         server_port=settings.port,
@@ -72,5 +114,6 @@ def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = F
         css=CSS,
         footer_links=["api", "settings"],
         run_history=False,
+        mcp_server=settings.mcp,
     )
     return app
