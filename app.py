@@ -20,6 +20,10 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     try:
         settings = settings_mod.from_args(args)
+        if settings_mod.on_space():
+            from studio.space import install_builtin_packages
+
+            install_builtin_packages()
         if settings.offline:
             os.environ["HF_HUB_OFFLINE"] = "1"
         from studio.errors import StudioError
@@ -34,7 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     except settings_mod.SettingsError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    print(f"Creative Studio: outputs and gallery in {settings.data_dir.resolve()}")
+    print(f"Creative Studio: outputs and gallery in {settings.data_dir.resolve()}"
+          + (" (hosted: per-visitor galleries, queued and rate-limited heavy work)" if settings.hosted else ""))
     launch(studio)
     return 0
 
