@@ -527,9 +527,11 @@ class TextBackend:
         pieces: queue.SimpleQueue = queue.SimpleQueue()
         done = object()
 
+        generation = engine.tokens(prompt, sampling, should_stop)
+
         def produce() -> None:
             try:
-                for piece in engine.tokens(prompt, sampling, should_stop):
+                for piece in generation:
                     pieces.put(piece)
                     if cancel.cancelled:
                         should_stop.set()
@@ -537,9 +539,18 @@ class TextBackend:
                 pieces.put(exc)
             pieces.put(done)
 
-        producer = threading.Thread(target=produce, name="text-generate", daemon=True)
         raw, shown, tokens, first = "", "", 0, None
         finish = "length"
+        # The first piece is read right here: the wait for it is what a writer feels, and passing it
+        # across threads adds a scheduling round trip on a busy CPU. The rest streams from a thread
+        # (the generator carries on there), so a slow reader never holds up generation.
+        try:
+            pieces.put(next(generation))
+        except StopIteration:
+            pass
+        except Exception as exc:
+            pieces.put(exc)
+        producer = threading.Thread(target=produce, name="text-generate", daemon=True)
         producer.start()
         try:
             finished = False
