@@ -16,6 +16,7 @@ from typing import Any
 
 import gradio as gr
 from gradio import utils as gr_utils
+from gradio.data_classes import FileData
 
 from studio.errors import Cancelled, StudioError
 from studio.runtime import CancelToken, ProgressCallback
@@ -47,6 +48,22 @@ def image_upload(**kwargs: Any) -> UploadedImage:
     kwargs.setdefault("type", "filepath")
     kwargs.setdefault("sources", ["upload", "clipboard"])
     return UploadedImage(**kwargs)
+
+
+class UploadedImageEditor(gr.ImageEditor):
+    """gr.ImageEditor handing the studio the uploaded files' paths, as UploadedImage does.
+
+    Gradio's own preprocessing re-encodes each picture in the editor's mode under its original
+    suffix, which fails outright for a JPEG in an RGBA editor; the studio decodes them itself.
+    """
+
+    def get_block_name(self) -> str:
+        return "imageeditor"
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):  # type: ignore[override]
+        if isinstance(file, FileData):
+            return str(file.path)
+        return super().convert_and_format_image(file, flatten_on_white)  # pasted bytes, no file
 
 
 def user_errors(fn: Callable) -> Callable:

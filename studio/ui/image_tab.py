@@ -32,7 +32,7 @@ from studio.media.images import LoadedImage
 from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
-from studio.ui.common import StopButtons, api_doc, image_upload, servable, user_errors
+from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
 
@@ -134,7 +134,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                       info="TAESD decodes ~20x faster than the full VAE")
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk, oil painting",
                                 elem_id="image-prompt")
-            negative = gr.Textbox(label="Negative prompt", lines=1, placeholder="blurry, low quality",
+            negative = gr.Textbox(value="", label="Negative prompt", lines=1, placeholder="blurry, low quality",
                                   info="acts only with guidance above 1")
             with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
                 with gr.Tab(MODE_LABELS["txt2img"], id="txt2img"):
@@ -145,7 +145,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                          info="how far to move from the input; steps x strength must be at least 1")
                     run_img2img = gr.Button("Generate", variant="primary", elem_id="image-run-img2img")
                 with gr.Tab(MODE_LABELS["inpaint"], id="inpaint"):
-                    editor = gr.ImageEditor(
+                    editor = UploadedImageEditor(
                         label="Picture: paint over what to change",
                         type="filepath",
                         format="png",
@@ -302,7 +302,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         if mask:
             loaded_mask = studio.open_image(mask)
         else:
-            layers = [Image.open(p) for p in (picture.get("layers") or []) if p]
+            layers = [Image.open(p).convert("RGBA") for p in (picture.get("layers") or []) if p]
             drawn = mask_from_layers(layers, loaded.size)
             if drawn is None:
                 raise gr.Error("Paint over the area to change (or upload a mask) first.")
