@@ -175,7 +175,7 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
             with gr.Row():
                 steps = gr.Slider(1, 50, value=1, step=1, label="Steps")
                 guidance = gr.Slider(0, 20, value=0.0, step=0.5, label="Guidance (CFG)")
-            negative = gr.Textbox(label="Negative prompt (with guidance above 1)")
+            negative = gr.Textbox(value="", label="Negative prompt (with guidance above 1)")
             with gr.Row():
                 width = gr.Slider(256, max_side, value=512, step=64, label="Width")
                 height = gr.Slider(256, max_side, value=512, step=64, label="Height")
