@@ -106,7 +106,7 @@ def run_items(
     results = []
     for index, item in enumerate(items, start=1):
         started = time.perf_counter()
-        label = f"[{index}/{len(items)}] prompt {item.prompt_number}, seed {_seed_text(item)}"
+        label = f"[{index}/{len(items)}] {_describe(item, _several_prompts(items))}"
         try:
             result = make(item)
         except StudioError as exc:
@@ -124,7 +124,8 @@ def summary(results: list[ItemResult]) -> str:
     failed = [r for r in results if r.error]
     line = f"{len(results) - len(failed)} of {len(results)} made"
     if failed:
-        which = ", ".join(f"prompt {r.item.prompt_number} seed {_seed_text(r.item)}" for r in failed[:5])
+        several = _several_prompts([r.item for r in results])
+        which = "; ".join(_describe(r.item, several) for r in failed[:5])
         more = f" and {len(failed) - 5} more" if len(failed) > 5 else ""
         line += f"; {len(failed)} failed ({which}{more})"
     return line
@@ -134,5 +135,10 @@ def _one_line(message: str) -> str:
     return " ".join(message.split())
 
 
-def _seed_text(item: BatchItem) -> str:
-    return "random" if item.seed is None else str(item.seed)
+def _several_prompts(items: list[BatchItem]) -> bool:
+    return len({item.prompt_number for item in items}) > 1
+
+
+def _describe(item: BatchItem, several_prompts: bool) -> str:
+    seed = f"seed {'random' if item.seed is None else item.seed}"
+    return f"prompt {item.prompt_number}, {seed}" if several_prompts else seed

@@ -99,7 +99,7 @@ def test_a_batch_makes_every_item_keeps_going_past_a_bad_one_and_says_so(models,
     lines = progress_lines(done.stderr)
     assert len(lines) == 6 and lines[0].startswith("[1/6] prompt 1, seed 1: ")
     assert lines[4] == "[5/6] prompt 3, seed 1: failed: Prompts are limited to 2000 characters."
-    assert done.stderr.strip().splitlines()[-1].startswith("4 of 6 made; 2 failed (prompt 3 seed 1, prompt 3 seed 2)")
+    assert done.stderr.strip().splitlines()[-1].startswith("4 of 6 made; 2 failed (prompt 3, seed 1; prompt 3, seed 2)")
     assert "Traceback" not in done.stderr
     report = json.loads(done.stdout)
     names = ["txt2img-p1-s1.png", "txt2img-p1-s2.png", "txt2img-p2-s1.png", "txt2img-p2-s2.png"]
@@ -146,3 +146,20 @@ def test_bad_batches_are_one_line_and_exit_code_2(models, tmp_path, args, words)
     errors = [line for line in done.stderr.splitlines() if line.startswith(("error:", "python -m studio"))]
     assert len(errors) == 1 and words in errors[0], done.stderr
     assert "Traceback" not in done.stderr and not progress_lines(done.stderr)
+
+
+def test_melody_seeds_make_one_tune_each_equal_to_single_runs(tmp_path):
+    from tests.test_cli import studio_cli as plain_cli  # the built-in melody model needs no models file
+
+    data = tmp_path / "data"
+    done = plain_cli("melody", "--seeds", "2,5", "--bars", "4", "--out", str(tmp_path / "tune.mid"), data_dir=data)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == [str(tmp_path / "tune-s2.mid"), str(tmp_path / "tune-s5.mid")]
+    assert [line.split(":")[0] for line in progress_lines(done.stderr)] == ["[1/2] seed 2", "[2/2] seed 5"]
+    assert {p.name for p in tmp_path.glob("tune-s5.*")} == {"tune-s5.mid", "tune-s5.wav", "tune-s5.png", "tune-s5.abc"}
+    assert len(Gallery(data).list(task="melody")) == 2
+
+    done = plain_cli("melody", "--seed", "5", "--bars", "4", "--out", str(tmp_path / "single.mid"), data_dir=data)
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "single.abc").read_text() == (tmp_path / "tune-s5.abc").read_text()
+    assert (tmp_path / "tune-s2.abc").read_text() != (tmp_path / "tune-s5.abc").read_text()
