@@ -94,8 +94,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         raise InputError("--seeds already says which pictures to make; leave out --batch-size and --batch-count")
     if args.seeds is not None and args.seed is not None:
         raise InputError("give --seed or --seeds, not both")
-    out = _destination(args, mode)
     prompts = cli_batch.read_prompts(args.prompts) if args.prompts is not None else [args.prompt]
+    out = _destination(args, mode)
 
     studio = Studio(settings)
     picture = studio.open_image(args.input) if mode != "txt2img" else None
@@ -131,7 +131,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         paths = [out if n == 0 else out.with_name(f"{out.stem}-{n + 1}{out.suffix}")
                  for n in range(len(outcome.result.images))]
         _save(outcome, paths)
-        return _report(args, paths, outcome.result.params, outcome.result.seconds, [i.id for i in outcome.items])
+        _report(args, paths, outcome.result.params, outcome.result.seconds, [i.id for i in outcome.items])
+        return 0
 
     # Settings every item shares are checked once (with a stand-in prompt and the largest seed), and the
     # model is loaded once: a wrong size or a missing model is one error, not one per item.
@@ -154,11 +155,11 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     started = time.perf_counter()
     results = cli_batch.run_items(items, make)
     made = [r for r in results if not r.error]
-    code = _report(args, [p for r in made for p in r.outputs], [rec for r in made for rec in r.records],
-                   time.perf_counter() - started, [i for r in made for i in r.gallery_ids],
-                   failed=[r for r in results if r.error])
+    _report(args, [p for r in made for p in r.outputs], [rec for r in made for rec in r.records],
+            time.perf_counter() - started, [i for r in made for i in r.gallery_ids],
+            failed=[r for r in results if r.error])
     print(cli_batch.summary(results), file=sys.stderr)
-    return cli_batch.EXIT_SOME_FAILED if len(made) < len(results) else code
+    return cli_batch.EXIT_SOME_FAILED if len(made) < len(results) else 0
 
 
 def _destination(args: argparse.Namespace, mode: str) -> Path:
@@ -197,7 +198,8 @@ def _save(outcome, paths: list[Path]) -> None:
 
 
 def _report(args: argparse.Namespace, paths: list[Path], records: list[dict], seconds: float,
-            gallery_ids: list[int], failed: list | None = None) -> int:
+            gallery_ids: list[int], failed: list[cli_batch.ItemResult] | None = None) -> None:
+    """What was made: one JSON object, or lines for people (a single run) or for scripts (a batch)."""
     if args.json:
         report = {
             "outputs": [str(p) for p in paths],
@@ -216,4 +218,3 @@ def _report(args: argparse.Namespace, paths: list[Path], records: list[dict], se
     else:  # a batch: its progress went to stderr; stdout lists the files, one per line, for scripts
         for path in paths:
             print(path)
-    return 0

@@ -10,11 +10,14 @@ import shutil
 from pathlib import Path
 from types import SimpleNamespace
 
+import gradio as gr
 import pytest
+from gradio.utils import get_function_description
 from gradio_client import Client
 from PIL import Image
 
 from studio.settings import Settings
+from studio.ui.common import api_doc
 from tests.image_cases import EXAMPLES
 from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 from tests.running_app import RunningApp
@@ -96,6 +99,19 @@ def test_every_parameter_has_a_description_and_tools_are_named_as_endpoints(tmp_
         assert tool["name"] == name  # the handler is named as its endpoint
         for parameter, spec in tool["inputSchema"]["properties"].items():
             assert spec.get("description", "").strip(), f"/{name}: {parameter} has no description"
+
+
+def test_api_doc_writes_what_gradio_reads_and_refuses_drift():
+    @api_doc("Make a thing.", returns="the thing", prompt="what to make", seed="which one: 0 up")
+    def make(prompt: str, seed: float, request: gr.Request, progress=gr.Progress()):
+        return prompt
+
+    assert get_function_description(make) == ("Make a thing.", {"prompt": "what to make", "seed": "which one: 0 up",
+                                                                "request": "", "progress": ""}, ["the thing"])
+    with pytest.raises(TypeError, match=r"undescribed parameters \['seed'\], unknown \['sed'\]"):
+        api_doc("Make a thing.", prompt="what to make", sed="a typo")(make)
+    with pytest.raises(TypeError, match="one non-empty line each"):
+        api_doc("Make a thing.", prompt="what\nto make", seed="")(make)
 
 
 @pytest.fixture(scope="module")
