@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from studio import cli_image, cli_music, cli_text, cli_walks
+from studio import cli_image, cli_music, cli_reproduce, cli_text, cli_walks
 from studio import settings as settings_mod
 from studio.errors import Cancelled, StudioError
 
@@ -74,6 +74,7 @@ def build_parser() -> argparse.ArgumentParser:
     download.add_argument("model", help="a catalogue id, e.g. stabilityai/sd-turbo (see `models`)")
 
     cli_walks.add_commands(commands)
+    cli_reproduce.add_parser(commands)
     return parser
 
 
@@ -95,6 +96,8 @@ def main(argv: list[str] | None = None) -> int:
             return _models(settings)
         if args.command == "download":
             return _download(args.model, settings)
+        if args.command == "reproduce":
+            return cli_reproduce.run(args, settings)
         code = cli_walks.run(args, settings)
         if code is not None:
             return code
@@ -142,7 +145,9 @@ def _style(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
         if out.suffix.lower() == ".png":
             from studio.media.png_info import save_png
 
-            save_png(image, out, {"studio": json.dumps(outcome.result.params, sort_keys=True)})
+            # The gallery's record also names the stored inputs, so `reproduce` finds them.
+            record = outcome.item.params if outcome.item else outcome.result.params
+            save_png(image, out, {"studio": json.dumps(record, sort_keys=True)})
         else:
             (image.convert("RGB") if out.suffix.lower() in {".jpg", ".jpeg"} else image).save(out, quality=95)
     except OSError as exc:

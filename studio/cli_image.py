@@ -6,8 +6,11 @@ import argparse
 import json
 import re
 import sys
+import time
+from dataclasses import replace
 from pathlib import Path
 
+from studio import cli_batch
 from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, DEFAULT_SAMPLER, FULL_VAE, SAMPLERS
 from studio.errors import InputError
 from studio.settings import Settings
@@ -34,7 +37,11 @@ def add_parsers(commands) -> None:
         parser = commands.add_parser(name, help=help_text)
         if name != "image":
             parser.add_argument("input", type=Path, help="the picture to work on")
-        parser.add_argument("prompt", help="what the picture should show")
+        parser.add_argument("prompt", nargs="?", help="what the picture should show (or --prompts FILE)")
+        parser.add_argument("--prompts", type=Path, metavar="FILE",
+                            help="a batch: one prompt per line (blank lines and # comments skipped; '-': stdin)")
+        parser.add_argument("--seeds", type=cli_batch.parse_seeds, metavar="LIST",
+                            help="a batch: every prompt with each of these seeds, e.g. 1-8, 3,5,9 or 1-4,10")
         if name == "inpaint":
             parser.add_argument("--mask", type=Path, required=True, help="white = repaint, black = keep")
             parser.add_argument("--only-masked", action="store_true",
@@ -59,7 +66,12 @@ def add_parsers(commands) -> None:
         parser.add_argument("--batch-count", type=int, default=1, help="batches made one after another")
         parser.add_argument("--decoder", default=DEFAULT_DECODER,
                             help=f"fast decoder's catalogue id, or '{FULL_VAE}' for the model's own VAE")
-        parser.add_argument("--out", type=Path, help="where to write the picture (.png; a batch adds -2, -3, ...)")
+        parser.add_argument("--out", type=Path,
+                            help="where to write the picture (.png; more pictures add -2, -3, ...; a --prompts/--seeds "
+                                 "batch writes OUT-p<prompt number>-s<seed>.png beside it)")
+        parser.add_argument("--out-dir", type=Path, metavar="DIR",
+                            help="write into this folder (made if missing): <mode>.png, or a batch's "
+                                 "<mode>-p<prompt number>-s<seed>.png")
         parser.add_argument("--json", action="store_true", help="print one JSON object describing the result")
         parser.add_argument("--no-gallery", action="store_true", help="do not list the result in the gallery")
 
@@ -70,15 +82,20 @@ COMMANDS = ("image", "img2img", "inpaint", "outpaint")
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from studio.backends.diffusion import ImageRequest
     from studio.images import working_size
-    from studio.media.png_info import save_png
     from studio.services import Studio
 
     mode = "txt2img" if args.command == "image" else args.command
-    out = args.out or Path(f"{mode}.png")
-    if out.suffix.lower() != ".png":
-        raise InputError(PNG_ONLY)
-    if not out.parent.resolve().is_dir():
-        raise InputError(f"the folder {out.parent} does not exist")
+    batch = args.prompts is not None or args.seeds is not None
+    if args.prompt is not None and args.prompts is not None:
+        raise InputError("give a prompt or --prompts FILE, not both")
+    if args.prompt is None and args.prompts is None:
+        raise InputError("give a prompt (in quotes), or --prompts FILE with one prompt per line")
+    if args.seeds is not None and (args.batch_size != 1 or args.batch_count != 1):
+        raise InputError("--seeds already says which pictures to make; leave out --batch-size and --batch-count")
+    if args.seeds is not None and args.seed is not None:
+        raise InputError("give --seed or --seeds, not both")
+    prompts = cli_batch.read_prompts(args.prompts) if args.prompts is not None else [args.prompt]
+    out = _destination(args, mode)
 
     studio = Studio(settings)
     picture = studio.open_image(args.input) if mode != "txt2img" else None
@@ -101,34 +118,103 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         extra.update(extend_left=args.left, extend_right=args.right, extend_top=args.top, extend_bottom=args.bottom)
     if mode in ("inpaint", "outpaint"):
         extra["mask_blur"] = args.mask_blur
-    request = ImageRequest(
-        prompt=args.prompt, mode=mode, negative_prompt=args.negative, model=args.model, steps=steps,
+    base = ImageRequest(
+        prompt=prompts[0], mode=mode, negative_prompt=args.negative, model=args.model, steps=steps,
         guidance=args.guidance, width=width, height=height, seed=args.seed, sampler=args.sampler,
         batch_size=args.batch_size, batch_count=args.batch_count, strength=strength, decoder=args.decoder, **extra,
     )
-    outcome = studio.generate_image(request, picture, mask, keep=not args.no_gallery)
-    result = outcome.result
-    from studio.backends.diffusion import a1111_parameters
+    keep = not args.no_gallery
+    if not batch:
+        outcome = studio.generate_image(base, picture, mask, keep=keep)
+        for note in outcome.notes:
+            print(f"note: {note}", file=sys.stderr)
+        paths = [out if n == 0 else out.with_name(f"{out.stem}-{n + 1}{out.suffix}")
+                 for n in range(len(outcome.result.images))]
+        _save(outcome, paths)
+        _report(args, paths, outcome.result.params, outcome.result.seconds, [i.id for i in outcome.items])
+        return 0
 
-    paths = []
-    for n, (image, record) in enumerate(zip(result.images, result.params, strict=True)):
-        path = out if n == 0 else out.with_name(f"{out.stem}-{n + 1}{out.suffix}")
+    # Settings every item shares are checked once (with a stand-in prompt and the largest seed), and the
+    # model is loaded once: a wrong size or a missing model is one error, not one per item.
+    replace(base, prompt="-", seed=max(args.seeds) if args.seeds else base.seed).validate()
+    studio.image.load(args.model)
+    items = cli_batch.plan(prompts, args.seeds, args.seed)
+    notes_shown: set[str] = set()
+
+    def make(item: cli_batch.BatchItem) -> cli_batch.ItemResult:
+        outcome = studio.generate_image(replace(base, prompt=item.prompt, seed=item.seed), picture, mask, keep=keep)
+        for note in outcome.notes:
+            if note not in notes_shown:  # the same note for every item is said once
+                notes_shown.add(note)
+                print(f"note: {note}", file=sys.stderr)
+        paths = [cli_batch.output_name(out.parent, out.stem, item, record["seed"], len(prompts), out.suffix)
+                 for record in outcome.result.params]
+        _save(outcome, paths)
+        return cli_batch.ItemResult(item, paths, outcome.result.params, [i.id for i in outcome.items])
+
+    started = time.perf_counter()
+    results = cli_batch.run_items(items, make)
+    made = [r for r in results if not r.error]
+    _report(args, [p for r in made for p in r.outputs], [rec for r in made for rec in r.records],
+            time.perf_counter() - started, [i for r in made for i in r.gallery_ids],
+            failed=[r for r in results if r.error])
+    print(cli_batch.summary(results), file=sys.stderr)
+    return cli_batch.EXIT_SOME_FAILED if len(made) < len(results) else 0
+
+
+def _destination(args: argparse.Namespace, mode: str) -> Path:
+    """Where the picture goes; in a batch, the folder and name stem every item's file is named after."""
+    if args.out is not None and args.out_dir is not None:
+        raise InputError("give --out or --out-dir, not both")
+    if args.out_dir is not None:
+        if args.out_dir.exists() and not args.out_dir.is_dir():
+            raise InputError(f"--out-dir {args.out_dir} is a file, not a folder")
+        try:
+            args.out_dir.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise InputError(f"could not make the folder {args.out_dir}: {exc.strerror or exc}") from None
+        return args.out_dir / f"{mode}.png"
+    out = args.out or Path(f"{mode}.png")
+    if out.suffix.lower() != ".png":
+        raise InputError(PNG_ONLY)
+    if not out.parent.resolve().is_dir():
+        raise InputError(f"the folder {out.parent} does not exist")
+    return out
+
+
+def _save(outcome, paths: list[Path]) -> None:
+    """Write each picture with its parameters: the studio's record and AUTOMATIC1111's text. A picture
+    kept in the gallery carries the gallery's record, which also names its stored inputs, so
+    `python -m studio reproduce` finds them."""
+    from studio.backends.diffusion import a1111_parameters
+    from studio.media.png_info import save_png
+
+    records = [item.params for item in outcome.items] or outcome.result.params
+    for image, record, path in zip(outcome.result.images, records, paths, strict=True):
         try:
             save_png(image, path, {"studio": json.dumps(record, sort_keys=True), "parameters": a1111_parameters(record)})
         except OSError as exc:
             raise InputError(f"could not write {path}: {exc.strerror or exc}") from None
-        paths.append(path)
-    for note in outcome.notes:
-        print(f"note: {note}", file=sys.stderr)
+
+
+def _report(args: argparse.Namespace, paths: list[Path], records: list[dict], seconds: float,
+            gallery_ids: list[int], failed: list[cli_batch.ItemResult] | None = None) -> None:
+    """What was made: one JSON object, or lines for people (a single run) or for scripts (a batch)."""
     if args.json:
-        print(json.dumps({
+        report = {
             "outputs": [str(p) for p in paths],
-            "parameters": result.params,
-            "seconds": round(result.seconds, 3),
-            "gallery_ids": [item.id for item in outcome.items],
-        }))
-    else:
-        for path, record in zip(paths, result.params, strict=True):
+            "parameters": records,
+            "seconds": round(seconds, 3),
+            "gallery_ids": gallery_ids,
+        }
+        if failed is not None:
+            report["failed"] = [{"prompt": r.item.prompt, "prompt_number": r.item.prompt_number,
+                                 "seed": r.item.seed, "error": r.error} for r in failed]
+        print(json.dumps(report))
+    elif failed is None:
+        for path, record in zip(paths, records, strict=True):
             print(f"{path} ({record['result_width']}x{record['result_height']}, seed {record['seed']})")
-        print(f"{len(paths)} picture(s) in {result.seconds:.2f} s")
-    return 0
+        print(f"{len(paths)} picture(s) in {seconds:.2f} s")
+    else:  # a batch: its progress went to stderr; stdout lists the files, one per line, for scripts
+        for path in paths:
+            print(path)

@@ -8,6 +8,7 @@ import shutil
 import sys
 from pathlib import Path
 
+from studio import cli_batch
 from studio import settings as settings_mod
 from studio.media.melody_tokens import METERS, MODES
 
@@ -32,7 +33,9 @@ def add_commands(commands) -> None:
     melody.add_argument("--temperature", type=float, default=0.9, help="0 (plain) .. 2 (wild); default 0.9")
     melody.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling share (default 0.95)")
     melody.add_argument("--key-strength", type=float, default=2.0, help="how firmly to stay in the key (0-20)")
-    melody.add_argument("--seed", type=int, default=0)
+    melody.add_argument("--seed", type=int, help="the same seed and settings give the same tune (default 0)")
+    melody.add_argument("--seeds", type=cli_batch.parse_seeds, metavar="LIST",
+                        help="one tune per seed, e.g. 1-8 or 3,5,9: OUT-s<seed>.mid (with its .wav, .png, .abc)")
     melody.add_argument("--timbre", choices=sorted(TIMBRES), default="piano")
     melody.add_argument(
         "--continue", dest="primer", type=Path, metavar="FILE",
@@ -69,6 +72,8 @@ def _melody(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> 
         return fail(f"--out must end in .mid, not '{out.suffix or out.name}'")
     if not out.parent.resolve().is_dir():
         return fail(f"the folder {out.parent} does not exist")
+    if args.seed is not None and args.seeds is not None:
+        return fail("give --seed or --seeds, not both")
     studio = Studio(settings)
     primer = None
     key, mode, meter, tempo = args.key, args.mode, args.meter, args.tempo or 110.0
@@ -87,16 +92,14 @@ def _melody(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> 
                 tempo = round(read.tempo)
     request = MelodyRequest(
         tonic=key, mode=mode, meter=meter, tempo=float(tempo), bars=args.bars, temperature=args.temperature,
-        top_p=args.top_p, key_strength=args.key_strength, seed=args.seed, timbre=args.timbre,
+        top_p=args.top_p, key_strength=args.key_strength, seed=args.seed if args.seed is not None else 0,
+        timbre=args.timbre,
     )
+    if args.seeds is not None:
+        return _melodies(studio, request, primer, args)
     outcome = studio.compose(request, primer)
-    files = outcome.files
-    written = []
     try:
-        for source in (files.midi, files.wav, files.png, files.abc):
-            target = out.with_suffix(source.suffix)
-            shutil.copyfile(source, target)
-            written.append(str(target))
+        written = [str(p) for p in _copy_melody(outcome, out)]
     except OSError as exc:
         return fail(f"could not write {out}: {exc.strerror or exc}")
     from studio.music_service import describe_melody
@@ -107,6 +110,48 @@ def _melody(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> 
     else:
         print(f"{', '.join(written)} ({describe_melody(outcome)})")
     return 0
+
+
+def _copy_melody(outcome, out: Path) -> list[Path]:
+    """The kept tune's .mid, .wav, .png and .abc, copied to OUT and beside it."""
+    written = []
+    for source in (outcome.files.midi, outcome.files.wav, outcome.files.png, outcome.files.abc):
+        target = out.with_suffix(source.suffix)
+        shutil.copyfile(source, target)
+        written.append(target)
+    return written
+
+
+def _melodies(studio, request, primer, args: argparse.Namespace) -> int:
+    """One tune per seed of --seeds, each named OUT-s<seed>; one progress line each on stderr."""
+    from dataclasses import replace
+
+    from studio.errors import InputError
+
+    request.validate()  # settings every tune shares are explained once, not once per seed
+    out: Path = args.out
+
+    def make(item: cli_batch.BatchItem) -> cli_batch.ItemResult:
+        outcome = studio.compose(replace(request, seed=item.seed), primer)
+        target = out.with_name(f"{out.stem}-s{item.seed}{out.suffix}")
+        try:
+            written = _copy_melody(outcome, target)
+        except OSError as exc:
+            raise InputError(f"could not write {target}: {exc.strerror or exc}") from None
+        return cli_batch.ItemResult(item, written, [outcome.result.params], [outcome.item.id])
+
+    results = cli_batch.run_items(cli_batch.plan([""], args.seeds, None), make)
+    made = [r for r in results if not r.error]
+    if args.json:
+        print(json.dumps({"outputs": [str(p) for r in made for p in r.outputs],
+                          "parameters": [rec for r in made for rec in r.records],
+                          "gallery_ids": [i for r in made for i in r.gallery_ids],
+                          "failed": [{"seed": r.item.seed, "error": r.error} for r in results if r.error]}))
+    else:
+        for result in made:
+            print(result.outputs[0])
+    print(cli_batch.summary(results), file=sys.stderr)
+    return cli_batch.EXIT_SOME_FAILED if len(made) < len(results) else 0
 
 
 def _music(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> int:

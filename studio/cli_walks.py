@@ -109,6 +109,10 @@ def _patterns(args: argparse.Namespace, settings: Settings) -> int:
     outcome = Studio(settings).make_patterns(request)
     if walking:
         _write_animation(outcome.frames, out, PATTERN_WALK_FPS)
+    elif out.suffix.lower() == ".png":  # carries its parameters, like every PNG the studio writes
+        from studio.media.png_info import STUDIO_KEY, save_png
+
+        save_png(outcome.frames[0], out, {STUDIO_KEY: json.dumps(outcome.params, sort_keys=True)})
     else:
         outcome.frames[0].save(out)
     return _report(args, out, outcome)

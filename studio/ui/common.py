@@ -15,6 +15,8 @@ from pathlib import Path
 from typing import Any
 
 import gradio as gr
+from gradio import utils as gr_utils
+from gradio.data_classes import FileData
 
 from studio.errors import Cancelled, StudioError
 from studio.runtime import CancelToken, ProgressCallback
@@ -46,6 +48,22 @@ def image_upload(**kwargs: Any) -> UploadedImage:
     kwargs.setdefault("type", "filepath")
     kwargs.setdefault("sources", ["upload", "clipboard"])
     return UploadedImage(**kwargs)
+
+
+class UploadedImageEditor(gr.ImageEditor):
+    """gr.ImageEditor handing the studio the uploaded files' paths, as UploadedImage does.
+
+    Gradio's own preprocessing re-encodes each picture in the editor's mode under its original
+    suffix, which fails outright for a JPEG in an RGBA editor; the studio decodes them itself.
+    """
+
+    def get_block_name(self) -> str:
+        return "imageeditor"
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):  # type: ignore[override]
+        if isinstance(file, FileData):
+            return str(file.path)
+        return super().convert_and_format_image(file, flatten_on_white)  # pasted bytes, no file
 
 
 def user_errors(fn: Callable) -> Callable:
@@ -84,6 +102,34 @@ def _as_alerts(name: str) -> Iterator[None]:
             f"Something went wrong ({type(exc).__name__}). The details are in the studio's log.",
             print_exception=False,
         ) from None
+
+
+def api_doc(summary: str, *, returns: str = "", **parameters: str) -> Callable[[Callable], Callable]:
+    """Give an endpoint's handler the docstring Gradio reads for the API page and MCP tool descriptions:
+    a one-line summary, then `Args:` with one `name: description` line per parameter (Gradio reads one
+    line each), then `Returns:`. Every parameter a caller passes must be described, and nothing else:
+    a handler whose signature and descriptions drift apart fails when the app is built."""
+
+    def document(fn: Callable) -> Callable:
+        hints = gr_utils.get_type_hints(fn)
+        callers = [
+            name
+            for name, parameter in inspect.signature(fn).parameters.items()
+            if not gr_utils.is_special_typed_parameter(name, hints) and not isinstance(parameter.default, gr.Progress)
+        ]
+        if set(callers) != set(parameters):
+            missing, extra = set(callers) - set(parameters), set(parameters) - set(callers)
+            raise TypeError(f"{fn.__qualname__}: undescribed parameters {sorted(missing)}, unknown {sorted(extra)}")
+        texts = [summary, *parameters.values(), *([returns] if returns else [])]
+        if any("\n" in text or not text.strip() for text in texts):
+            raise TypeError(f"{fn.__qualname__}: descriptions are one non-empty line each")
+        lines = [summary, "", "Args:", *(f"    {name}: {parameters[name]}" for name in callers)]
+        if returns:
+            lines += ["", "Returns:", f"    {returns}"]
+        fn.__doc__ = "\n".join(lines)
+        return fn
+
+    return document
 
 
 def progress_reporter(progress: gr.Progress, description: str) -> ProgressCallback:

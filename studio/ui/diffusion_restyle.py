@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 import gradio as gr
 
-from studio.backends.diffusion import DEFAULT_DECODER, ImageRequest, fit_size
+from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, FULL_VAE, ImageRequest, fit_size
 from studio.services import Studio
-from studio.ui.common import StopButtons, progress_reporter, servable, user_errors
+from studio.ui.common import StopButtons, api_doc, progress_reporter, servable, user_errors
 from studio.ui.image_tab import decoder_choices
 
 STYLE_PROMPTS = ["watercolor painting", "oil painting, thick brush strokes", "pencil sketch", "ukiyo-e woodblock print",
@@ -60,18 +60,32 @@ def wire(controls: RestyleControls, studio: Studio, stops: StopButtons, photo: g
     c = controls
 
     @user_errors
-    def restyle(photo_path, model_id, decoder_id, style, strength, steps, use_random, seed, request: gr.Request,
-                progress=gr.Progress()):
-        if not photo_path:
+    @api_doc(
+        "Restyle a photo with a diffusion model: image to image with a style prompt; kept in the gallery.",
+        photo="the photo to restyle (a file)",
+        model=f"catalogue id of a diffusers model that can restyle, e.g. {DEFAULT_MODEL}",
+        decoder=f"catalogue id of the fast decoder, e.g. {DEFAULT_DECODER}, or '{FULL_VAE}' for the model's own VAE",
+        style_prompt="the style in words, e.g. 'watercolor painting'",
+        strength="0.1-1: low keeps the photo, high follows the prompt",
+        steps="denoising steps, 1-50; steps x strength must be at least 1",
+        random_seed="true: draw a new seed (shown in the summary); false: use seed",
+        seed="the seed when random_seed is false",
+        returns="the result PNG, a summary with the seed",
+    )
+    def restyle(photo: str | None, model: str | None, decoder: str | None, style_prompt: str, strength: float,
+                steps: float, random_seed: bool, seed: float | None, request: gr.Request, progress=gr.Progress()):
+        if not photo:
             raise gr.Error("Upload a photo first.")
-        if not model_id:
+        if not model:
             raise gr.Error("No model can restyle: add a diffusers model to the catalogue.")
-        loaded = studio.open_image(photo_path)
-        width, height = fit_size(*loaded.size, studio.image.native_size(model_id))
+        if not random_seed and seed is None:
+            raise gr.Error("Enter a seed, or tick 'Random seed'.")
+        loaded = studio.open_image(photo)
+        width, height = fit_size(*loaded.size, studio.image.native_size(model))
         image_request = ImageRequest(
-            prompt=style or "", mode="img2img", model=model_id, steps=int(steps), guidance=0.0, width=width,
-            height=height, seed=None if use_random else int(seed), strength=float(strength),
-            decoder=decoder_id or DEFAULT_DECODER,
+            prompt=style_prompt or "", mode="img2img", model=model, steps=int(steps), guidance=0.0, width=width,
+            height=height, seed=None if random_seed else int(seed), strength=float(strength),
+            decoder=decoder or DEFAULT_DECODER,
         )
         outcome = studio.generate_image(image_request, loaded, task="restyle", progress=progress_reporter(
             progress, "Restyling"), cancel=stops.start(request))

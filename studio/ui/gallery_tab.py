@@ -8,7 +8,7 @@ import gradio as gr
 
 from studio.history import GalleryItem
 from studio.services import Studio
-from studio.ui.common import servable, user_errors
+from studio.ui.common import api_doc, servable, user_errors
 
 ALL_TASKS = "All"
 PAGE_SIZE = 120
@@ -78,7 +78,12 @@ def build(studio: Studio) -> GalleryTab:
             download = gr.DownloadButton("Download file", value=None)
 
     @user_errors
-    def list_items(task):
+    @api_doc(
+        "List what the studio made, newest first.",
+        task=f"'{ALL_TASKS}', or one task such as txt2img, style, text, melody, patterns",
+        returns="thumbnails captioned '#id · task · time', the task filter with the tasks there are",
+    )
+    def gallery_list(task: str | None):
         task_value = None if task in (None, ALL_TASKS) else task
         items = studio.gallery.list(task=task_value, limit=PAGE_SIZE)
         choices = [ALL_TASKS] + studio.gallery.tasks()
@@ -89,8 +94,8 @@ def build(studio: Studio) -> GalleryTab:
         )
 
     list_outputs = [grid, ids, task_filter]
-    refresh.click(list_items, task_filter, list_outputs, api_name="gallery_list")
-    task_filter.input(list_items, task_filter, list_outputs, api_visibility="private")
+    refresh.click(gallery_list, task_filter, list_outputs, api_name="gallery_list")
+    task_filter.input(gallery_list, task_filter, list_outputs, api_visibility="private")
 
     views = [opened, opened_video, opened_audio, opened_text]
 
@@ -126,15 +131,21 @@ def build(studio: Studio) -> GalleryTab:
     grid.select(open_item, ids, shown, api_visibility="private")
 
     @user_errors
-    def rerun_item(item_id, task):
+    @api_doc(
+        "Make a gallery item again with its recorded parameters and inputs; the new result is listed too.",
+        item_id="the item's number (#id in the list's captions)",
+        task="the list's filter to refresh afterwards, as for /gallery_list",
+        returns="the new item's id, its views, details, parameters and file, then the refreshed list",
+    )
+    def gallery_rerun(item_id: float | None, task: str | None):
         if item_id is None:
             raise gr.Error("Open an item first.")
         new = studio.rerun(int(item_id))
         gr.Info(f"Made #{new.id} with the same parameters.")
-        return (*show(new), *list_items(task))
+        return (*show(new), *gallery_list(task))
 
     rerun.click(
-        rerun_item,
+        gallery_rerun,
         [selected, task_filter],
         [*shown, *list_outputs],
         api_name="gallery_rerun",
@@ -142,19 +153,25 @@ def build(studio: Studio) -> GalleryTab:
     )
 
     @user_errors
-    def delete_item(item_id, task):
+    @api_doc(
+        "Delete a gallery item and its files.",
+        item_id="the item's number (#id in the list's captions)",
+        task="the list's filter to refresh afterwards, as for /gallery_list",
+        returns="empty views, then the refreshed list",
+    )
+    def gallery_delete(item_id: float | None, task: str | None):
         if item_id is None:
             raise gr.Error("Open an item first.")
         studio.gallery.delete(int(item_id))
         gr.Info(f"Deleted #{item_id}.")
-        return (*show(None), *list_items(task))
+        return (*show(None), *gallery_list(task))
 
     delete.click(
-        delete_item,
+        gallery_delete,
         [selected, task_filter],
         [*shown, *list_outputs],
         api_name="gallery_delete",
     )
     return GalleryTab(refresh=refresh, grid=grid, filter=task_filter, ids=ids, list_outputs=list_outputs,
-                      list_fn=list_items)
+                      list_fn=gallery_list)
 

@@ -32,9 +32,27 @@ from studio.media.images import LoadedImage
 from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
-from studio.ui.common import StopButtons, image_upload, servable, user_errors
+from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
+
+# What the API page and MCP tools say about the settings every image endpoint takes first.
+IMAGE_SETTINGS = {
+    "model": f"catalogue id of the image model, e.g. {DEFAULT_MODEL} (`python -m studio models` lists them)",
+    "decoder": f"catalogue id of the fast decoder, e.g. {DEFAULT_DECODER}, or '{FULL_VAE}' for the model's own VAE",
+    "prompt": "what the picture should show",
+    "negative_prompt": "what it should not show (acts only with guidance above 1)",
+    "sampler": f"one of {', '.join(SAMPLERS)}",
+    "steps": "denoising steps, 1-50 (SD-Turbo: 1-4)",
+    "guidance": "CFG scale, 0-15 (SD-Turbo: 0)",
+    "width": "px, a multiple of 8: the size the model works at",
+    "height": "px, a multiple of 8: the size the model works at",
+    "random_seed": "true: draw a new seed (the one used comes back); false: use seed",
+    "seed": "the seed when random_seed is false; picture n of a batch uses seed + n",
+    "batch_count": f"batches made one after another, 1-{MAX_BATCH_COUNT}",
+    "batch_size": f"pictures made together in each batch, 1-{MAX_BATCH_SIZE}",
+}
+IMAGE_RETURNS = "the live preview (empty at the end), the pictures with captions, a summary, the seed used"
 
 
 @dataclass
@@ -116,7 +134,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                       info="TAESD decodes ~20x faster than the full VAE")
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk, oil painting",
                                 elem_id="image-prompt")
-            negative = gr.Textbox(label="Negative prompt", lines=1, placeholder="blurry, low quality",
+            negative = gr.Textbox(value="", label="Negative prompt", lines=1, placeholder="blurry, low quality",
                                   info="acts only with guidance above 1")
             with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
                 with gr.Tab(MODE_LABELS["txt2img"], id="txt2img"):
@@ -127,7 +145,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                          info="how far to move from the input; steps x strength must be at least 1")
                     run_img2img = gr.Button("Generate", variant="primary", elem_id="image-run-img2img")
                 with gr.Tab(MODE_LABELS["inpaint"], id="inpaint"):
-                    editor = gr.ImageEditor(
+                    editor = UploadedImageEditor(
                         label="Picture: paint over what to change",
                         type="filepath",
                         format="png",
@@ -238,46 +256,93 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     outputs = [preview, results, info, last_seed]
 
-    @user_errors
-    def txt2img(m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs, request: gr.Request, progress=gr.Progress()):
-        yield from run(request_of("txt2img", (m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs)), None, None, request, progress)
+    # The handlers' parameters are named as the API shows them; inside, they are the values sent,
+    # not the components of the same names above.
 
     @user_errors
-    def img2img(m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs, picture, strength_v, request: gr.Request, progress=gr.Progress()):
+    @api_doc("Make pictures from a prompt (text to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS)
+    def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
+                guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
+                batch_count: float, batch_size: float, request: gr.Request, progress=gr.Progress()):
+        settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
+                    seed, batch_count, batch_size)
+        yield from run(request_of("txt2img", settings), None, None, request, progress)
+
+    @user_errors
+    @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
+             picture="the picture to start from (a file)",
+             strength="0.05-1: how far to move from the picture; steps x strength must be at least 1")
+    def img2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
+                guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
+                batch_count: float, batch_size: float, picture: str | None, strength: float, request: gr.Request,
+                progress=gr.Progress()):
         if not picture:
             raise gr.Error("Upload an input picture first.")
-        request_ = request_of("img2img", (m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs), strength=float(strength_v))
-        yield from run(request_, studio.open_image(picture), None, request, progress)
+        settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
+                    seed, batch_count, batch_size)
+        image_request = request_of("img2img", settings, strength=float(strength))
+        yield from run(image_request, studio.open_image(picture), None, request, progress)
 
     @user_errors
-    def inpaint(m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs, edited, mask_path, blur, pad, only, strength_v, request: gr.Request,
-                progress=gr.Progress()):
-        background = (edited or {}).get("background")
+    @api_doc(
+        "Repaint part of a picture: the white area of a mask, or the strokes painted over it.",
+        returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
+        picture="the image editor's value: {'background': the picture, 'layers': painted strokes, 'composite': None}",
+        mask="a mask file, white = repaint (leave empty to use the painted strokes)",
+        mask_blur="0-64 px: feather the mask's edge",
+        padding="0-256 px of context around the mask when only_masked is true",
+        only_masked="true: work on a crop around the mask at the model's resolution; pixels outside stay as they were",
+        strength="0.05-1: how far to move from the picture inside the mask",
+    )
+    def inpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
+                guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
+                batch_count: float, batch_size: float, picture: dict | None, mask: str | None, mask_blur: float,
+                padding: float, only_masked: bool, strength: float, request: gr.Request, progress=gr.Progress()):
+        background = (picture or {}).get("background")
         if not background:
             raise gr.Error("Upload a picture to inpaint first.")
-        picture = studio.open_image(background)
-        if mask_path:
-            mask = studio.open_image(mask_path)
+        loaded = studio.open_image(background)
+        if mask:
+            loaded_mask = studio.open_image(mask)
         else:
-            layers = [Image.open(p) for p in (edited.get("layers") or []) if p]
-            drawn = mask_from_layers(layers, picture.size)
+            layers = [Image.open(p).convert("RGBA") for p in (picture.get("layers") or []) if p]
+            drawn = mask_from_layers(layers, loaded.size)
             if drawn is None:
                 raise gr.Error("Paint over the area to change (or upload a mask) first.")
-            mask = LoadedImage(drawn.convert("RGB"))
-        request_ = request_of("inpaint", (m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs), strength=float(strength_v), mask_blur=_whole(blur),
-                              padding=_whole(pad), only_masked=bool(only))
-        yield from run(request_, picture, mask, request, progress)
+            loaded_mask = LoadedImage(drawn.convert("RGB"))
+        settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
+                    seed, batch_count, batch_size)
+        image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
+                                   padding=_whole(padding), only_masked=bool(only_masked))
+        yield from run(image_request, loaded, loaded_mask, request, progress)
 
     @user_errors
-    def outpaint(m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs, picture, left, right, top, bottom, blur, strength_v, request: gr.Request,
-                 progress=gr.Progress()):
+    @api_doc(
+        "Extend a picture beyond its borders; the new area follows the prompt.",
+        returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
+        picture="the picture to extend (a file)",
+        extend_left=f"px to add on the left, 0-{MAX_EXTEND}",
+        extend_right=f"px to add on the right, 0-{MAX_EXTEND}",
+        extend_top=f"px to add at the top, 0-{MAX_EXTEND}",
+        extend_bottom=f"px to add at the bottom, 0-{MAX_EXTEND}",
+        mask_blur="0-64 px: how softly the new area blends into the old",
+        strength="0.05-1: how far the new area may move from the repeated edge it starts from",
+    )
+    def outpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
+                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
+                 batch_count: float, batch_size: float, picture: str | None, extend_left: float,
+                 extend_right: float, extend_top: float, extend_bottom: float, mask_blur: float, strength: float,
+                 request: gr.Request, progress=gr.Progress()):
         if not picture:
             raise gr.Error("Upload a picture to extend first.")
-        request_ = request_of(
-            "outpaint", (m, dec, pr, neg, smp, st, g, w, h, rnd, sd, cnt, bs), strength=float(strength_v), mask_blur=_whole(blur),
-            extend_left=_whole(left), extend_right=_whole(right), extend_top=_whole(top), extend_bottom=_whole(bottom),
+        settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
+                    seed, batch_count, batch_size)
+        image_request = request_of(
+            "outpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
+            extend_left=_whole(extend_left), extend_right=_whole(extend_right), extend_top=_whole(extend_top),
+            extend_bottom=_whole(extend_bottom),
         )
-        yield from run(request_, studio.open_image(picture), None, request, progress)
+        yield from run(image_request, studio.open_image(picture), None, request, progress)
 
     events = [
         run_txt2img.click(txt2img, common, outputs, api_name="txt2img", concurrency_id="heavy"),
@@ -325,10 +390,16 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                          info]
 
     @user_errors
-    def load_parameters(png_path):
-        if not png_path:
+    @api_doc(
+        "Read the generation parameters a PNG carries (made here or in AUTOMATIC1111) into the form's fields.",
+        png="a PNG with a 'parameters' text chunk",
+        returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
+                "(false), seed, strengths, mask and outpaint settings, then a note on what was loaded",
+    )
+    def image_read_parameters(png: str | None):
+        if not png:
             return [gr.skip()] * len(parameter_outputs)
-        parsed = read_a1111_parameters(png_path)
+        parsed = read_a1111_parameters(png)
         if parsed is None:
             raise gr.Error("This picture carries no generation parameters (no 'parameters' text in the PNG).")
         values, notes = fields_from_parameters(parsed, studio.catalog)
@@ -347,17 +418,27 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
 
-    params_png.upload(load_parameters, params_png, parameter_outputs, api_name="image_read_parameters")
+    params_png.upload(image_read_parameters, params_png, parameter_outputs, api_name="image_read_parameters")
 
     @user_errors
-    def render_pattern(seed_value, palette_name, zoom_value, w, h):
-        outcome = studio.make_patterns(PatternRequest(seed=int(seed_value or 0), width=int(w), height=int(h),
-                                                      palette=palette_name, zoom=float(zoom_value)))
+    @api_doc(
+        "Draw an abstract pattern with no model (a seeded random network), kept in the gallery.",
+        seed=f"which pattern, 0-{MAX_PATTERN_SEED}",
+        palette=f"one of {', '.join(PALETTES)}",
+        zoom="0.25-8: show more of the plane (finer structure)",
+        width="px",
+        height="px",
+        returns="nothing for the preview, the picture, a summary, the seed",
+    )
+    def image_patterns(seed: float | None, palette: str, zoom: float, width: float, height: float):
+        seed_n, width_n, height_n = int(seed or 0), int(width), int(height)
+        outcome = studio.make_patterns(PatternRequest(seed=seed_n, width=width_n, height=height_n, palette=palette,
+                                                      zoom=float(zoom)))
         assert outcome.item is not None
-        text = f"Pattern {int(seed_value or 0)}, {int(w)}x{int(h)} px in {outcome.seconds:.2f} s · gallery #{outcome.item.id}"
-        return None, [servable(outcome.item.file)], text, int(seed_value or 0)
+        text = f"Pattern {seed_n}, {width_n}x{height_n} px in {outcome.seconds:.2f} s · gallery #{outcome.item.id}"
+        return None, [servable(outcome.item.file)], text, seed_n
 
-    run_patterns.click(render_pattern, [pattern_seed, pattern_palette, pattern_zoom, width, height], outputs,
+    run_patterns.click(image_patterns, [pattern_seed, pattern_palette, pattern_zoom, width, height], outputs,
                        api_name="image_patterns", concurrency_id="heavy")
 
     # -- results to other places -------------------------------------------------------------

@@ -7,18 +7,21 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.backends.diffusion import ImageRequest
+from studio.backends.diffusion import DEFAULT_MODEL, ImageRequest
 from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest
 from studio.backends.patterns import MAX_SEED, PALETTES, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import BUILTIN_STYLE_COUNT
 from studio.media.animation import frame_strip
 from studio.services import FramesOutcome, Studio
-from studio.ui.common import StopButtons, image_upload, servable, user_errors, with_previews
+from studio.ui.common import StopButtons, api_doc, image_upload, servable, user_errors, with_previews
 from studio.ui.style_tab import style_thumbnails
 
 BUILTIN, STYLE_IMAGES = "Built-in styles", "Style images"
 COMING = "**Coming to this tab:** melody walks on the studio's melody VAE."
+PALETTE = f"one of {', '.join(PALETTES)}"
+ZOOM = "0.25-8: show more of the plane (finer structure)"
+WALK_RETURNS = "the latest frame while it runs, then the last frame, the MP4, the GIF, a summary"
 
 
 def _random_seed() -> int:
@@ -87,22 +90,35 @@ def _patterns(studio: Studio, stops: StopButtons, max_side: int, max_frames: int
     dice.click(_random_seed, None, seed, api_visibility="private")
 
     @user_errors
-    def render_still(seed_value, palette_name, w, h, zoom_value, keep_result, request: gr.Request,
-                     progress=gr.Progress()):
-        pattern = PatternRequest(seed=int(seed_value or 0), width=int(w), height=int(h), palette=palette_name,
-                                 zoom=float(zoom_value))
-        outcome = studio.make_patterns(pattern, keep=bool(keep_result), cancel=stops.start(request))
+    @api_doc(
+        "Draw an abstract pattern at any size with no model (a seeded random network).",
+        seed=f"which pattern, 0-{MAX_SEED}", palette=PALETTE, width="px", height="px", zoom=ZOOM,
+        keep="true: list the picture in the gallery",
+        returns="the picture (PNG), a summary",
+    )
+    def patterns(seed: float | None, palette: str, width: float, height: float, zoom: float, keep: bool,
+                     request: gr.Request, progress=gr.Progress()):
+        pattern = PatternRequest(seed=int(seed or 0), width=int(width), height=int(height), palette=palette,
+                                 zoom=float(zoom))
+        outcome = studio.make_patterns(pattern, keep=bool(keep), cancel=stops.start(request))
         image = servable(outcome.item.file) if outcome.item else _scratch_still(studio, outcome.frames[0])
         return image, _describe(outcome, "Pattern")
 
-    render.click(render_still, [seed, palette, width, height, zoom, keep], [still, info], api_name="patterns",
+    render.click(patterns, [seed, palette, width, height, zoom, keep], [still, info], api_name="patterns",
                  concurrency_id="heavy")
 
     @user_errors
-    def render_walk(seed_value, target, palette_name, size, zoom_value, count, request: gr.Request,
-                    progress=gr.Progress()):
-        pattern = PatternRequest(seed=int(seed_value or 0), walk_to=int(target or 0), width=int(size),
-                                 height=int(size), palette=palette_name, zoom=float(zoom_value), frames=int(count))
+    @api_doc(
+        "Make a looping animation from one pattern to another and back; kept in the gallery as MP4 and GIF.",
+        seed=f"the pattern to start from, 0-{MAX_SEED}", walk_to=f"the pattern to walk to, 0-{MAX_SEED}",
+        palette=PALETTE, size="side of the square frames in px, 64-1024", zoom=ZOOM,
+        frames=f"frames in the loop, 2-{max_frames}",
+        returns=WALK_RETURNS,
+    )
+    def pattern_walk(seed: float | None, walk_to: float | None, palette: str, size: float, zoom: float,
+                    frames: float, request: gr.Request, progress=gr.Progress()):
+        pattern = PatternRequest(seed=int(seed or 0), walk_to=int(walk_to or 0), width=int(size),
+                                 height=int(size), palette=palette, zoom=float(zoom), frames=int(frames))
         pattern.validate(max_side, max_frames)
         token = stops.start(request)
         work = with_previews(
@@ -115,7 +131,7 @@ def _patterns(studio: Studio, stops: StopButtons, max_side: int, max_frames: int
         yield _walk_outputs(studio, outcome, "Pattern walk")
 
     walk.click(
-        render_walk,
+        pattern_walk,
         [seed, walk_to, palette, walk_size, zoom, frames],
         [preview, video, gif, info],
         api_name="pattern_walk",
@@ -159,7 +175,7 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
             with gr.Row():
                 steps = gr.Slider(1, min(50, studio.settings.max_steps), value=1, step=1, label="Steps")
                 guidance = gr.Slider(0, 20, value=0.0, step=0.5, label="Guidance (CFG)")
-            negative = gr.Textbox(label="Negative prompt (with guidance above 1)")
+            negative = gr.Textbox(value="", label="Negative prompt (with guidance above 1)")
             with gr.Row():
                 width = gr.Slider(256, max_side, value=512, step=64, label="Width")
                 height = gr.Slider(256, max_side, value=512, step=64, label="Height")
@@ -178,20 +194,33 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
             info = gr.Markdown(elem_id="pwalk-info")
 
     @user_errors
-    def make_walk(keys_text, model_id, steps_n, cfg, negative_text, w, h, frames_between, rate, per_batch, audio,
+    @api_doc(
+        "Walk between prompts and seeds on an image model, optionally paced by a song; kept as MP4 and GIF.",
+        keyframes="two or more lines 'prompt | seed', in order",
+        model=f"catalogue id of the image model, e.g. {DEFAULT_MODEL}",
+        steps="denoising steps per frame, 1-50", guidance="CFG scale, 0-20",
+        negative_prompt="what the frames should not show (acts only with guidance above 1)",
+        width="px, a multiple of 8", height="px, a multiple of 8",
+        frames_between="frames between two keyframes, 0-60", fps="frames per second (a song sets its own)",
+        batch="frames made together, 1-8 (more is faster, needs more memory)",
+        song="optional audio file: the walk follows its beat and the MP4 carries it",
+        returns=f"{WALK_RETURNS} (with a frame strip before the GIF)",
+    )
+    def prompt_walk(keyframes: str, model: str | None, steps: float, guidance: float, negative_prompt: str | None,
+                  width: float, height: float, frames_between: float, fps: float, batch: float, song: str | None,
                   request: gr.Request, progress=gr.Progress()):
-        keys = parse_keyframes(keys_text)
-        if not model_id:
+        keys = parse_keyframes(keyframes)
+        if not model:
             raise gr.Error("Choose an image model first.")
-        settings = ImageRequest(prompt=keys[0].prompt if keys else "", model=model_id, steps=int(steps_n),
-                                guidance=float(cfg), negative_prompt=negative_text or "", width=int(w),
-                                height=int(h))
+        settings = ImageRequest(prompt=keys[0].prompt if keys else "", model=model, steps=int(steps),
+                                guidance=float(guidance), negative_prompt=negative_prompt or "", width=int(width),
+                                height=int(height))
         walk = PromptWalkRequest(keyframes=keys, frames_between=int(frames_between), settings=settings,
-                                 fps=float(rate), batch=int(per_batch))
+                                 fps=float(fps), batch=int(batch))
         walk.validate(max_frames)
         token = stops.start(request)
         work = with_previews(
-            lambda report: studio.prompt_walk(walk, audio=Path(audio) if audio else None, progress=report,
+            lambda report: studio.prompt_walk(walk, audio=Path(song) if song else None, progress=report,
                                               cancel=token),
             progress, "Walking", token,
         )
@@ -201,7 +230,7 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
         last, video_path, gif_path, text = _walk_outputs(studio, outcome, "Prompt walk")
         yield last, video_path, frame_strip(outcome.frames), gif_path, text
 
-    run.click(make_walk, [keyframes, model, steps, guidance, negative, width, height, between, fps, batch, song],
+    run.click(prompt_walk, [keyframes, model, steps, guidance, negative, width, height, between, fps, batch, song],
               [preview, video, strip, gif, info], api_name="prompt_walk", concurrency_id="heavy")
 
     stops.connect(stop)
@@ -230,15 +259,22 @@ def _image_morph(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
             info = gr.Markdown()
 
     @user_errors
-    def make_morph(first_path, second_path, model_id, count, long_side, rate, request: gr.Request,
-                   progress=gr.Progress()):
-        if not first_path or not second_path:
+    @api_doc(
+        "Morph one picture into another through an image model's autoencoder; kept as MP4 and GIF.",
+        first="the picture to start from (a file)", second="the picture to end on (a file)",
+        model=f"catalogue id of the image model whose autoencoder to use, e.g. {DEFAULT_MODEL}",
+        frames=f"frames, 2-{max_frames}", size=f"longest side in px, 64-{max_side}", fps="frames per second",
+        returns=f"{WALK_RETURNS} (with a frame strip before the GIF)",
+    )
+    def image_morph(first: str | None, second: str | None, model: str | None, frames: float, size: float, fps: float,
+                   request: gr.Request, progress=gr.Progress()):
+        if not first or not second:
             raise gr.Error("Upload both pictures first.")
-        if not model_id:
+        if not model:
             raise gr.Error("Choose an image model first.")
-        morph = MorphRequest(frames=int(count), size=int(long_side), model=model_id, fps=float(rate))
+        morph = MorphRequest(frames=int(frames), size=int(size), model=model, fps=float(fps))
         morph.validate(max_side, max_frames)
-        a, b = studio.open_image(first_path), studio.open_image(second_path)
+        a, b = studio.open_image(first), studio.open_image(second)
         token = stops.start(request)
         work = with_previews(lambda report: studio.image_morph(a, b, morph, progress=report, cancel=token),
                              progress, "Morphing", token)
@@ -250,7 +286,7 @@ def _image_morph(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
         last, video_path, gif_path, text = _walk_outputs(studio, outcome, "Morph")
         yield last, video_path, frame_strip(outcome.frames), gif_path, text
 
-    run.click(make_morph, [first, second, model, frames, size, fps], [preview, video, strip, gif, info],
+    run.click(image_morph, [first, second, model, frames, size, fps], [preview, video, strip, gif, info],
               api_name="image_morph", concurrency_id="heavy")
 
     stops.connect(stop)
@@ -310,20 +346,30 @@ def _style_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: i
                   [builtin_group, style_files], api_visibility="private")
 
     @user_errors
-    def make_walk(photo_path, source_choice, styles_text, files, frames_between, long_side, rate, keep_colours,
+    @api_doc(
+        "Restyle a photo while walking from style to style; kept in the gallery as MP4 and GIF.",
+        photo="the photo to restyle (a file)", source=f"'{BUILTIN}' or '{STYLE_IMAGES}'",
+        styles=f"with source '{BUILTIN}': the keyframe styles in order, e.g. '3, 19' (0-{BUILTIN_STYLE_COUNT - 1})",
+        style_images=f"with source '{STYLE_IMAGES}': two or more pictures, in order (files)",
+        frames_between="frames between two keyframes, 0-60", size=f"longest side of the frames in px, 64-{max_side}",
+        fps="frames per second", preserve_color="true: keep the photo's own colours",
+        returns=f"{WALK_RETURNS} (with a frame strip before the GIF)",
+    )
+    def style_walk(photo: str | None, source: str, styles: str | None, style_images: list | None,
+                  frames_between: float, size: float, fps: float, preserve_color: bool,
                   request: gr.Request, progress=gr.Progress()):
-        if not photo_path:
+        if not photo:
             raise gr.Error("Upload a photo first.")
         images = []
-        styles: tuple[int, ...] = ()
-        if source_choice == STYLE_IMAGES:
-            images = [studio.open_image(f) for f in (files or [])]
+        keyframe_styles: tuple[int, ...] = ()
+        if source == STYLE_IMAGES:
+            images = [studio.open_image(f) for f in (style_images or [])]
         else:
-            styles = _parse_styles(styles_text)
-        walk_request = StyleWalkRequest(styles=styles, frames_between=int(frames_between), size=int(long_side),
-                                        preserve_color=bool(keep_colours), fps=float(rate))
+            keyframe_styles = _parse_styles(styles)
+        walk_request = StyleWalkRequest(styles=keyframe_styles, frames_between=int(frames_between), size=int(size),
+                                        preserve_color=bool(preserve_color), fps=float(fps))
         walk_request.validate(len(images), max_side, max_frames)
-        loaded = studio.open_image(photo_path)
+        loaded = studio.open_image(photo)
         token = stops.start(request)
         work = with_previews(
             lambda report: studio.style_walk(loaded, walk_request, images, progress=report, cancel=token),
@@ -337,7 +383,7 @@ def _style_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: i
         last, video_path, gif_path, text = _walk_outputs(studio, outcome, "Style walk")
         yield last, video_path, frame_strip(outcome.frames), gif_path, text
 
-    run.click(make_walk, [photo, source, chosen, style_files, between, size, fps, preserve],
+    run.click(style_walk, [photo, source, chosen, style_files, between, size, fps, preserve],
               [preview, video, strip, gif, info], api_name="style_walk", concurrency_id="heavy")
 
     stops.connect(stop)

@@ -14,7 +14,7 @@ from studio.media.melody_tokens import METERS, MODES, PITCH_NAMES
 from studio.media.synth import TIMBRES
 from studio.music_service import describe_melody
 from studio.services import Studio
-from studio.ui.common import StopButtons, progress_reporter, servable, user_errors
+from studio.ui.common import StopButtons, api_doc, progress_reporter, servable, user_errors
 
 NEW_TUNE = "Nothing: a new tune"
 FROM_MIDI = "A MIDI file"
@@ -109,26 +109,46 @@ def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Bu
     dice.click(lambda: random.randrange(1_000_000), None, seed, api_visibility="private")
 
     @user_errors
-    def compose(start, midi_path, abc_source, hum_path, keep_primer_settings, tonic_name, mode_name, meter_name,
-                tempo_bpm, bar_count, temp, nucleus, strength, seed_value, timbre_name,
+    @api_doc(
+        "Compose a melody with the built-in melody model, or continue one; kept in the gallery.",
+        start_from=f"what to start from: {', '.join(repr(c) for c in START_CHOICES)}",
+        midi_file=f"with start_from '{FROM_MIDI}': the MIDI file to continue",
+        abc=f"with start_from '{FROM_ABC}': the tune to continue, in ABC notation",
+        recording=f"with start_from '{FROM_AUDIO}': a recording of humming or singing to continue (a file)",
+        follow_primer="true: keep the key, metre and tempo of the melody given; false: use the settings below",
+        key=f"tonic, one of {', '.join(PITCH_NAMES)}",
+        mode=f"one of {', '.join(MODES)}",
+        meter=f"one of {', '.join(METERS[:4])}",
+        tempo="quarter notes per minute, 40-240",
+        bars=f"new bars, 1-{MAX_BARS}",
+        temperature="0-2: 0 gives the model's likeliest tune, higher more surprising ones",
+        top_p="0.05-1: sample only from the likeliest notes that together reach this share",
+        key_strength="0-8: 0 lets the model's own chromatic notes through; higher keeps to the key",
+        seed="the same seed and settings give the same tune",
+        timbre=f"the sound of the WAV: one of {', '.join(TIMBRES)}",
+        returns="the piano roll, the WAV, the files (MIDI, WAV, piano roll, ABC), the ABC text, a summary",
+    )
+    def melody(start_from: str, midi_file: str | None, abc: str | None, recording: str | None,
+                follow_primer: bool, key: str, mode: str, meter: str, tempo: float, bars: float, temperature: float,
+                top_p: float, key_strength: float, seed: float | None, timbre: str,
                 request: gr.Request, progress=gr.Progress()):
         primer = None
-        key, md, mtr, bpm = tonic_name, mode_name, meter_name, float(tempo_bpm)
-        if start in PRIMER_KIND:
-            kind = PRIMER_KIND[start]
-            source = {"midi": midi_path, "abc": abc_source, "audio": hum_path}[kind]
+        bpm = float(tempo)
+        if start_from in PRIMER_KIND:
+            kind = PRIMER_KIND[start_from]
+            source = {"midi": midi_file, "abc": abc, "audio": recording}[kind]
             if not source or (kind == "abc" and not str(source).strip()):
                 raise gr.Error({"midi": "Upload a MIDI file to continue.", "abc": "Type some ABC notation first.",
                                 "audio": "Record or upload your humming first."}[kind])
             progress(0, desc="Reading your melody")
-            read = studio.read_primer(kind, source, mtr)
+            read = studio.read_primer(kind, source, meter)
             primer = read.melody
-            if keep_primer_settings:
-                key, md, mtr = PITCH_NAMES[primer.tonic], primer.mode, primer.meter
+            if follow_primer:
+                key, mode, meter = PITCH_NAMES[primer.tonic], primer.mode, primer.meter
                 bpm = float(round(read.tempo)) if read.tempo else bpm
         melody_request = MelodyRequest(
-            tonic=key, mode=md, meter=mtr, tempo=bpm, bars=int(bar_count), temperature=float(temp),
-            top_p=float(nucleus), key_strength=float(strength), seed=int(seed_value or 0), timbre=timbre_name,
+            tonic=key, mode=mode, meter=meter, tempo=bpm, bars=int(bars), temperature=float(temperature),
+            top_p=float(top_p), key_strength=float(key_strength), seed=int(seed or 0), timbre=timbre,
         )
         token = stops.start(request)
         outcome = studio.compose(melody_request, primer, progress=progress_reporter(progress, "Composing bars"),
@@ -138,7 +158,7 @@ def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Bu
                 f.abc_text, describe_melody(outcome))
 
     event = run.click(
-        compose,
+        melody,
         [start_from, midi_file, abc_text, hum, follow, tonic, mode, meter, tempo, bars, temperature, top_p,
          key_strength, seed, timbre],
         [roll, player, files, abc_out, info],
@@ -178,15 +198,26 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Textbox, g
             analyse_this = gr.Button("Analyse this", size="sm")
 
     @user_errors
-    def generate(text, model_id, length, cfg, seed_value, melody_path, request: gr.Request, progress=gr.Progress()):
-        music_request = MusicRequest(prompt=str(text or ""), seconds=float(length), guidance=float(cfg),
-                                     seed=int(seed_value or 0), model=model_id or DEFAULT_MODEL)
+    @api_doc(
+        "Make music audio from a description with MusicGen (downloads on first use); kept in the gallery.",
+        prompt="what the music should be, e.g. 'lo-fi piano with soft drums'",
+        model=f"catalogue id of a MusicGen model, e.g. {DEFAULT_MODEL} (weights CC-BY-NC-4.0: not for commercial use)",
+        seconds=f"length, 1-{MAX_SECONDS:g} s",
+        guidance="1-10: how closely to follow the description",
+        seed="the same seed and settings give the same audio",
+        melody="optional recording whose tune to follow (MusicGen melody models only; a file)",
+        returns="the WAV, its mel spectrogram, a summary",
+    )
+    def music(prompt: str | None, model: str | None, seconds: float, guidance: float, seed: float | None,
+                 melody: str | None, request: gr.Request, progress=gr.Progress()):
+        music_request = MusicRequest(prompt=str(prompt or ""), seconds=float(seconds), guidance=float(guidance),
+                                     seed=int(seed or 0), model=model or DEFAULT_MODEL)
         music_request.validate()
         if music_request.model not in studio.catalog:
             raise gr.Error(f"'{music_request.model}' is not in the model catalogue.")
         token = stops.start(request)
         progress(0, desc="Loading the model (the first time downloads it)")
-        outcome = studio.make_music(music_request, melody_path or None,
+        outcome = studio.make_music(music_request, melody or None,
                                     progress=progress_reporter(progress, "Generating audio frames"), cancel=token)
         r = outcome.result
         text_info = (f"{len(r.audio) / r.sample_rate:.1f} s of audio in {r.seconds:.1f} s · seed {r.params['seed']} "
@@ -194,7 +225,7 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Textbox, g
                      f"· gallery #{outcome.item.id}")
         return servable(outcome.file), servable(outcome.spectrogram), text_info
 
-    event = run.click(generate, [prompt, model, seconds, guidance, seed, melody], [player, picture, info],
+    event = run.click(music, [prompt, model, seconds, guidance, seed, melody], [player, picture, info],
                       api_name="music", concurrency_id="heavy")
 
     def stop_run(request: gr.Request) -> None:
@@ -215,10 +246,15 @@ def _analysis_section(studio: Studio) -> tuple[gr.File, dict]:
             picture = gr.Image(label="Mel spectrogram", type="pil", interactive=False)
 
     @user_errors
-    def analyse(path):
-        if not path:
+    @api_doc(
+        "Estimate the tempo and key of any audio or MIDI file and draw its mel spectrogram.",
+        file="a WAV, FLAC, OGG, MP3 or MIDI file (any output of the studio works too)",
+        returns="a summary (tempo, key, length), the mel spectrogram",
+    )
+    def analyse(file: str | None):
+        if not file:
             raise gr.Error("Upload an audio or MIDI file first (any output of the studio works too).")
-        outcome = studio.analyse_audio(path)
+        outcome = studio.analyse_audio(file)
         return outcome.describe(), outcome.spectrogram
 
     run.click(analyse, upload, [summary, picture], api_name="analyse", concurrency_id="heavy")

@@ -14,7 +14,7 @@ from studio.history import GalleryItem
 from studio.media.images import resize_long_side
 from studio.services import Studio
 from studio.ui import diffusion_restyle
-from studio.ui.common import StopButtons, image_upload, progress_reporter, servable, user_errors
+from studio.ui.common import StopButtons, api_doc, image_upload, progress_reporter, servable, user_errors
 
 BUILTIN = "Built-in style"
 STYLE_IMAGE = "Style image"
@@ -122,42 +122,56 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
     )
 
     @user_errors
-    def stylise(
-        photo_path,
-        source_choice,
-        style,
-        second,
-        blend_share,
-        style_image_path,
-        strength_value,
-        preserve_colours,
-        long_side,
-        keep_result,
+    @api_doc(
+        "Restyle a photo with a built-in style, a blend of two, or any picture as the style; kept in the gallery.",
+        photo="the photo to restyle (a file)",
+        source=f"'{BUILTIN}' or '{STYLE_IMAGE}'",
+        style=f"built-in style 0-{BUILTIN_STYLE_COUNT - 1}",
+        second_style=f"a second built-in style to blend in, or {NO_SECOND_STYLE} for none",
+        blend="0-1: share of the second style",
+        style_image=f"with source '{STYLE_IMAGE}': the picture whose style to take (a file)",
+        strength="0-1: how much of the style (built-in: mixed with the photo; style image: moved from the photo's own)",
+        preserve_color="true: keep the photo's own colours",
+        size="longest side of the result in px",
+        keep="true: list the result in the gallery now; false: keep it aside for /style_save",
+        returns="the result PNG, a summary",
+    )
+    def stylize(
+        photo: str | None,
+        source: str,
+        style: float | None,
+        second_style: float | None,
+        blend: float,
+        style_image: str | None,
+        strength: float,
+        preserve_color: bool,
+        size: float | None,
+        keep: bool,
         request: gr.Request,
         progress=gr.Progress(),
     ):
-        if not photo_path:
+        if not photo:
             raise gr.Error("Upload a photo first.")
-        use_image = source_choice == STYLE_IMAGE
-        if use_image and not style_image_path:
+        use_image = source == STYLE_IMAGE
+        if use_image and not style_image:
             raise gr.Error("Upload a style image, or switch to the built-in styles.")
-        photo_loaded = studio.open_image(photo_path)
-        style_loaded = studio.open_image(style_image_path) if use_image else None
-        second = None if second is None or int(second) == NO_SECOND_STYLE else int(second)
+        photo_loaded = studio.open_image(photo)
+        style_loaded = studio.open_image(style_image) if use_image else None
+        second = None if second_style is None or int(second_style) == NO_SECOND_STYLE else int(second_style)
         style_request = StyleRequest(
             style=int(style or 0),
             blend_style=second,
-            blend=float(blend_share) if second is not None else 0.0,
-            strength=float(strength_value),
-            preserve_color=bool(preserve_colours),
-            size=int(long_side) if long_side else None,
+            blend=float(blend) if second is not None else 0.0,
+            strength=float(strength),
+            preserve_color=bool(preserve_color),
+            size=int(size) if size else None,
         )
         token = stops.start(request)
         outcome = studio.stylize(
             photo_loaded,
             style_request,
             style_loaded,
-            keep=bool(keep_result),
+            keep=bool(keep),
             progress=progress_reporter(progress, "Stylising"),
             cancel=token,
         )
@@ -173,7 +187,7 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
         return servable(scratch), _describe(image, seconds, None), (photo_loaded, outcome.result, style_loaded)
 
     run_event = run.click(
-        stylise,
+        stylize,
         [photo, source, style_index, second_index, blend, style_image, strength, preserve, size, keep],
         [result, info, pending],
         api_name="stylize",
@@ -185,7 +199,12 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
     stop.click(stop_run, None, None, cancels=[run_event], api_visibility="private")
 
     @user_errors
-    def save_pending(pending_result):
+    @api_doc(
+        "Save the last result made with keep false to the gallery.",
+        pending_result="kept by the session between calls, not sent",
+        returns="the saved PNG, a summary",
+    )
+    def style_save(pending_result):
         if pending_result is None:
             raise gr.Error("Nothing new to save: results are already in the gallery when 'Keep' is on.")
         photo_loaded, style_result, style_loaded = pending_result
@@ -193,7 +212,7 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
         gr.Info(f"Saved to the gallery as #{item.id}.")
         return servable(item.file), _describe(style_result.image, style_result.seconds, item), None
 
-    save.click(save_pending, pending, [result, info, pending], api_name="style_save")
+    save.click(style_save, pending, [result, info, pending], api_name="style_save")
     return StyleTab(photo=photo, result=result, send_to_image=send_to_image)
 
 

@@ -22,7 +22,7 @@ from studio.backends.language import (
 from studio.errors import StudioError
 from studio.history import GalleryItem
 from studio.services import Studio
-from studio.ui.common import StopButtons, user_errors
+from studio.ui.common import StopButtons, api_doc, user_errors
 from studio.writing_presets import DEFAULT_PRESET, PRESETS
 
 RANDOM_SEED = -1
@@ -35,6 +35,23 @@ FINISH_WORDS = {
     "stopped": "stopped by you",
 }
 WRITE_EXAMPLE = "The lighthouse keeper had not spoken to anyone in three years, until the morning"
+
+# What the API page and MCP tools say about the model and sampling settings every text endpoint takes.
+TEXT_SETTINGS = {
+    "model": f"catalogue id of the text model, e.g. the built-in {BUILTIN_TEXT_MODEL}",
+    "temperature": f"0-{MAX_TEMPERATURE:g}; 0 always takes the most likely word",
+    "top_p": "0.05-1: sample only from the likeliest words that together reach this share",
+    "top_k": "0-200: sample only from this many likeliest words (0: no limit)",
+    "min_p": "0-0.5: leave out words less likely than this share of the likeliest",
+    "repetition_penalty": "0.8-2: above 1 discourages repeating words",
+    "max_new_tokens": f"1-{MAX_NEW_TOKENS}: at most this many new tokens",
+    "stop_sequences": "one per line; writing stops before any of them (\\n stands for a line break)",
+    "seed": f"{RANDOM_SEED} for a new one each time; the same seed and settings give the same text",
+    "keep": "true: list the result in the gallery",
+}
+HISTORY = "the conversation so far: a list of {'role': 'user' or 'assistant', 'content': text}"
+SYSTEM_PROMPT = "instructions the model reads before the conversation (a preset's, or your own)"
+CHAT_RETURNS = "the conversation with the answer (growing as it streams), the message box, statistics, the answer alone"
 
 
 @dataclass
@@ -180,7 +197,7 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
                         elem_id="write-text",
                     )
                     with gr.Row():
-                        write = gr.Button("Continue", variant="primary", elem_id="write-run")
+                        continue_button = gr.Button("Continue", variant="primary", elem_id="write-run")
                         write_stop = gr.Button("Stop", variant="stop", elem_id="write-stop")
                         undo = gr.Button("Undo last continuation", elem_id="write-undo")
                     write_stats = gr.Markdown(elem_id="write-stats")
@@ -216,23 +233,30 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
     # -- Write ---------------------------------------------------------------------------------
 
     @user_errors
-    def continue_text(text, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result, stack,
-                      request: gr.Request):
+    @api_doc(
+        "Continue a text: the model writes on from its end, streamed token by token; kept in the gallery.",
+        text="the text to continue", **TEXT_SETTINGS,
+        undo_stack="kept by the session for 'Undo last continuation', not sent",
+        returns="the text with its continuation (growing as it streams), statistics, the new part alone",
+    )
+    def write(text: str | None, model: str, temperature: float, top_p: float, top_k: float, min_p: float,
+                      repetition_penalty: float, max_new_tokens: float, stop_sequences: str | None,
+                      seed: float | None, keep: bool, undo_stack: list | None, request: gr.Request):
         text = text or ""
-        text_request = TextRequest(mode=WRITE, text=text,
-                                   **_sampling(model_id, temp, p, k, mp, rep, new, stop_lines, seed_value))
+        text_request = TextRequest(mode=WRITE, text=text, **_sampling(
+            model, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens, stop_sequences, seed))
         text_request.validate()
-        stack = [*(stack or []), text][-UNDO_DEPTH:]
+        stack = [*(undo_stack or []), text][-UNDO_DEPTH:]
         token = stops.start(request)
         for update, stats in _streamed(studio.stream_text(text_request, cancel=token)):
             if update.result is None:
                 yield text + update.text, stats, gr.skip(), stack
                 continue
-            item = studio.keep_text(update.result) if keep_result else None
+            item = studio.keep_text(update.result) if keep else None
             yield text + update.result.text, final_stats(update.result, item), update.result.text, stack
 
-    write.click(
-        continue_text,
+    continue_button.click(
+        write,
         [document, *settings, keep, undo_stack],
         [document, write_stats, latest, undo_stack],
         api_name="write",
@@ -270,10 +294,18 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
             raise
 
     @user_errors
-    def chat(text, history, system_prompt, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result, request: gr.Request):
-        turns = [*turns_of(history), ("user", text or "")]
-        sampling = _sampling(model_id, temp, p, k, mp, rep, new, stop_lines, seed_value)
-        yield from reply(turns, system_prompt, sampling, keep_result, request, restore_message=text)
+    @api_doc(
+        "Send a chat message: the model answers it after the conversation so far, streamed; kept in the gallery.",
+        message="your message", history=HISTORY, system_prompt=SYSTEM_PROMPT, **TEXT_SETTINGS,
+        returns=f"{CHAT_RETURNS}; the message box is emptied once the answer is done",
+    )
+    def chat(message: str | None, history: list | None, system_prompt: str | None, model: str, temperature: float,
+             top_p: float, top_k: float, min_p: float, repetition_penalty: float, max_new_tokens: float,
+             stop_sequences: str | None, seed: float | None, keep: bool, request: gr.Request):
+        turns = [*turns_of(history), ("user", message or "")]
+        sampling = _sampling(model, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+                             stop_sequences, seed)
+        yield from reply(turns, system_prompt, sampling, keep, request, restore_message=message)
 
     chat_outputs = [chatbot, message, chat_stats, latest]
     gr.on(
@@ -294,13 +326,22 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
         return turns
 
     @user_errors
-    def regenerate_reply(history, system_prompt, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result, request: gr.Request):
-        sampling = _sampling(model_id, temp, p, k, mp, rep, new, stop_lines, seed_value)
+    @api_doc(
+        "Answer the last message again with a new seed (the conversation's last reply is replaced).",
+        history=HISTORY, system_prompt=SYSTEM_PROMPT,
+        **{**TEXT_SETTINGS, "seed": "ignored: each regeneration draws a new seed, shown in the statistics"},
+        returns=CHAT_RETURNS,
+    )
+    def chat_regenerate(history: list | None, system_prompt: str | None, model: str, temperature: float,
+                         top_p: float, top_k: float, min_p: float, repetition_penalty: float, max_new_tokens: float,
+                         stop_sequences: str | None, seed: float | None, keep: bool, request: gr.Request):
+        sampling = _sampling(model, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
+                             stop_sequences, seed)
         sampling["seed"] = None  # a new answer each time; the one used is shown and kept
-        yield from reply(_without_reply(history), system_prompt, sampling, keep_result, request)
+        yield from reply(_without_reply(history), system_prompt, sampling, keep, request)
 
     regenerate.click(
-        regenerate_reply,
+        chat_regenerate,
         [chatbot, system, *settings, keep],
         chat_outputs,
         api_name="chat_regenerate",
@@ -308,7 +349,8 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
     )
 
     @user_errors
-    def retry_reply(history, system_prompt, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result, evt: gr.RetryData, request: gr.Request):
+    def retry_reply(history, system_prompt, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result,
+                    evt: gr.RetryData, request: gr.Request):
         turns = turns_of(history)
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
         cut = turns[: index + 1] if turns[index][0] == "user" else turns[:index]
@@ -320,7 +362,8 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
                   concurrency_id="heavy")
 
     @user_errors
-    def edit_and_resend(history, system_prompt, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result, evt: gr.EditData, request: gr.Request):
+    def edit_and_resend(history, system_prompt, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result,
+                        evt: gr.EditData, request: gr.Request):
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
         turns = turns_of(history)[:index] + [("user", _text_of(evt.value))]
         yield from reply(turns, system_prompt, _sampling(model_id, temp, p, k, mp, rep, new, stop_lines, seed_value), keep_result, request)
@@ -328,14 +371,19 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
     chatbot.edit(edit_and_resend, [chatbot, system, *settings, keep], chat_outputs, api_visibility="private",
                  concurrency_id="heavy")
 
-    def undo_last_turn(history):
+    @api_doc(
+        "Take back the last exchange: the conversation without your last message and its answer.",
+        history=HISTORY,
+        returns="the shorter conversation, and your last message (to edit and send again)",
+    )
+    def chat_undo(history: list | None):
         turns = turns_of(history)
         last_user = max((i for i, (role, _) in enumerate(turns) if role == "user"), default=None)
         if last_user is None:
             return gr.skip(), gr.skip()
         return messages_of(turns[:last_user]), turns[last_user][1]
 
-    undo_turn.click(undo_last_turn, chatbot, [chatbot, message], api_name="chat_undo")
+    undo_turn.click(chat_undo, chatbot, [chatbot, message], api_name="chat_undo")
 
     def undo_from_chatbot(history, evt: gr.UndoData):
         turns = turns_of(history)
