@@ -152,7 +152,7 @@ def main() -> int:
 
         repeat = Client(app.url, verbose=False)
         samples = []
-        for n in range(args.repeats):
+        for _ in range(args.repeats):
             stylize(repeat, 3)
             samples.append(resident_mb(pid))
         quarter = samples[len(samples) // 4 - 1]
