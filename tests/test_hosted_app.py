@@ -79,5 +79,6 @@ def test_mcp_clients_get_the_studios_tools(app):
     with urllib.request.urlopen(app.url + "gradio_api/mcp/schema", timeout=30) as response:
         tools = {tool["name"]: tool for tool in json.load(response)}
     assert {"stylize", "txt2img", "write", "melody", "patterns", "style_walk"} <= set(tools)
-    assert tools["patterns"]["inputSchema"]["properties"]
+    assert tools["patterns"]["inputSchema"]["properties"]["seed"]["description"]
+    assert all(tool["description"].strip() for tool in tools.values())
     assert not any(name.startswith("lambda") for name in tools)  # internal plumbing stays private
