@@ -109,6 +109,8 @@ def test_melody_walk_through_the_api(client):
     assert abs(len(audio) / rate - 4 * 2 * 3 * 60 / 110) < 0.5  # 4 steps of 2 bars of 6/8 at 110 bpm
     assert Image.open(roll).width >= 1200
     assert "4 steps of 2 bars" in info and "D dorian to D major" in info and "gallery #" in info
+    endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/melody_walk"]
+    assert endpoint["description"].startswith("Morph melody A into melody B")
     # A typed ABC tune to an uploaded MIDI file (the walk just made): both keep their own length.
     _, _, files, info = melody_walk(client, a=(FROM_ABC, None, JIG, "C", "major", "4/4", 0),
                                     b=(FROM_MIDI, midi, "", "C", "major", "4/4", 0), steps=3)

@@ -85,12 +85,13 @@ def build(studio: Studio, stops: StopButtons) -> None:
                 run = gr.Button("Walk", variant="primary", elem_id="mwalk-run")
                 stop = gr.Button("Stop", variant="stop")
         with gr.Column(scale=1):
-            roll = gr.Image(label="Piano roll: every step in turn", type="filepath", interactive=False,
-                            elem_id="mwalk-roll")
             player = gr.Audio(label="Listen", type="filepath", interactive=False, elem_id="mwalk-audio")
             info = gr.Markdown(elem_id="mwalk-info")
             files = gr.File(label="Take it away: MIDI, WAV, piano roll", file_count="multiple", interactive=False,
                             elem_id="mwalk-files")
+    # Full width: a walk's piano roll is long and narrow. It carries its own title, which a label would cover.
+    roll = gr.Image(label="Piano roll: every step in turn", show_label=False, type="filepath", interactive=False,
+                    elem_id="mwalk-roll")
 
     def read_side(name, source, midi_path, abc_text, tonic, mode, meter, seed, bar_count, token, progress) -> Melody:
         if source == GENERATE:
