@@ -33,7 +33,15 @@ from studio.errors import InputError, StudioError
 from studio.media import melody_grid as grid
 from studio.media.interpolation import lerp, slerp
 from studio.media.melody_tokens import Melody, bar_ticks, key_name
-from studio.runtime import NEVER_CANCELLED, CacheKey, CancelToken, ModelCache, ProgressCallback, no_progress
+from studio.runtime import (
+    NEVER_CANCELLED,
+    CacheKey,
+    CancelToken,
+    ModelCache,
+    ProgressCallback,
+    no_progress,
+    one_torch_thread,
+)
 
 MODEL_ID = "studio-melody-vae"
 MIN_STEPS, MAX_STEPS = 2, 16
@@ -185,9 +193,7 @@ class MelodyWalkBackend:
 
     def reconstruct(self, melody: Melody) -> Melody:
         """decode(encode(melody)): what the VAE makes of a melody, and so of a walk's ends."""
-        from studio.backends.melody import _one_thread
-
-        with self._lock, _one_thread():
+        with self._lock, one_torch_thread():
             on_grid, latents = self.encode(melody)
             return self.decode(latents, on_grid)
 
@@ -202,8 +208,6 @@ class MelodyWalkBackend:
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> MelodyWalkResult:
         """`request.steps` melodies from (the VAE's) A to B, and all of them in turn as one melody."""
-        from studio.backends.melody import _one_thread
-
         request.validate()
         started = time.perf_counter()
         a, b, notes = self._fit_together(a, b)
@@ -214,7 +218,7 @@ class MelodyWalkBackend:
                              f"{max_seconds / 60:.0f} minutes. Use fewer steps, shorter melodies or a faster tempo.")
         positions = [i / (request.steps - 1) for i in range(request.steps)]
         mix = INTERPOLATIONS[request.interpolation]
-        with self._lock, _one_thread():
+        with self._lock, one_torch_thread():
             grid_a, latents_a = self.encode(a)
             grid_b, latents_b = self.encode(b)
             for name, on_grid in (("A", grid_a), ("B", grid_b)):
