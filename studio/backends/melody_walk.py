@@ -32,7 +32,7 @@ from studio import catalog
 from studio.errors import InputError, StudioError
 from studio.media import melody_grid as grid
 from studio.media.interpolation import lerp, slerp
-from studio.media.melody_tokens import Melody, bar_ticks, key_name
+from studio.media.melody_tokens import TICKS_PER_QUARTER, Melody, bar_ticks, key_name
 from studio.runtime import (
     NEVER_CANCELLED,
     CacheKey,
@@ -92,7 +92,7 @@ def model_folder() -> Path:
 
 
 def walk_seconds(bars: int, steps: int, meter: str, tempo: float) -> float:
-    return steps * bars * bar_ticks(meter) / 24 * 60.0 / tempo
+    return steps * bars * bar_ticks(meter) / TICKS_PER_QUARTER * 60.0 / tempo
 
 
 # -- the VAE over whole melodies ----------------------------------------------------------------------

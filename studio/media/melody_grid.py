@@ -97,7 +97,7 @@ def to_grid(melody: Melody) -> GridMelody:
         moved += not exact
         classes[start] = pitch_class_id(pitch)
         classes[start + 1 : end] = HOLD
-        # A later note cut short by this one's end is handled by the next iteration overwriting.
+        # A hold that rounding stretched past the next note's start is overwritten by that note.
         last_start = start
     return GridMelody(melody.meter, melody.tonic, melody.mode, canonical(classes), moved)
 
