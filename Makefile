@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 ARGS ?=
 
-.PHONY: run test lint bench clean train-melody screenshots
+.PHONY: run test lint bench clean train-melody train-melody-vae screenshots
 
 $(RUNTIME): requirements.txt requirements-builtin.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -43,3 +43,7 @@ clean:
 train-melody: $(DEV)
 	nice -n 5 $(PY) training/train_melody.py $(ARGS)
 	nice -n 5 $(PY) training/melody_quality.py --report
+
+# Re-train the melody VAE for melody walks (assets/melody-vae/) and rewrite its REPORT.md: about 20 minutes on 2 cores.
+train-melody-vae: $(DEV)
+	nice -n 5 $(PY) training/train_melody_vae.py $(ARGS)

@@ -1,4 +1,4 @@
-"""Command-line walks: `patterns` (stills and looping walks) and `style-walk`."""
+"""Command-line walks: `patterns` (stills and looping walks), `walk`, `style-walk` and `melody-walk`."""
 
 from __future__ import annotations
 
@@ -12,6 +12,8 @@ from studio.settings import Settings
 
 STILL_FORMATS = {".png", ".jpg", ".jpeg", ".webp"}
 ANIMATION_FORMATS = {".gif", ".mp4"}
+MELODY_WALK_FORMATS = {".mid", ".midi", ".wav"}
+MELODY_INPUTS = {".mid": "midi", ".midi": "midi", ".abc": "abc", ".txt": "abc"}
 
 
 def _size(text: str) -> tuple[int, int]:
@@ -59,6 +61,19 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     walk.add_argument("--out", type=Path, help="a .gif or .mp4 (default walk.gif)")
     walk.add_argument("--json", action="store_true")
 
+    melody = commands.add_parser(
+        "melody-walk", help="morph one melody into another through the melody VAE: writes .mid, .wav, .png",
+        description="Writes OUT (.mid or .wav) with the other two of .mid, .wav and a piano-roll .png beside it.",
+    )
+    melody.add_argument("first", type=Path, metavar="A", help="melody A: a MIDI (.mid) or ABC (.abc) file")
+    melody.add_argument("second", type=Path, metavar="B", help="melody B, in the same metre as A")
+    melody.add_argument("--steps", type=int, default=6, help="melodies in the walk, A and B included (default 6)")
+    melody.add_argument("--tempo", type=float, help="quarter notes per minute (default: A's own, or 110)")
+    melody.add_argument("--timbre", default="piano", help="piano, flute, organ, pluck or chiptune")
+    melody.add_argument("--lerp", action="store_true", help="walk in a straight line instead of slerp")
+    melody.add_argument("--out", type=Path, default=Path("morph.mid"), help="a .mid or .wav (default morph.mid)")
+    melody.add_argument("--json", action="store_true", help="print one JSON object describing the result")
+
 
 def run(args: argparse.Namespace, settings: Settings) -> int | None:
     """Run a walk command; None when `args` names another command."""
@@ -68,6 +83,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int | None:
         return _style_walk(args, settings)
     if args.command == "walk":
         return _prompt_walk(args, settings)
+    if args.command == "melody-walk":
+        return _melody_walk(args, settings)
     return None
 
 
@@ -170,3 +187,48 @@ def _prompt_walk(args: argparse.Namespace, settings: Settings) -> int:
     else:
         _write_animation(outcome.frames, out, outcome.params["fps"])
     return _report(args, out, outcome)
+
+
+def _melody_walk(args: argparse.Namespace, settings: Settings) -> int:
+    import shutil
+
+    from studio.backends.melody_walk import MelodyWalkRequest
+    from studio.music_service import describe_walk
+    from studio.services import Studio
+
+    out: Path = args.out
+    _check_out(out, MELODY_WALK_FORMATS)
+    studio = Studio(settings)
+    melodies, tempi = [], []
+    for name, path in (("A", args.first), ("B", args.second)):
+        if not path.is_file():
+            raise InputError(f"melody {name}: {path} does not exist")
+        kind = MELODY_INPUTS.get(path.suffix.lower())
+        if kind is None:
+            raise InputError(f"melody {name} must be a MIDI (.mid) or ABC (.abc) file, not '{path.suffix or path.name}'")
+        source = path.read_text(encoding="utf-8", errors="replace") if kind == "abc" else path
+        read = studio.read_primer(kind, source)
+        melodies.append(read.melody)
+        tempi.append(read.tempo)
+    tempo = args.tempo or round(tempi[0] or 110.0)
+    request = MelodyWalkRequest(steps=args.steps, tempo=float(tempo), timbre=args.timbre,
+                                interpolation="lerp" if args.lerp else "slerp")
+    outcome = studio.melody_walk(melodies[0], melodies[1], request)
+    files = outcome.files
+    written = []
+    for source in (files.midi, files.wav, files.png):
+        target = out if source.suffix == out.suffix.lower() or (
+            source.suffix == ".mid" and out.suffix.lower() == ".midi") else out.with_suffix(source.suffix)
+        try:
+            shutil.copyfile(source, target)
+        except OSError as exc:
+            raise InputError(f"could not write {target}: {exc.strerror or exc}") from None
+        written.append(str(target))
+    for note in outcome.result.notes:
+        print(f"note: {note}", file=sys.stderr)
+    if args.json:
+        print(json.dumps({"outputs": written, "parameters": outcome.result.params,
+                          "seconds": round(outcome.result.seconds, 3), "gallery_id": outcome.item.id}))
+    else:
+        print(f"{', '.join(written)} ({describe_walk(outcome)})")
+    return 0

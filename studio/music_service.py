@@ -1,6 +1,7 @@
 """The Music tab's shared steps, used by the UI, the CLI and the gallery's re-run alike:
 read a primer (MIDI, ABC or a hummed recording), write a melody's files (.mid, .wav, piano roll
-.png, .abc) and keep them in the gallery, keep MusicGen audio, analyse any audio or MIDI.
+.png, .abc) and keep them in the gallery, keep MusicGen audio, analyse any audio or MIDI;
+and the same for the Interpolate tab's melody walks (.mid, .wav, a piano roll of every step).
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import Any
 from PIL import Image
 
 from studio.backends.melody import MelodyRequest, MelodyResult
+from studio.backends.melody_walk import MelodyWalkRequest, MelodyWalkResult
 from studio.backends.musicgen import MusicRequest, MusicResult
 from studio.errors import InputError
 from studio.history import Gallery, GalleryItem
@@ -216,3 +218,83 @@ def describe_melody(outcome: MelodyOutcome) -> str:
         f"{len(m.bars)} bars"
     return (f"{key_name(m.tonic, m.mode)} · {m.meter} · {r.params['tempo']:.0f} bpm · {added} · {notes} notes · "
             f"seed {r.params['seed']} · {r.seconds:.2f} s · gallery #{outcome.item.id}")
+
+
+# -- melody walks ---------------------------------------------------------------------------------
+
+
+@dataclass
+class WalkFiles:
+    midi: Path
+    wav: Path
+    png: Path
+
+
+@dataclass
+class WalkOutcome:
+    result: MelodyWalkResult
+    files: WalkFiles
+    item: GalleryItem
+
+
+def step_label(index: int, count: int) -> str:
+    return "A" if index == 0 else "B" if index == count - 1 else str(index + 1)
+
+
+def walk_piano_roll(result: MelodyWalkResult) -> Image.Image:
+    """Every step of the walk side by side: each in its own key's shading, a heavy line between steps."""
+    steps = result.steps
+    sections = []
+    for i, (start, m) in enumerate(zip(result.step_starts(), steps, strict=True)):
+        label = step_label(i, len(steps))
+        if i == 0 or (m.tonic, m.mode) != (steps[i - 1].tonic, steps[i - 1].mode):
+            label += f" · {key_name(m.tonic, m.mode)}"  # where the key is set or changes
+        sections.append(plots.Section(start, label, m.tonic, m.mode))
+    p = result.params
+    heading = (f"Melody walk · {p['key_a']} to {p['key_b']} · {len(steps)} steps of {result.bars_per_step} bars "
+               f"· {result.melody.meter} · {p['tempo']:.0f} bpm")
+    bars = len(result.melody.bars)
+    width = min(4800, max(1200, plots.LEFT + 64 * bars))
+    return plots.piano_roll(result.melody, title=heading, sections=sections, width=width)
+
+
+def keep_melody_walk(gallery: Gallery, result: MelodyWalkResult, owner: str | None = None) -> WalkOutcome:
+    """List a walk in the gallery: the .mid (every step in turn) is the item, its .wav and piano roll beside it."""
+    params = dict(result.params)
+    params["seconds"] = round(result.seconds, 3)
+    tempo, timbre = float(params["tempo"]), str(params["timbre"])
+    melody = result.melody
+    roll = walk_piano_roll(result)
+    item = gallery.add_file(
+        lambda path: midi.write_midi(melody, path, tempo, timbre),
+        suffix=".mid",
+        siblings={
+            ".wav": lambda path: synth.write_wav(synth.render(melody, tempo, timbre), path),
+            ".png": lambda path: roll.save(path, format="PNG"),
+        },
+        task="melody-walk",
+        model=params["model"],
+        params=params,
+        preview=roll,
+        owner=owner,
+    )
+    return WalkOutcome(result, WalkFiles(item.file, item.file.with_suffix(".wav"), item.file.with_suffix(".png")), item)
+
+
+def walk_request_from(params: dict[str, Any]) -> tuple[MelodyWalkRequest, Melody, Melody]:
+    names = {f.name for f in fields(MelodyWalkRequest)}
+    request = MelodyWalkRequest(**{k: v for k, v in params.items() if k in names})
+    return request, Melody.from_json(params["melody_a"]), Melody.from_json(params["melody_b"])
+
+
+def describe_walk(outcome: WalkOutcome) -> str:
+    r = outcome.result
+    p = r.params
+    keys = p["key_a"] if p["key_a"] == p["key_b"] else f"{p['key_a']} to {p['key_b']} (the key changes halfway)"
+    seconds = synth_seconds(r.melody, float(p["tempo"]))
+    return (f"{len(r.steps)} steps of {r.bars_per_step} bars · {keys} · {r.melody.meter} · {p['tempo']:.0f} bpm · "
+            f"{seconds:.0f} s of music · {p['interpolation']} · {r.seconds:.2f} s · gallery #{outcome.item.id}")
+
+
+def synth_seconds(melody: Melody, tempo: float) -> float:
+    return melody.total_ticks * plots.seconds_per_tick(tempo)

@@ -16,6 +16,7 @@ from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest, image_morph, prompt_walk
 from studio.backends.language import TextBackend, TextRequest, TextResult, TextUpdate, document
 from studio.backends.melody import MelodyBackend, MelodyRequest
+from studio.backends.melody_walk import MelodyWalkBackend, MelodyWalkRequest
 from studio.backends.musicgen import MusicBackend, MusicRequest
 from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest, style_walk
@@ -62,6 +63,7 @@ class Studio:
         self.style = StyleBackend(self.cache, settings.device)
         self.text = TextBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)
         self.melody = MelodyBackend(self.cache, settings.device)
+        self.melody_walks = MelodyWalkBackend(self.cache)
         self.music = MusicBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)
         self.image = DiffusionBackend(self.cache, self.catalog, settings.device, settings.offline)
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
@@ -292,6 +294,21 @@ class Studio:
         result = self.melody.generate(request, primer, progress=progress, cancel=cancel)
         return music_service.keep_melody(self.gallery, result, owner)
 
+    def melody_walk(
+        self,
+        a: Melody,
+        b: Melody,
+        request: MelodyWalkRequest,
+        *,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> music_service.WalkOutcome:
+        """A walk from melody A to melody B through the melody VAE, kept as .mid + .wav + piano roll."""
+        result = self.melody_walks.walk(a, b, request, max_seconds=self.settings.max_audio_seconds,
+                                        progress=progress, cancel=cancel)
+        return music_service.keep_melody_walk(self.gallery, result, owner)
+
     def make_music(
         self,
         request: MusicRequest,
@@ -320,6 +337,9 @@ class Studio:
         if item.task == "melody":
             request, primer = music_service.melody_request_from(item.params)
             return self.compose(request, primer, owner=owner).item
+        if item.task == "melody-walk":
+            walk, a, b = music_service.walk_request_from(item.params)
+            return self.melody_walk(a, b, walk, owner=owner).item
         if item.task == "music":
             melody = self.gallery.input_path(item.params["melody_input"]) if item.params.get("melody_input") else None
             return self.make_music(music_service.music_request_from(item.params), melody, owner=owner).item

@@ -1,4 +1,4 @@
-"""Walks through the running app's API (gradio_client) and the CLI."""
+"""Walks through the running app's API (gradio_client) and the CLI; melody walks through the API."""
 
 from __future__ import annotations
 
@@ -9,9 +9,11 @@ from pathlib import Path
 
 import imageio.v3 as iio
 import pytest
+import soundfile
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from studio.media.midi import read_midi
 from tests.image_cases import EXAMPLES
 from tests.running_app import RunningApp
 
@@ -81,3 +83,60 @@ def test_cli_walks(tmp_path):
         done = studio(*args)
         assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1, (
             args, done.stderr)
+
+
+# -- melody walks --------------------------------------------------------------------------------------
+
+GENERATE, FROM_MIDI, FROM_ABC = "Generate", "MIDI file", "ABC notation"
+JIG = "X:1\nM:6/8\nL:1/8\nK:G\nGAB cBA | BGG DGG | GAB cde | dBG A3 |\n"
+
+
+def melody_walk(client, a=(GENERATE, None, "", "D", "dorian", "6/8", 3), b=(GENERATE, None, "", "D", "major", "6/8", 8),
+                bars=2, steps=4, tempo=110, timbre="piano"):
+    def side(source, midi, abc, key, mode, meter, seed):
+        return [source, handle_file(str(midi)) if midi else None, abc, key, mode, meter, seed]
+
+    return client.predict(*side(*a), *side(*b), bars, steps, tempo, timbre, api_name="/melody_walk")
+
+
+def test_melody_walk_through_the_api(client):
+    roll, wav, files, info = melody_walk(client)
+    assert sorted(str(f).rsplit(".", 1)[-1] for f in files) == ["mid", "png", "wav"]
+    midi = next(f for f in files if str(f).endswith(".mid"))
+    morph, tempo = read_midi(Path(midi), default_meter="6/8")
+    assert morph.meter == "6/8" and round(tempo) == 110 and len(morph.notes()) >= 4 * 2
+    audio, rate = soundfile.read(wav)
+    assert abs(len(audio) / rate - 4 * 2 * 3 * 60 / 110) < 0.5  # 4 steps of 2 bars of 6/8 at 110 bpm
+    assert Image.open(roll).width >= 1200
+    assert "4 steps of 2 bars" in info and "D dorian to D major" in info and "gallery #" in info
+    endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/melody_walk"]
+    assert endpoint["description"].startswith("Morph melody A into melody B")
+    # A typed ABC tune to an uploaded MIDI file (the walk just made): both keep their own length.
+    _, _, files, info = melody_walk(client, a=(FROM_ABC, None, JIG, "C", "major", "4/4", 0),
+                                    b=(FROM_MIDI, midi, "", "C", "major", "4/4", 0), steps=3)
+    assert "3 steps of 4 bars" in info and "G major" in info
+
+
+@pytest.mark.parametrize(
+    "a, b, extra, words",
+    [
+        ((FROM_ABC, None, "  ", "D", "dorian", "6/8", 3), None, {}, "Type some ABC notation for melody A"),
+        ((FROM_ABC, None, "X:1\nK:D\n", "D", "dorian", "6/8", 3), None, {}, "no notes"),
+        (None, (FROM_MIDI, None, "", "D", "major", "6/8", 8), {}, "Upload a MIDI file for melody B"),
+        (None, (GENERATE, None, "", "D", "major", "4/4", 8), {}, "A is in 6/8 and melody B in 4/4"),
+        (None, None, {"steps": 100}, "greater than maximum value 16"),
+        (None, None, {"bars": 0}, "less than minimum value 1"),
+    ],
+)
+def test_bad_melody_walks_get_clear_messages(client, a, b, extra, words):
+    args = {"a": a, "b": b} if a and b else {"a": a} if a else {"b": b} if b else {}
+    with pytest.raises(Exception, match=words) as caught:
+        melody_walk(client, **args, **extra)
+    assert "Traceback" not in str(caught.value)
+
+
+def test_a_damaged_midi_file_gets_a_clear_message(client, tmp_path):
+    fake = tmp_path / "tune.mid"
+    fake.write_bytes(b"MThd\x00\x00\x00")
+    with pytest.raises(Exception, match="damaged|not a MIDI file"):
+        melody_walk(client, b=(FROM_MIDI, fake, "", "D", "major", "6/8", 8))

@@ -13,7 +13,6 @@ import json
 import math
 import threading
 import time
-from contextlib import contextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -24,7 +23,15 @@ from studio import catalog
 from studio.errors import InputError, StudioError
 from studio.media import melody_tokens as mt
 from studio.media.melody_tokens import Melody
-from studio.runtime import NEVER_CANCELLED, CacheKey, CancelToken, ModelCache, ProgressCallback, no_progress
+from studio.runtime import (
+    NEVER_CANCELLED,
+    CacheKey,
+    CancelToken,
+    ModelCache,
+    ProgressCallback,
+    no_progress,
+    one_torch_thread,
+)
 
 MODEL_ID = "studio-melody"
 MAX_BARS = 64
@@ -88,20 +95,6 @@ class MelodyResult:
     @property
     def primer_ticks(self) -> int:
         return sum(e.ticks for bar in self.melody.bars[: self.primer_bars] for e in bar)
-
-
-@contextmanager
-def _one_thread():
-    """A model this small runs fastest on one thread: more only add synchronisation (3x slower on a
-    busy 2-core machine). torch's thread count is process-wide, so it is restored right after."""
-    import torch
-
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
 
 
 def model_folder() -> Path:
@@ -228,7 +221,7 @@ class MelodyBackend:
         context = torch.tensor([start] * count)
         past = None
         reported = -1
-        with self._sample_lock, torch.inference_mode(), _one_thread():
+        with self._sample_lock, torch.inference_mode(), one_torch_thread():
             while not all(g.finished for g in grammars):
                 cancel.raise_if_cancelled()
                 out = model(input_ids=context, past_key_values=past, use_cache=True)

@@ -1,4 +1,5 @@
-"""The Interpolate tab: walks through latent spaces, kept as animations (MP4 + GIF) and strips."""
+"""The Interpolate tab: walks through latent spaces, kept as animations (MP4 + GIF) and strips,
+and melody walks (studio/ui/melody_walk_tab.py), kept as MIDI + WAV + piano roll."""
 
 from __future__ import annotations
 
@@ -14,11 +15,11 @@ from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import BUILTIN_STYLE_COUNT
 from studio.media.animation import frame_strip
 from studio.services import FramesOutcome, Studio
+from studio.ui import melody_walk_tab
 from studio.ui.common import StopButtons, api_doc, image_upload, servable, user_errors, with_previews
 from studio.ui.style_tab import style_thumbnails
 
 BUILTIN, STYLE_IMAGES = "Built-in styles", "Style images"
-COMING = "**Coming to this tab:** melody walks on the studio's melody VAE."
 PALETTE = f"one of {', '.join(PALETTES)}"
 ZOOM = "0.25-8: show more of the plane (finer structure)"
 WALK_RETURNS = "the latest frame while it runs, then the last frame, the MP4, the GIF, a summary"
@@ -46,7 +47,6 @@ def _describe(outcome: FramesOutcome, what: str) -> str:
 
 def build(studio: Studio, stops: StopButtons) -> None:
     settings = studio.settings
-    gr.Markdown(COMING)
     with gr.Tabs():
         with gr.Tab("Prompt walk"):
             _prompt_walk(studio, stops, settings.max_output_side, settings.max_walk_frames)
@@ -56,6 +56,8 @@ def build(studio: Studio, stops: StopButtons) -> None:
             _patterns(studio, stops, settings.max_pattern_side, settings.max_walk_frames)
         with gr.Tab("Style walk"):
             _style_walk(studio, stops, settings.max_output_side, settings.max_walk_frames)
+        with gr.Tab("Melody walk"):
+            melody_walk_tab.build(studio, stops)
 
 
 def _patterns(studio: Studio, stops: StopButtons, max_side: int, max_frames: int) -> None:

@@ -1,4 +1,4 @@
-"""A person in the Interpolate tab: a pattern picture, then a style walk that plays as a video."""
+"""A person in the Interpolate tab: a pattern picture, a style walk that plays as a video, a melody walk."""
 
 from __future__ import annotations
 
@@ -36,3 +36,14 @@ def test_patterns_and_a_style_walk_in_the_browser(page, tmp_path):
         expect(items).to_have_count(2)
         items.first.click()
         expect(page.locator("#gallery-opened-video video")).to_be_visible()
+
+        # A melody walk between two composed melodies (the defaults): piano roll, player and files.
+        page.get_by_role("tab", name="Interpolate", exact=True).click()
+        page.get_by_role("tab", name="Melody walk", exact=True).click()
+        page.locator("#mwalk-steps input[type=number]").fill("4")
+        page.locator("#mwalk-steps input[type=number]").press("Enter")
+        page.locator("#mwalk-run").click()
+        expect(page.locator("#mwalk-info")).to_contain_text("4 steps of 4 bars")
+        expect(page.locator("#mwalk-roll img")).to_be_visible()
+        expect(page.locator("#mwalk-audio audio, #mwalk-audio [data-testid='waveform-Listen']").first).to_be_attached()
+        expect(page.locator("#mwalk-files")).to_contain_text(".mid")
