@@ -12,7 +12,7 @@ from studio.media.melody_tokens import METERS, MODES, PITCH_NAMES, Melody
 from studio.media.synth import TIMBRES
 from studio.music_service import describe_walk
 from studio.services import Studio
-from studio.ui.common import StopButtons, progress_reporter, servable, user_errors
+from studio.ui.common import StopButtons, api_doc, progress_reporter, servable, user_errors
 
 GENERATE, FROM_MIDI, FROM_ABC = "Generate", "MIDI file", "ABC notation"
 SOURCES = [GENERATE, FROM_MIDI, FROM_ABC]
@@ -110,31 +110,31 @@ def build(studio: Studio, stops: StopButtons) -> None:
         raise gr.Error(f"Melody {name} comes from one of {', '.join(SOURCES)}, not '{source}'.")
 
     @user_errors
+    @api_doc(
+        "Morph melody A into melody B through the melody VAE, as one MIDI/WAV with a piano roll of the steps.",
+        returns="the piano roll PNG, the WAV, the files [MIDI, WAV, PNG], a summary",
+        a_source='where melody A comes from: "Generate", "MIDI file" or "ABC notation".',
+        a_midi='melody A as a MIDI file (with "MIDI file").',
+        a_abc='melody A as ABC text (with "ABC notation").',
+        a_key='tonic of the composed melody A: C, C#, D, ... B (with "Generate").',
+        a_mode="mode of the composed melody A: major, minor, dorian or mixolydian.",
+        a_meter="metre of the composed melody A: 4/4, 3/4, 6/8 or 2/4.",
+        a_seed="seed of the composed melody A (a whole number from 0).",
+        b_source="where melody B comes from, as for A.",
+        b_midi="melody B as a MIDI file.",
+        b_abc="melody B as ABC text.",
+        b_key="tonic of the composed melody B.",
+        b_mode="mode of the composed melody B.",
+        b_meter="metre of the composed melody B (a walk needs A and B in one metre).",
+        b_seed="seed of the composed melody B.",
+        bar_count="bars of each composed melody, 1-16 (uploaded and typed melodies keep their length).",
+        step_count="melodies in the walk, A and B included, 2-16.",
+        tempo_bpm="quarter notes per minute of the result, 40-240.",
+        timbre_name="the synthesiser's sound: piano, flute, organ, pluck or chiptune.",
+    )
     def melody_walk(a_source, a_midi, a_abc, a_key, a_mode, a_meter, a_seed,
                     b_source, b_midi, b_abc, b_key, b_mode, b_meter, b_seed,
                     bar_count, step_count, tempo_bpm, timbre_name, request: gr.Request, progress=gr.Progress()):
-        """Morph melody A into melody B through the melody VAE; returns (piano roll PNG, WAV, [MIDI, WAV, PNG], summary).
-
-        Args:
-            a_source: where melody A comes from: "Generate", "MIDI file" or "ABC notation".
-            a_midi: melody A as a MIDI file (with "MIDI file").
-            a_abc: melody A as ABC text (with "ABC notation").
-            a_key: tonic of the composed melody A: C, C#, D, ... B (with "Generate").
-            a_mode: mode of the composed melody A: major, minor, dorian or mixolydian.
-            a_meter: metre of the composed melody A: 4/4, 3/4, 6/8 or 2/4.
-            a_seed: seed of the composed melody A (a whole number from 0).
-            b_source: where melody B comes from, as for A.
-            b_midi: melody B as a MIDI file.
-            b_abc: melody B as ABC text.
-            b_key: tonic of the composed melody B.
-            b_mode: mode of the composed melody B.
-            b_meter: metre of the composed melody B (a walk needs A and B in one metre).
-            b_seed: seed of the composed melody B.
-            bar_count: bars of each composed melody, 1-16 (uploaded and typed melodies keep their length).
-            step_count: melodies in the walk, A and B included, 2-16.
-            tempo_bpm: quarter notes per minute of the result, 40-240.
-            timbre_name: the synthesiser's sound: piano, flute, organ, pluck or chiptune.
-        """
         token = stops.start(request)
         a = read_side("A", a_source, a_midi, a_abc, a_key, a_mode, a_meter, a_seed, bar_count, token, progress)
         b = read_side("B", b_source, b_midi, b_abc, b_key, b_mode, b_meter, b_seed, bar_count, token, progress)
