@@ -8,6 +8,7 @@ database. Items whose file has gone missing are not listed.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import secrets
@@ -27,6 +28,7 @@ from studio.media.images import image_digest
 from studio.media.png_info import save_png
 
 THUMB_SIDE = 320
+MAX_ITEM_ID = 2**63 - 1  # SQLite's largest integer: a bigger id names no item
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -101,7 +103,7 @@ class Gallery:
         day = time.strftime("%Y-%m-%d")
         stamp = time.strftime("%H%M%S")
         folder = self.outputs_dir / day
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder)
         return folder / f"{task}-{stamp}-{secrets.token_hex(3)}{suffix}"
 
     def keep_input(self, image: Image.Image) -> str:
@@ -109,7 +111,7 @@ class Gallery:
         digest = image_digest(image)
         path = self.inputs_dir / digest[:2] / f"{digest}.png"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(path.parent)
             _write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
         return str(path.relative_to(self.data_dir))
 
@@ -120,7 +122,7 @@ class Gallery:
         digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
         path = self.inputs_dir / digest[:2] / f"{digest}{Path(source).suffix.lower()}"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(path.parent)
             _write_atomically(path, lambda tmp: tmp.write_bytes(Path(source).read_bytes()))
         return str(path.relative_to(self.data_dir))
 
@@ -173,23 +175,23 @@ class Gallery:
                 _write_atomically(sibling, sibling_write)
                 written.append(sibling)
             _write_atomically(path, write)
-        except GallerySaveError:
+            written.append(path)
+            thumb = self._thumbnail(preview if preview is not None else _placeholder(task), path)
+            written.append(thumb)
+            return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb,
+                                owner=owner)
+        except BaseException:
+            # Whatever failed (a full disk, the database, a bug), no file of an unlisted item stays behind.
             for done in written:
                 done.unlink(missing_ok=True)
             raise
-        thumb = self._thumbnail(preview if preview is not None else _placeholder(task), path)
-        return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb, owner=owner)
 
     def _thumbnail(self, image: Image.Image, path: Path) -> Path:
         """A small JPEG beside the result, so browsing the gallery never ships full-size files."""
         thumb_path = path.with_name(path.stem + ".thumb.jpg")
         small = image.convert("RGB")
         small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-        try:
-            _write_atomically(thumb_path, lambda tmp: small.save(tmp, format="JPEG", quality=85))
-        except GallerySaveError:
-            path.unlink(missing_ok=True)
-            raise
+        _write_atomically(thumb_path, lambda tmp: small.save(tmp, format="JPEG", quality=85))
         return thumb_path
 
     def _insert(
@@ -223,8 +225,6 @@ class Gallery:
                 )
                 item_id = cursor.lastrowid
         except sqlite3.Error as exc:
-            file.unlink(missing_ok=True)
-            preview.unlink(missing_ok=True)
             raise GallerySaveError(f"The result could not be listed in the gallery ({exc}).") from None
         return GalleryItem(item_id, created, task, model, seed, json.loads(params_json), file, preview, owner)
 
@@ -271,6 +271,8 @@ class Gallery:
         return path if path != item.file and path.is_file() else None
 
     def get(self, item_id: int) -> GalleryItem:
+        if not 0 < item_id <= MAX_ITEM_ID:
+            raise StudioError(f"Gallery item #{item_id} does not exist (it may have been deleted).")
         with self._connect() as db:
             row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         if row is None:
@@ -320,5 +322,19 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        reason = "the disk is full" if exc.errno == 28 else exc.strerror or str(exc)
-        raise GallerySaveError(f"The result could not be saved to {path.parent}: {reason}.") from None
+        raise GallerySaveError(f"The result could not be saved to {path.parent}: {_why(exc)}.") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GallerySaveError(f"The result could not be saved: the folder {folder} cannot be made "
+                               f"({_why(exc)}).") from None
+
+
+def _why(exc: OSError) -> str:
+    return "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)
