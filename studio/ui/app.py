@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from studio import __version__
 from studio.services import Studio
 from studio.ui import gallery_tab, image_tab, interpolate_tab, music_tab, style_tab, text_tab
 from studio.ui.common import StopButtons
+from studio.ui.guard import LoginRequired, StudioBlocks
 
 TITLE = "Creative Studio"
 # Heavy model work shares one queue slot group; its size comes from settings.
@@ -20,7 +22,7 @@ CSS = """
 
 def build_app(studio: Studio) -> gr.Blocks:
     stops = StopButtons()
-    with gr.Blocks(title=TITLE, analytics_enabled=False) as app:
+    with StudioBlocks(title=TITLE, analytics_enabled=False) as app:
         gr.Markdown(f"## {TITLE} <small>v{__version__}</small>")
         with gr.Tabs(selected="style", elem_id="tabs") as tabs:
             with gr.Tab("Image", id="image", elem_id="tab-image"):
@@ -54,7 +56,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                                  text.latest, [music.prompt, tabs, music.sections], api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
-    app.queue(default_concurrency_limit=HEAVY_CONCURRENCY)
+    # api_open=False: direct POSTs to /run/<endpoint> would skip the queue and its concurrency limits.
+    app.queue(default_concurrency_limit=HEAVY_CONCURRENCY, api_open=False)
     return app
 
 
@@ -72,5 +75,6 @@ def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = F
         css=CSS,
         footer_links=["api", "settings"],
         run_history=False,
+        app_kwargs={"middleware": [Middleware(LoginRequired)]},
     )
     return app
