@@ -48,6 +48,22 @@ def image_upload(**kwargs: Any) -> UploadedImage:
     return UploadedImage(**kwargs)
 
 
+class PaintedImage(gr.ImageEditor):
+    """gr.ImageEditor that keeps every layer it hands over as PNG.
+
+    Gradio names each layer's file after the upload's own suffix; with an RGBA editor a JPEG upload
+    then fails ("cannot write mode RGBA as JPEG") before the studio sees it.
+    """
+
+    def get_block_name(self) -> str:
+        return "imageeditor"  # render with the ordinary ImageEditor in the browser
+
+    def convert_and_format_image(self, file, flatten_on_white: bool = False):  # type: ignore[override]
+        if getattr(file, "orig_name", None):
+            file = file.model_copy(update={"orig_name": Path(file.orig_name).stem + "." + self.format})
+        return super().convert_and_format_image(file, flatten_on_white)
+
+
 def user_errors(fn: Callable) -> Callable:
     """Turn the studio's errors into alerts; anything unexpected is logged and explained briefly.
     Works for plain handlers and for generator handlers (streaming previews)."""

@@ -32,7 +32,7 @@ from studio.media.images import LoadedImage
 from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
-from studio.ui.common import StopButtons, image_upload, servable, user_errors
+from studio.ui.common import PaintedImage, StopButtons, image_upload, servable, user_errors
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
 
@@ -127,7 +127,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                          info="how far to move from the input; steps x strength must be at least 1")
                     run_img2img = gr.Button("Generate", variant="primary", elem_id="image-run-img2img")
                 with gr.Tab(MODE_LABELS["inpaint"], id="inpaint"):
-                    editor = gr.ImageEditor(
+                    editor = PaintedImage(
                         label="Picture: paint over what to change",
                         type="filepath",
                         format="png",
