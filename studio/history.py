@@ -247,6 +247,8 @@ class Gallery:
         self, task: str | None = None, owner: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[GalleryItem]:
         """Newest first; only items whose file is present."""
+        if task is not None and not isinstance(task, str):
+            raise StudioError(f"Filter the gallery by a task's name, not by {type(task).__name__} {task!r:.40}.")
         query = "SELECT * FROM items WHERE 1=1"
         args: list[Any] = []
         if task:
