@@ -50,11 +50,23 @@ def _tune(path: Path) -> Path:
     return path
 
 
+def _made_elsewhere(path: Path) -> Path:
+    """A PNG carrying generation parameters the way AUTOMATIC1111 writes them."""
+    from PIL import Image
+
+    from studio.media.png_info import save_png
+
+    save_png(Image.new("RGB", (32, 32)), path, {"parameters": (
+        "a cat\nNegative prompt: ugly\nSteps: 4, Sampler: Euler a, CFG scale: 6.5, Seed: 12, Size: 512x512")})
+    return path
+
+
 def uploads(base_url: str, folder: Path) -> dict[str, dict]:
-    """FileData for a photo, a tune and a recording, uploaded to the running studio."""
+    """FileData for a photo, a PNG with parameters, a tune and a recording, uploaded to the running studio."""
     folder.mkdir(parents=True, exist_ok=True)
     return {
         "photo": upload(base_url, EXAMPLES / "coffee.jpg"),
+        "png": upload(base_url, _made_elsewhere(folder / "made-elsewhere.png")),
         "midi": upload(base_url, _tune(folder / "tune.mid")),
         "wav": upload(base_url, _tone(folder / "tone.wav")),
     }
@@ -81,7 +93,7 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
         "img2img": [*image_settings(steps=2), photo, 0.5],
         "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0],
         "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0],
-        "image_read_parameters": [photo],
+        "image_read_parameters": [files["png"]],
         "image_patterns": [5, "ocean", 1.0, 64, 64],
         "restyle": [photo, TINY_SD, TINY_TAESD, "watercolor painting", 0.5, 2, False, 3],
         "stylize": [photo, "Built-in style", 4, -1, 0.5, None, 1.0, False, 96, False],

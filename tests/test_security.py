@@ -18,7 +18,7 @@ from studio.errors import StudioError
 from studio.services import Studio
 from studio.settings import Settings
 from tests.api_calls import call, file_data, upload
-from tests.endpoint_args import FILE_SLOTS, baseline, uploads, with_file, write_models_file
+from tests.endpoint_args import FILE_SLOTS, with_file
 from tests.image_cases import EXAMPLES, huge_png_header
 from tests.running_app import RunningApp
 
@@ -26,22 +26,15 @@ SECRET = "TOP-SECRET-7f3a9c: nobody outside this machine may read this line"
 
 
 @pytest.fixture(scope="module")
-def app(tmp_path_factory, tiny_sd_path, tiny_taesd_path, tiny_musicgen_path):
-    folder = tmp_path_factory.mktemp("security")
-    models = write_models_file(folder, tiny_sd_path, tiny_taesd_path, tiny_musicgen_path)
-    uploads_dir = folder / "gradio"  # Gradio's upload folder and cache, where a visitor's files land
-    with RunningApp(folder / "data", "--models-file", str(models), "--offline",
-                    env={"GRADIO_TEMP_DIR": str(uploads_dir)}) as running:
-        running.uploads_dir = uploads_dir
-        running.secret = folder / "secret.txt"
-        running.secret.write_text(SECRET)
-        running.files = uploads(running.url, folder / "inputs")
-        yield running
+def app(open_studio):
+    open_studio.secret = open_studio.uploads_dir.parent / "secret.txt"  # beside the upload folder
+    open_studio.secret.write_text(SECRET)
+    return open_studio
 
 
 @pytest.fixture(scope="module")
 def args(app):
-    return baseline(app.files)
+    return app.args
 
 
 def planted_link(app: RunningApp) -> str:
@@ -163,6 +156,8 @@ def test_a_hostile_gallery_filter_is_only_text(app):
     for task in ("'; DROP TABLE items; --", "style' OR '1'='1", "../" * 20, "\x00", "x" * 100_000):
         outcome = call(app.url, "gallery_list", [task])
         assert outcome.event == "complete" and outcome.data[0] == []
+    for task in ([1, "a"], {"task": "style"}, 7):
+        assert_refused(call(app.url, "gallery_list", [task]), "task's name")
     assert gallery_count(app) == before
 
 
