@@ -305,7 +305,7 @@ class Catalog:
             self._entries[entry.id] = entry
 
     def __contains__(self, model_id: str) -> bool:
-        return model_id in self._entries
+        return isinstance(model_id, str) and model_id in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -313,8 +313,8 @@ class Catalog:
     def get(self, model_id: str) -> ModelEntry:
         try:
             return self._entries[model_id]
-        except KeyError:
-            raise StudioError(f"'{model_id}' is not in the model catalogue.") from None
+        except (KeyError, TypeError):  # TypeError: not even a name (a list from a careless API call)
+            raise StudioError(f"'{model_id!s:.100}' is not in the model catalogue.") from None
 
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())

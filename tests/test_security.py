@@ -176,6 +176,10 @@ def test_endpoints_take_only_catalogue_models(app, args, endpoint, index):
         changed = list(args[endpoint])
         changed[index] = model_id
         assert_refused(call(app.url, endpoint, changed), "not in the list of choices")
+    for not_a_name in ([], [args[endpoint][index]], {"id": args[endpoint][index]}):
+        changed = list(args[endpoint])
+        changed[index] = not_a_name
+        assert_refused(call(app.url, endpoint, changed), "takes one of its choices")
 
 
 @pytest.mark.parametrize("table, words", [

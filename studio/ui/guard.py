@@ -42,6 +42,7 @@ class StudioBlocks(gr.Blocks):
                            print_exception=False)
         for block, value in zip(block_fn.inputs, inputs, strict=False):
             _check_number(block, value)
+            _check_choice(block, value)
             _check_files(value)
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
@@ -65,6 +66,14 @@ def _check_number(block: Any, value: Any) -> None:
     if not real or (isinstance(value, float) and not math.isfinite(value)):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
         raise gr.Error(f"{_label(block)} must be a number, not {shown}.", print_exception=False)
+
+
+def _check_choice(block: Any, value: Any) -> None:
+    """A single-choice list takes one value: Gradio lets an empty list through as 'no choice outside the list'."""
+    single = isinstance(block, (gr.Dropdown, gr.Radio)) and not getattr(block, "multiselect", False)
+    if single and isinstance(value, (list, tuple, dict)):
+        raise gr.Error(f"{_label(block)} takes one of its choices, not a {type(value).__name__}.",
+                       print_exception=False)
 
 
 def _check_files(value: Any) -> None:
