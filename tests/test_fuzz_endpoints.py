@@ -5,10 +5,13 @@ that marks an unexpected error, never a hang.
 Each example starts from an endpoint's cheap valid arguments (tests/endpoint_args.py) and breaks them:
 some values replaced by hostile ones (NaN, infinities, huge and negative numbers, odd or enormous
 text, wrong types, junk structures), arguments cut short, or extra ones added. Hypothesis runs
-derandomized and without its example database, so CI sees the same examples every time.
+derandomized and without its example database, so CI sees the same examples every time. For a deeper,
+random search: FUZZ_EXAMPLES=200 pytest tests/test_fuzz_endpoints.py
 """
 
 from __future__ import annotations
+
+import os
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -17,7 +20,8 @@ from hypothesis import strategies as st
 from tests.api_calls import UNEXPECTED, call
 from tests.endpoint_args import baseline
 
-EXAMPLES_PER_ENDPOINT = 8
+DEEP = os.environ.get("FUZZ_EXAMPLES")
+EXAMPLES_PER_ENDPOINT = int(DEEP) if DEEP else 8
 
 EDGE_NUMBERS = [float("nan"), float("inf"), float("-inf"), 0, -1, -0.5, 0.5, 1e-308, 1e308, 2**31, 2**32,
                 2**63, -(2**63), 10**30, -(10**30)]
@@ -98,7 +102,7 @@ def test_each_endpoint_works_with_its_valid_arguments(app, endpoint):
 
 
 @pytest.mark.parametrize("endpoint", ENDPOINTS)
-@settings(max_examples=EXAMPLES_PER_ENDPOINT, deadline=None, derandomize=True, database=None,
+@settings(max_examples=EXAMPLES_PER_ENDPOINT, deadline=None, derandomize=not DEEP, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture,
                                  HealthCheck.data_too_large])
 @given(data=st.data())
