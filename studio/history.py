@@ -11,6 +11,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import re
 import secrets
 import sqlite3
 import threading
@@ -23,11 +24,13 @@ from typing import Any
 
 from PIL import Image
 
+from studio import claims
 from studio.errors import StudioError
 from studio.media.images import image_digest
 from studio.media.png_info import save_png
 
 THUMB_SIDE = 320
+_PARTIAL = re.compile(r"\.(w[0-9a-f]{12})\.partial$")
 MAX_ITEM_ID = 2**63 - 1  # SQLite's largest integer: a bigger id names no item
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
@@ -76,6 +79,8 @@ class Gallery:
         self._write_lock = threading.Lock()
         for folder in (self.outputs_dir, self.inputs_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        self.claims_dir = self.data_dir / "claims"
+        claims.claim(self.claims_dir)
         with self._connect() as db:
             db.executescript(SCHEMA)
         self._remove_partial_files()
@@ -92,10 +97,14 @@ class Gallery:
             db.close()
 
     def _remove_partial_files(self) -> None:
-        """Files left half-written by a crash are never listed; tidy them away at start."""
+        """Files left half-written by a crash are never listed; tidy away those whose writer has ended
+        (another process sharing this data dir may be writing the rest right now)."""
         for folder in (self.outputs_dir, self.inputs_dir):
             for leftover in folder.rglob("*.partial"):
-                leftover.unlink(missing_ok=True)
+                writer = _PARTIAL.search(leftover.name)
+                if writer is None or not claims.is_alive(self.claims_dir, writer.group(1)):
+                    leftover.unlink(missing_ok=True)
+        claims.forget_dead(self.claims_dir)
 
     # -- writing --------------------------------------------------------------------------
 
@@ -316,7 +325,7 @@ def _placeholder(task: str) -> Image.Image:
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Write through `write(tmp_path)`, fsync, then rename into place; clean up on any failure."""
-    tmp = path.with_name(path.name + ".partial")
+    tmp = path.with_name(f"{path.name}.{claims.TOKEN}.partial")  # named after its writer: see studio/claims.py
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:

@@ -350,8 +350,10 @@ while True:
 BODY = "every word of this text is kept whole " * 200
 
 
-def run_saver(data: Path, stage: str, kill_after_saved: int | None = None, wait: float = 0.0) -> list[str]:
-    """Start the saver; SIGKILL it when it pauses (or after some saves and `wait` seconds). Its output lines."""
+def run_saver(data: Path, stage: str, kill_after_saved: int | None = None, wait: float = 0.0,
+              while_paused=None) -> list[str]:
+    """Start the saver; SIGKILL it when it pauses (after calling `while_paused`), or after some saves and
+    `wait` seconds. Its output lines."""
     process = subprocess.Popen([sys.executable, "-c", SAVER, str(data), stage], cwd=ROOT, stdout=subprocess.PIPE,
                                stderr=subprocess.PIPE, text=True)
     lines = []
@@ -359,6 +361,8 @@ def run_saver(data: Path, stage: str, kill_after_saved: int | None = None, wait:
         for line in process.stdout:
             lines.append(line.strip())
             if line.startswith("paused"):
+                if while_paused is not None:
+                    while_paused()
                 break
             if kill_after_saved is not None and line.startswith(f"saved {kill_after_saved}"):
                 time.sleep(wait)  # somewhere inside a later save
@@ -390,6 +394,21 @@ def test_killed_at_each_step_of_a_save_the_gallery_is_sound_after_restart(tmp_pa
     assert bool(debris) == (stage == "written")
     gallery = assert_sound_after_restart(tmp_path)
     assert [item.params.get("n") for item in gallery.list()][1:] == [1]  # item 2 never listed
+
+
+@pytest.mark.timeout(120)
+def test_a_second_process_opening_the_gallery_leaves_a_running_save_alone(tmp_path):
+    """The server and the command line share a data dir: opening it must not take a file from under a save."""
+    seen = {}
+
+    def open_it_meanwhile():
+        Gallery(tmp_path)
+        seen["while running"] = list(tmp_path.rglob("*.partial"))
+
+    run_saver(tmp_path, "written", while_paused=open_it_meanwhile)
+    assert len(seen["while running"]) == 1  # the running saver's file was left alone
+    Gallery(tmp_path)  # its writer is dead now: tidied
+    assert not list(tmp_path.rglob("*.partial"))
 
 
 @pytest.mark.timeout(300)
@@ -523,6 +542,21 @@ def test_stop_ends_the_text_within_a_few_tokens_and_keeps_it(app):
     assert item.params["finish"] == "stopped" and item.params["new_tokens"] < 400
     assert item.file.read_text() == text == STORY + latest
     assert call(app.url, "write", write_args(max_new=5)).event == "complete"
+
+
+def test_a_walk_whose_visitor_leaves_stops_and_keeps_the_frames_made(app):
+    client = Client(app.url, verbose=False)
+    walks = len(Gallery(app.data_dir).list(task="patterns"))
+    job = client.submit(7, 8, "forest", 1024, 1.0, 240, api_name="/pattern_walk")
+    for _update in job:
+        job.cancel()  # the first frame has arrived; the visitor leaves
+        break
+    assert call(app.url, "patterns", [3, "ocean", 64, 64, 1.0, False]).event == "complete"
+    deadline = time.monotonic() + 120
+    while len(Gallery(app.data_dir).list(task="patterns")) == walks and time.monotonic() < deadline:
+        time.sleep(0.2)  # the walk keeps what it made once its current frame is done
+    walk = Gallery(app.data_dir).list(task="patterns")[0]
+    assert walk.params["walk_to"] == 8 and walk.params["frames_made"] < 240
 
 
 def test_stop_ends_a_walk_and_keeps_the_frames_made(app):
