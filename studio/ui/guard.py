@@ -40,9 +40,11 @@ class StudioBlocks(gr.Blocks):
         if len(inputs) < len(block_fn.inputs):
             raise gr.Error(f"This action takes {len(block_fn.inputs)} values; it was given {len(inputs)}.",
                            print_exception=False)
-        for block, value in zip(block_fn.inputs, inputs, strict=False):
-            _check_number(block, value)
-            _check_choice(block, value)
+        props = set(getattr(block_fn, "component_prop_inputs", ()))  # these carry a dict of props, not a value
+        for index, (block, value) in enumerate(zip(block_fn.inputs, inputs, strict=False)):
+            if index not in props:
+                _check_number(block, value)
+                _check_choice(block, value)
             _check_files(value)
         try:
             return await super().preprocess_data(block_fn, inputs, state, explicit_call)
