@@ -37,7 +37,11 @@ TASKS = (
 )
 # Only these formats are ever loaded: no pickle, ever.
 SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
+# A model id is a name people pick from a list: one word or owner/name, never a path or a link.
+_MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")
+_LINK = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]*://")
 
 
 class CatalogError(StudioError):
@@ -301,7 +305,7 @@ class Catalog:
             self._entries[entry.id] = entry
 
     def __contains__(self, model_id: str) -> bool:
-        return model_id in self._entries
+        return isinstance(model_id, str) and model_id in self._entries
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -309,8 +313,8 @@ class Catalog:
     def get(self, model_id: str) -> ModelEntry:
         try:
             return self._entries[model_id]
-        except KeyError:
-            raise StudioError(f"'{model_id}' is not in the model catalogue.") from None
+        except (KeyError, TypeError):  # TypeError: not even a name (a list from a careless API call)
+            raise StudioError(f"'{model_id!s:.100}' is not in the model catalogue.") from None
 
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())
@@ -353,6 +357,12 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
     for key in ("id", "family", "tasks"):
         if key not in table:
             raise CatalogError(f"{where}: '{key}' is required.")
+    model_id = str(table["id"])
+    if not _MODEL_ID.match(model_id) or ".." in model_id or model_id.lower().endswith(PICKLE_SUFFIXES):
+        raise CatalogError(
+            f"{where}: the id '{model_id[:100]}' is not a model name; use letters, digits, '.', '_' and '-' "
+            "(one word, or owner/name), not a path, a link or a file name. The weights go in 'path' or 'repo'."
+        )
     family = table["family"]
     if family not in FAMILIES:
         raise CatalogError(f"{where}: family must be one of {', '.join(FAMILIES)}, not '{family}'.")
@@ -366,6 +376,10 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
     if has_path == has_repo:
         raise CatalogError(f"{where}: give exactly one of 'path' (a local folder or file) or 'repo' (a hub id).")
     path = repo = None
+    for key in ("path", "config"):
+        if key in table and _LINK.match(str(table[key])):
+            raise CatalogError(f"{where}: '{key}' must be a folder or file on this machine, not a link; "
+                               "for a hub model write repo = \"owner/name\".")
     if has_path:
         path = Path(table["path"]).expanduser()
         if not path.is_absolute():
@@ -392,8 +406,8 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
     except (TypeError, ValueError):
         raise CatalogError(f"{where}: size_mb must be a number.") from None
     return ModelEntry(
-        id=str(table["id"]),
-        name=str(table.get("name", table["id"])),
+        id=model_id,
+        name=str(table.get("name", model_id)),
         family=family,
         tasks=tuple(tasks),
         licence=str(table.get("licence", table.get("license", "unknown (check before sharing outputs)"))),

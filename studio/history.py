@@ -8,6 +8,7 @@ database. Items whose file has gone missing are not listed.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import re
@@ -23,11 +24,14 @@ from typing import Any
 
 from PIL import Image
 
+from studio import claims
 from studio.errors import StudioError
 from studio.media.images import image_digest
 from studio.media.png_info import save_png
 
 THUMB_SIDE = 320
+_PARTIAL = re.compile(r"\.(w[0-9a-f]{12})\.partial$")
+MAX_ITEM_ID = 2**63 - 1  # SQLite's largest integer: a bigger id names no item
 SCHEMA = """
 CREATE TABLE IF NOT EXISTS items (
     id       INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -79,6 +83,8 @@ class Gallery:
         self._write_lock = threading.Lock()
         for folder in (self.outputs_dir, self.inputs_dir):
             folder.mkdir(parents=True, exist_ok=True)
+        self.claims_dir = self.data_dir / "claims"
+        claims.claim(self.claims_dir)
         with self._connect() as db:
             db.executescript(SCHEMA)
         self._remove_partial_files()
@@ -95,10 +101,14 @@ class Gallery:
             db.close()
 
     def _remove_partial_files(self) -> None:
-        """Files left half-written by a crash are never listed; tidy them away at start."""
+        """Files left half-written by a crash are never listed; tidy away those whose writer has ended
+        (another process sharing this data dir may be writing the rest right now)."""
         for folder in (self.outputs_dir, self.inputs_dir):
             for leftover in folder.rglob("*.partial"):
-                leftover.unlink(missing_ok=True)
+                writer = _PARTIAL.search(leftover.name)
+                if writer is None or not claims.is_alive(self.claims_dir, writer.group(1)):
+                    leftover.unlink(missing_ok=True)
+        claims.forget_dead(self.claims_dir)
 
     def set_scope(self, scope: Callable[[], str | None]) -> None:
         self._scope = scope
@@ -112,7 +122,7 @@ class Gallery:
         day = time.strftime("%Y-%m-%d")
         stamp = time.strftime("%H%M%S")
         folder = self.outputs_dir / day
-        folder.mkdir(parents=True, exist_ok=True)
+        _make_folder(folder)
         return folder / f"{task}-{stamp}-{secrets.token_hex(3)}{suffix}"
 
     def keep_input(self, image: Image.Image) -> str:
@@ -120,7 +130,7 @@ class Gallery:
         digest = image_digest(image)
         path = self.inputs_dir / digest[:2] / f"{digest}.png"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(path.parent)
             _write_atomically(path, lambda tmp: image.save(tmp, format="PNG"))
         return str(path.relative_to(self.data_dir))
 
@@ -131,7 +141,7 @@ class Gallery:
         digest = hashlib.sha256(Path(source).read_bytes()).hexdigest()
         path = self.inputs_dir / digest[:2] / f"{digest}{Path(source).suffix.lower()}"
         if not path.exists():
-            path.parent.mkdir(parents=True, exist_ok=True)
+            _make_folder(path.parent)
             _write_atomically(path, lambda tmp: tmp.write_bytes(Path(source).read_bytes()))
         return str(path.relative_to(self.data_dir))
 
@@ -184,24 +194,23 @@ class Gallery:
                 _write_atomically(sibling, sibling_write)
                 written.append(sibling)
             _write_atomically(path, write)
-        except GallerySaveError:
+            written.append(path)
+            thumb = self._thumbnail(preview if preview is not None else _placeholder(task), path)
+            written.append(thumb)
+            return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb,
+                                owner=self._owner(owner))
+        except BaseException:
+            # Whatever failed (a full disk, the database, a bug), no file of an unlisted item stays behind.
             for done in written:
                 done.unlink(missing_ok=True)
             raise
-        thumb = self._thumbnail(preview if preview is not None else _placeholder(task), path)
-        return self._insert(task=task, model=model, params=params, seed=seed, file=path, preview=thumb,
-                            owner=self._owner(owner))
 
     def _thumbnail(self, image: Image.Image, path: Path) -> Path:
         """A small JPEG beside the result, so browsing the gallery never ships full-size files."""
         thumb_path = path.with_name(path.stem + ".thumb.jpg")
         small = image.convert("RGB")
         small.thumbnail((THUMB_SIDE, THUMB_SIDE), Image.Resampling.LANCZOS)
-        try:
-            _write_atomically(thumb_path, lambda tmp: small.save(tmp, format="JPEG", quality=85))
-        except GallerySaveError:
-            path.unlink(missing_ok=True)
-            raise
+        _write_atomically(thumb_path, lambda tmp: small.save(tmp, format="JPEG", quality=85))
         return thumb_path
 
     def _insert(
@@ -235,8 +244,6 @@ class Gallery:
                 )
                 item_id = cursor.lastrowid
         except sqlite3.Error as exc:
-            file.unlink(missing_ok=True)
-            preview.unlink(missing_ok=True)
             raise GallerySaveError(f"The result could not be listed in the gallery ({exc}).") from None
         return GalleryItem(item_id, created, task, model, seed, json.loads(params_json), file, preview, owner)
 
@@ -259,6 +266,8 @@ class Gallery:
         self, task: str | None = None, owner: str | None = None, limit: int = 100, offset: int = 0
     ) -> list[GalleryItem]:
         """Newest first; only items whose file is present."""
+        if task is not None and not isinstance(task, str):
+            raise StudioError(f"Filter the gallery by a task's name, not by {type(task).__name__} {task!r:.40}.")
         query = "SELECT * FROM items WHERE 1=1"
         args: list[Any] = []
         owner = self._owner(owner)
@@ -286,6 +295,8 @@ class Gallery:
         return path if path != item.file and path.is_file() else None
 
     def get(self, item_id: int) -> GalleryItem:
+        if not 0 < item_id <= MAX_ITEM_ID:
+            raise StudioError(f"Gallery item #{item_id} does not exist (it may have been deleted).")
         with self._connect() as db:
             row = db.execute("SELECT * FROM items WHERE id = ?", (item_id,)).fetchone()
         owner = self._owner(None)
@@ -362,7 +373,7 @@ def _placeholder(task: str) -> Image.Image:
 
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Write through `write(tmp_path)`, fsync, then rename into place; clean up on any failure."""
-    tmp = path.with_name(path.name + ".partial")
+    tmp = path.with_name(f"{path.name}.{claims.TOKEN}.partial")  # named after its writer: see studio/claims.py
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:
@@ -370,5 +381,19 @@ def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
         os.replace(tmp, path)
     except OSError as exc:
         tmp.unlink(missing_ok=True)
-        reason = "the disk is full" if exc.errno == 28 else exc.strerror or str(exc)
-        raise GallerySaveError(f"The result could not be saved to {path.parent}: {reason}.") from None
+        raise GallerySaveError(f"The result could not be saved to {path.parent}: {_why(exc)}.") from None
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def _make_folder(folder: Path) -> None:
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise GallerySaveError(f"The result could not be saved: the folder {folder} cannot be made "
+                               f"({_why(exc)}).") from None
+
+
+def _why(exc: OSError) -> str:
+    return "the disk is full" if exc.errno == errno.ENOSPC else exc.strerror or str(exc)

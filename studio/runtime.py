@@ -13,9 +13,10 @@ from collections import OrderedDict
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol
 
-from studio.errors import Cancelled
+from studio.errors import Cancelled, StudioError
 
 log = logging.getLogger(__name__)
 
@@ -151,3 +152,20 @@ class ModelCache:
     def clear(self) -> None:
         with self._lock:
             self._slots.clear()
+
+
+@contextmanager
+def loading_errors(name: str, where: Path | str) -> Iterator[None]:
+    """A model's files failing to load (truncated, damaged, not weights at all) as one message that
+    names the model: the request fails, the studio stays up, and nothing enters the cache."""
+    try:
+        yield
+    except (StudioError, Cancelled):
+        raise
+    except Exception as exc:  # each library has its own error types for a bad file (SafetensorError...)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
+        log.info("loading %s from %s failed", name, where, exc_info=True)  # details for the log only
+        raise StudioError(
+            f"The model '{name}' could not be loaded from {where} ({reason}). Its files may be damaged or "
+            "incomplete: download or copy them again."
+        ) from None

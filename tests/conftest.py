@@ -6,6 +6,7 @@ import os
 
 import pytest
 
+from tests.running_app import RunningApp
 from tests.tiny_models import build_tiny_causal_lm, build_tiny_musicgen, build_tiny_sd, build_tiny_taesd
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -33,3 +34,19 @@ def tiny_lm_path(tmp_path_factory):
 def tiny_musicgen_path(tmp_path_factory):
     """A tiny MusicGen model and processor, laid out like facebook/musicgen-small."""
     return build_tiny_musicgen(tmp_path_factory.mktemp("tiny-musicgen"))
+
+
+@pytest.fixture(scope="session")
+def open_studio(tmp_path_factory, tiny_sd_path, tiny_taesd_path, tiny_musicgen_path):
+    """The running studio as strangers meet it (no login), with the tiny models in its catalogue and a few
+    files uploaded; `args` holds valid arguments for every endpoint. Shared by the security and fuzz tests."""
+    from tests.endpoint_args import baseline, uploads, write_models_file
+
+    folder = tmp_path_factory.mktemp("open-studio")
+    models = write_models_file(folder, tiny_sd_path, tiny_taesd_path, tiny_musicgen_path)
+    uploads_dir = folder / "gradio"  # Gradio's upload folder and cache, where visitors' files land
+    with RunningApp(folder / "data", "--models-file", str(models), "--offline",
+                    env={"GRADIO_TEMP_DIR": str(uploads_dir)}) as running:
+        running.uploads_dir = uploads_dir
+        running.args = baseline(uploads(running.url, folder / "inputs"))
+        yield running

@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import http.client
+import re
 
+import gradio as gr
 import pytest
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from studio.ui.guard import OPEN_PATHS, OPEN_PREFIXES
 from tests.image_cases import EXAMPLES
 from tests.running_app import RunningApp
 
@@ -18,13 +21,36 @@ def app(tmp_path_factory):
         yield running
 
 
-def _status(app: RunningApp, method: str, path: str) -> int:
+def _status(app: RunningApp, method: str, path: str, body: bytes | None = None) -> int:
+    return _response(app, method, path, body)[0]
+
+
+def _response(app: RunningApp, method: str, path: str, body: bytes | None = None) -> tuple[int, str]:
     connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=10)
     try:
-        connection.request(method, path)
-        return connection.getresponse().status
+        headers = {"content-type": "application/json"} if body is not None else {}
+        connection.request(method, path, body=body, headers=headers)
+        response = connection.getresponse()
+        return response.status, response.read(4096).decode(errors="replace")
     finally:
         connection.close()
+
+
+def _every_route() -> list[tuple[str, str]]:
+    """(method, path) of every route a Gradio app serves, read from Gradio's own route table."""
+    with gr.Blocks() as empty:
+        gr.Markdown()
+    found: list[tuple[str, str]] = []
+
+    def walk(routes) -> None:
+        for route in routes:
+            if hasattr(route, "original_router"):  # an included router: the /gradio_api routes
+                walk(route.original_router.routes)
+            elif hasattr(route, "path"):
+                found.extend((method, route.path) for method in sorted(getattr(route, "methods", None) or {"GET"}))
+
+    walk(gr.routes.App.create_app(empty).routes)
+    return [(method, path) for method, path in found if method != "HEAD"]
 
 
 def test_anonymous_callers_are_refused(app):
@@ -38,6 +64,20 @@ def test_anonymous_callers_are_refused(app):
         assert _status(app, method, path) in (401, 403), path
     with pytest.raises(Exception):  # noqa: B017 - any refusal will do; what matters is that no call gets through
         Client(app.url, verbose=False)
+
+
+def test_every_route_but_the_login_pages_refuses_anonymous_callers(app):
+    routes = _every_route()
+    assert len(routes) > 60  # the whole table, not a handful
+    for method, path in routes:
+        concrete = re.sub(r"\{[^}]*\}", "x", path)  # any value for path parameters
+        if path in OPEN_PATHS or concrete.startswith(OPEN_PREFIXES):
+            continue
+        status, _ = _response(app, method, concrete, b"{}" if method == "POST" else None)
+        assert status == 401, (method, path, status)
+    # What stays open is the login page itself, and it shows nothing of the studio.
+    status, page = _response(app, "GET", "/")
+    assert status == 200 and "stylize" not in page and "tab-style" not in page
 
 
 def test_a_logged_in_client_works(app):

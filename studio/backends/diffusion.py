@@ -31,6 +31,7 @@ from studio.runtime import (
     CancelToken,
     ModelCache,
     ProgressCallback,
+    loading_errors,
     no_progress,
     torch_device,
 )
@@ -267,12 +268,16 @@ class DiffusionBackend:
         return self.cache.get(key, lambda: self._load(entry, dtype, device))
 
     def _load(self, entry: ModelEntry, dtype, device: str) -> tuple[LoadedModel, float]:
-        import torch
-        from diffusers import DiffusionPipeline
-
         where = hub.locate(entry, offline=self.offline)
         log.info("loading %s from %s", entry.id, where)
         _quiet_loading()
+        with loading_errors(entry.name, where):
+            return self._load_from(entry, where, dtype, device)
+
+    def _load_from(self, entry: ModelEntry, where: Path, dtype, device: str) -> tuple[LoadedModel, float]:
+        import torch
+        from diffusers import DiffusionPipeline
+
         if where.is_file():
             pipe = _from_single_file(entry, where, dtype, self.offline)
             revision = f"file:{where.name}"
@@ -329,10 +334,8 @@ class DiffusionBackend:
             from diffusers import AutoencoderTiny
 
             where = hub.locate(entry, offline=self.offline)
-            try:
+            with loading_errors(entry.name, where):
                 vae = AutoencoderTiny.from_pretrained(where, dtype=dtype, use_safetensors=True)
-            except (OSError, ValueError) as exc:
-                raise StudioError(f"The decoder '{entry.name}' could not be loaded ({_first_line(exc)}).") from None
             return vae.to(device), sum(p.numel() * p.element_size() for p in vae.parameters()) / 2**20
 
         return self.cache.get(CacheKey(decoder_id, dtype_name(dtype), device), load)

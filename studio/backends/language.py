@@ -11,6 +11,7 @@ slows the model down: it just receives a few tokens per update instead of one.
 
 from __future__ import annotations
 
+import logging
 import math
 import os
 import queue
@@ -25,7 +26,9 @@ from typing import Any, Protocol
 from studio import catalog, hub
 from studio.catalog import Catalog, ModelEntry
 from studio.errors import InputError, StudioError
-from studio.runtime import NEVER_CANCELLED, CacheKey, CancelToken, ModelCache, torch_device
+from studio.runtime import NEVER_CANCELLED, CacheKey, CancelToken, ModelCache, loading_errors, torch_device
+
+log = logging.getLogger(__name__)
 
 BUILTIN_TEXT_MODEL = "smollm2-135m-instruct-gguf"
 WRITE, CHAT = "write", "chat"
@@ -434,7 +437,9 @@ class TextBackend:
 
             def load():
                 path = self._gguf_path(entry)
-                return LlamaCppEngine(path, self.llama_threads), path.stat().st_size / 2**20
+                with loading_errors(entry.name, path):
+                    engine = LlamaCppEngine(path, self.llama_threads)
+                return engine, path.stat().st_size / 2**20
 
         else:
             key = CacheKey(entry.id, "auto", self.device)
@@ -444,7 +449,9 @@ class TextBackend:
                 if folder.is_file():
                     raise StudioError(f"The transformers model '{entry.id}' must be a folder, not the file {folder}.")
                 size = sum(p.stat().st_size for p in folder.rglob("*.safetensors")) / 2**20
-                return TransformersEngine(folder, self.device), size * 2  # weights plus working memory
+                with loading_errors(entry.name, folder):
+                    engine = TransformersEngine(folder, self.device)
+                return engine, size * 2  # weights plus working memory
 
         return self.cache.get(key, load)
 
@@ -526,12 +533,14 @@ class TextBackend:
         should_stop = threading.Event()
         pieces: queue.SimpleQueue = queue.SimpleQueue()
         done = object()
+        made = [0]  # tokens the engine produced, whether or not anyone read them
 
         generation = engine.tokens(prompt, sampling, should_stop)
 
         def produce() -> None:
             try:
                 for piece in generation:
+                    made[0] += piece[1]
                     pieces.put(piece)
                     if cancel.cancelled:
                         should_stop.set()
@@ -541,11 +550,14 @@ class TextBackend:
 
         raw, shown, tokens, first = "", "", 0, None
         finish = "length"
+        reader_left = False
         # The first piece is read right here: the wait for it is what a writer feels, and passing it
         # across threads adds a scheduling round trip on a busy CPU. The rest streams from a thread
         # (the generator carries on there), so a slow reader never holds up generation.
         try:
-            pieces.put(next(generation))
+            first_piece = next(generation)
+            made[0] += first_piece[1]
+            pieces.put(first_piece)
         except StopIteration:
             pass
         except Exception as exc:
@@ -586,9 +598,15 @@ class TextBackend:
                     shown = visible
                     if not finished:
                         yield TextUpdate(shown, tokens, time.perf_counter() - started, first, notices)
+        except GeneratorExit:  # the reader went away: a closed page, a cancelled API call
+            reader_left = True
+            raise
         finally:
             should_stop.set()
             producer.join()
+            if reader_left:
+                log.info("text generation on %s stopped, its reader gone: %d of at most %d new tokens made",
+                         entry.id, made[0], sampling.max_new_tokens)
         seconds = time.perf_counter() - started
         if finish != "stop-sequence":
             if cancel.cancelled:
@@ -596,6 +614,8 @@ class TextBackend:
             elif tokens < sampling.max_new_tokens:
                 finish = "end"
             shown = raw  # nothing more can come: show any held-back tail
+        log.info("text generation on %s: %d of at most %d new tokens (%s)", entry.id, tokens,
+                 sampling.max_new_tokens, finish)
         params = self._params(entry, request, dropped)
         result = TextResult(
             text=shown,

@@ -23,7 +23,7 @@ import numpy as np
 
 from studio import hub
 from studio.catalog import Catalog
-from studio.errors import InputError, StudioError
+from studio.errors import InputError
 from studio.media.audio import AudioClip
 from studio.runtime import (
     NEVER_CANCELLED,
@@ -31,6 +31,7 @@ from studio.runtime import (
     CancelToken,
     ModelCache,
     ProgressCallback,
+    loading_errors,
     no_progress,
     torch_device,
 )
@@ -219,10 +220,8 @@ class MusicBackend:
 
         def load():
             path = hub.locate(entry, offline=self.offline)
-            try:
+            with loading_errors(entry.name, path):
                 model, processor = load_musicgen(path, device, dtype)
-            except OSError as exc:
-                raise StudioError(f"The model '{entry.name}' at {path} could not be loaded: {exc}") from None
             size_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6
             return (model, processor, entry), size_mb
 

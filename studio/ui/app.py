@@ -7,11 +7,13 @@ import threading
 import time
 
 import gradio as gr
+from starlette.middleware import Middleware
 
 from studio import __version__, hosting
 from studio.services import Studio
 from studio.ui import gallery_tab, image_tab, interpolate_tab, music_tab, style_tab, text_tab
 from studio.ui.common import StopButtons
+from studio.ui.guard import LoginRequired, StudioBlocks
 
 TITLE = "Creative Studio"
 HOUSEKEEPING_EVERY_SECONDS = 600
@@ -30,7 +32,7 @@ def build_app(studio: Studio) -> gr.Blocks:
     max_age = settings.session_max_age_hours * 3600
     # Hosted, Gradio's own copies of uploads and results expire with the visitors' galleries.
     delete_cache = (HOUSEKEEPING_EVERY_SECONDS, max_age) if settings.hosted else None
-    with gr.Blocks(title=TITLE, analytics_enabled=False, delete_cache=delete_cache) as app:
+    with StudioBlocks(title=TITLE, analytics_enabled=False, delete_cache=delete_cache) as app:
         gr.Markdown(f"## {TITLE} <small>v{__version__}</small>")
         if settings.hosted:
             gr.Markdown(
@@ -70,7 +72,9 @@ def build_app(studio: Studio) -> gr.Blocks:
                                  text.latest, [music.prompt, tabs, music.sections], api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
-    app.queue(default_concurrency_limit=hosting.LIGHT_CONCURRENCY, max_size=settings.max_queue or None)
+    # api_open=False: direct POSTs to /run/<endpoint> would skip the queue and its concurrency limits.
+    app.queue(default_concurrency_limit=hosting.LIGHT_CONCURRENCY, max_size=settings.max_queue or None,
+              api_open=False)
     hosting.apply(app, settings)
     _name_tools_after_endpoints(app)
     return app
@@ -115,5 +119,6 @@ def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = F
         footer_links=["api", "settings"],
         run_history=False,
         mcp_server=settings.mcp,
+        app_kwargs={"middleware": [Middleware(LoginRequired)]},
     )
     return app

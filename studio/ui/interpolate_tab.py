@@ -79,7 +79,7 @@ def _patterns(studio: Studio, stops: StopButtons, max_side: int, max_frames: int
                 walk_size = gr.Slider(64, 1024, value=384, step=32, label="Walk frame size (px)")
                 with gr.Row():
                     walk = gr.Button("Make looping walk", variant="primary", elem_id="pattern-walk")
-                    stop = gr.Button("Stop", variant="stop")
+                    stop = gr.Button("Stop", variant="stop", elem_id="pattern-stop")
             keep = gr.Checkbox(value=True, label="Keep pictures in the gallery (walks are always kept)")
         with gr.Column():
             still = gr.Image(label="Picture", type="filepath", format="png", interactive=False, height=420,
