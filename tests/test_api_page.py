@@ -7,6 +7,7 @@ import asyncio
 import json
 import re
 import shutil
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from types import SimpleNamespace
 
@@ -92,7 +93,10 @@ def test_every_parameter_has_a_description_and_tools_are_named_as_endpoints(tmp_
     from studio.ui.app import build_app
 
     blocks = build_app(Studio(Settings(data_dir=tmp_path / "data", models_file=models_file, offline=True)))
-    schema = asyncio.run(GradioMCPServer(blocks).get_complete_schema(SimpleNamespace(query_params={})))
+    # In a thread of its own: the browser tests' Playwright may leave this thread's event loop running.
+    request = SimpleNamespace(query_params={})
+    with ThreadPoolExecutor(1) as pool:
+        schema = pool.submit(asyncio.run, GradioMCPServer(blocks).get_complete_schema(request)).result()
     tools = {tool["meta"]["endpoint_name"]: tool for tool in json.loads(schema.body)}
     assert sorted(f"/{name}" for name in tools) == sorted(documented_endpoints())
     for name, tool in tools.items():
