@@ -24,13 +24,20 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+if TYPE_CHECKING:
+    from studio.backends.diffusion import DiffusionBackend
+
 SIZE = 512
 STEPS = 1
 PROMPT = "a lighthouse on a cliff at sunset, oil painting"
+# Catalogue ids of the random models (studio_backend).
+MODEL_ID = "sd-turbo-random"
+DECODER_ID = "taesd-random"
 
 
 def build_random_sd_turbo(folder: Path) -> None:
@@ -132,20 +139,28 @@ def run_naive(folder: Path, runs: int) -> dict:
     return {"seconds": min(times), "all": times, "peak_rss_mb": peak_rss_mb(), "dtype": "float32", "decoder": "full VAE"}
 
 
-def run_studio(folder: Path, runs: int) -> dict:
-    from studio.backends.diffusion import DiffusionBackend, ImageRequest
+def studio_backend(folder: Path) -> DiffusionBackend:
+    """The studio's diffusion backend on the CPU, with the random models in `folder` as catalogue
+    entries `MODEL_ID` and `DECODER_ID` (loaded by the studio's own code, like a user's models.toml)."""
+    from studio.backends.diffusion import DiffusionBackend
     from studio.catalog import load_catalog
     from studio.runtime import ModelCache
 
     models = folder / "models.toml"
     models.write_text(
-        f'[[model]]\nid = "sd-turbo-random"\nfamily = "diffusers"\ntasks = ["txt2img"]\n'
+        f'[[model]]\nid = "{MODEL_ID}"\nfamily = "diffusers"\ntasks = ["txt2img"]\n'
         f'path = "{folder / "sd-turbo"}"\nvariant = "fp16"\n\n'
-        f'[[model]]\nid = "taesd-random"\nfamily = "diffusers"\ntasks = ["decode"]\npath = "{folder / "taesd"}"\n',
+        f'[[model]]\nid = "{DECODER_ID}"\nfamily = "diffusers"\ntasks = ["decode"]\npath = "{folder / "taesd"}"\n',
         encoding="utf-8",
     )
-    backend = DiffusionBackend(ModelCache(16384), load_catalog(models), device="cpu")
-    request = ImageRequest(PROMPT, model="sd-turbo-random", decoder="taesd-random", steps=STEPS, guidance=0.0,
+    return DiffusionBackend(ModelCache(16384), load_catalog(models), device="cpu")
+
+
+def run_studio(folder: Path, runs: int) -> dict:
+    from studio.backends.diffusion import ImageRequest
+
+    backend = studio_backend(folder)
+    request = ImageRequest(PROMPT, model=MODEL_ID, decoder=DECODER_ID, steps=STEPS, guidance=0.0,
                            width=SIZE, height=SIZE, seed=0)
     times = []
     for run in range(runs + 1):  # the first call loads the models into the cache and warms up
