@@ -78,6 +78,13 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+def weights_fingerprint(path: Path) -> str:
+    """A short fingerprint of a weights file shipped in assets/: part of every result's provenance."""
+    import hashlib
+
+    return f"assets-sha256:{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]}"
+
+
 def onnx_providers(requested: str = "auto") -> list[str]:
     """onnxruntime execution providers for the requested device, always ending on the CPU."""
     import onnxruntime as ort

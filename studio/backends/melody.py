@@ -31,6 +31,7 @@ from studio.runtime import (
     ProgressCallback,
     no_progress,
     one_torch_thread,
+    weights_fingerprint,
 )
 
 MODEL_ID = "studio-melody"
@@ -119,10 +120,7 @@ class MelodyBackend:
     def revision(self) -> str:
         """A short fingerprint of the shipped weights: part of every result's provenance."""
         if self._revision is None:
-            import hashlib
-
-            digest = hashlib.sha256((self.folder / "model.safetensors").read_bytes()).hexdigest()
-            self._revision = f"assets-sha256:{digest[:12]}"
+            self._revision = weights_fingerprint(self.folder / "model.safetensors")
         return self._revision
 
     def _model(self):

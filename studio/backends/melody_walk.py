@@ -18,7 +18,6 @@ once, halfway. Melodies of different lengths walk over the first bars of both (t
 
 from __future__ import annotations
 
-import hashlib
 import math
 import threading
 import time
@@ -41,6 +40,7 @@ from studio.runtime import (
     ProgressCallback,
     no_progress,
     one_torch_thread,
+    weights_fingerprint,
 )
 
 MODEL_ID = "studio-melody-vae"
@@ -161,8 +161,7 @@ class MelodyWalkBackend:
     def revision(self) -> str:
         """A short fingerprint of the shipped weights: part of every result's provenance."""
         if self._revision is None:
-            digest = hashlib.sha256((self.folder / "model.safetensors").read_bytes()).hexdigest()
-            self._revision = f"assets-sha256:{digest[:12]}"
+            self._revision = weights_fingerprint(self.folder / "model.safetensors")
         return self._revision
 
     def model(self):
