@@ -8,8 +8,8 @@ in-between frames per UNet call. After a short warm-up walk the batch sizes take
 machine slows them alike; the median of the repeats is shown. Printed per batch size:
 - wall seconds per frame over the whole walk, and over the in-between frames alone (the keyframes
   are made one by one by the Image tab's `generate` in every run, so only those frames can differ);
-- CPU seconds per in-between frame (all threads of this process: the work done, which other
-  programs on a shared machine disturb less than the wall clock);
+- CPU seconds per in-between frame (all threads of this process; on a busy machine it grows too,
+  as threads wait for each other, but less than the wall clock);
 - peak RSS during that batch size's walks (the high-water mark is reset before each walk);
 and then, to show why, the UNet step and the TAESD decode alone at each batch size.
 Every batch size's frames are checked against one-at-a-time frames, as latents (what the UNet made,
