@@ -8,9 +8,10 @@ in-between frames per UNet call. After a short warm-up walk the batch sizes take
 machine slows them alike; the median of the repeats is shown. Printed per batch size:
 - wall seconds per frame over the whole walk, and over the in-between frames alone (the keyframes
   are made one by one by the Image tab's `generate` in every run, so only those frames can differ);
-- CPU seconds per in-between frame (all threads of this process: the work done, which other
-  programs on a shared machine disturb less than the wall clock);
-- peak RSS during that batch size's walks (the high-water mark is reset before each walk).
+- CPU seconds per in-between frame (all threads of this process; on a busy machine it grows too,
+  as threads wait for each other, but less than the wall clock);
+- peak RSS during that batch size's walks (the high-water mark is reset before each walk);
+and then, to show why, the UNet step and the TAESD decode alone at each batch size.
 Every batch size's frames are checked against one-at-a-time frames, as latents (what the UNet made,
 caught on their way into the decoder) and as pixels: batching must not change a picture beyond float
 rounding, and the script fails if it does. (With random weights TAESD's pictures are nearly black,
@@ -28,12 +29,14 @@ import gc
 import itertools
 import os
 import platform
+import resource
 import shutil
 import statistics
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
+from collections import defaultdict
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -186,7 +189,6 @@ def report(results: dict[int, Measured], frames: int) -> int:
     step = smallest_step(one.latents[len(KEYFRAMES):]) / scale
     print(f"latent diff: the largest difference from the one-at-a-time latents, as a share of their largest "
           f"value (neighbouring frames differ by at least {step:.2f}); pixel diff: per channel, 0-255")
-    print(f"load average at the end: {os.getloadavg()[0]:.1f}")
     failures = [
         f"batch {batch} changed the frames: latents differ by {latent_differences[batch]:.1e} (allowed "
         f"{MAX_LATENT_DIFFERENCE:.0e}), pixels by {pixel_differences[batch]:.0f} (allowed {MAX_PIXEL_DIFFERENCE})"
@@ -198,6 +200,41 @@ def report(results: dict[int, Measured], frames: int) -> int:
     for failure in failures:
         print(f"error: {failure}", file=sys.stderr)
     return 1 if failures else 0
+
+
+def time_parts(backend: DiffusionBackend, batches: list[int], repeats: int) -> None:
+    """Where an in-between frame's time goes: the UNet step and the decoder alone, called on the studio's
+    cached modules at each batch size, taking turns. Per frame, medians: wall seconds, CPU seconds in
+    user and kernel mode, and page faults (the kernel handing the process fresh memory)."""
+    import torch
+
+    unet = backend.load(MODEL_ID).pipe.unet
+    decoder = backend.decoder(DECODER_ID, unet.dtype)
+    most = max(batches)
+    latents = torch.randn(most, unet.config.in_channels, SIZE // 8, SIZE // 8, dtype=unet.dtype)
+    text = torch.randn(most, 77, unet.config.cross_attention_dim, dtype=unet.dtype)
+    timestep = torch.tensor([999])
+    parts: dict[str, Callable[[int], object]] = {
+        "UNet step": lambda n: unet(latents[:n], timestep, text[:n]),
+        "TAESD decode": lambda n: decoder.decode(latents[:n]),
+    }
+    samples: dict[tuple[str, int], list[tuple[float, float, float, float]]] = defaultdict(list)
+    with torch.inference_mode():
+        for call in parts.values():
+            call(most)
+        for _ in range(repeats):
+            for name, call in parts.items():
+                for batch in batches:
+                    before, wall = resource.getrusage(resource.RUSAGE_SELF), time.perf_counter()
+                    call(batch)
+                    wall, after = time.perf_counter() - wall, resource.getrusage(resource.RUSAGE_SELF)
+                    samples[name, batch].append((wall / batch, (after.ru_utime - before.ru_utime) / batch,
+                                                 (after.ru_stime - before.ru_stime) / batch,
+                                                 (after.ru_minflt - before.ru_minflt) / batch))
+    print(f"{'part, per frame':>20} {'batch':>6} {'wall s':>8} {'user s':>8} {'system s':>9} {'page faults':>12}")
+    for (name, batch), runs in samples.items():
+        wall, user, system, faults = (statistics.median(column) for column in zip(*runs, strict=True))
+        print(f"{name:>20} {batch:>6} {wall:>8.2f} {user:>8.2f} {system:>9.2f} {faults:>12.0f}")
 
 
 def batch_sizes(text: str) -> list[int]:
@@ -244,7 +281,10 @@ def main() -> int:
             for batch in args.batches:
                 timed_walk(backend, batch, results[batch])
 
-        return report(results, frames)
+        failed = report(results, frames)
+        time_parts(backend, args.batches, args.repeats)
+        print(f"load average at the end: {os.getloadavg()[0]:.1f}")
+        return failed
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)
