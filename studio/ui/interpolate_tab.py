@@ -183,7 +183,7 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
                 height = gr.Slider(256, max_side, value=512, step=64, label="Height")
             between = gr.Slider(0, 60, value=12, step=1, label="Frames between keyframes")
             fps = gr.Slider(1, 30, value=12, step=1, label="Frames per second (a song sets its own)")
-            batch = gr.Slider(1, 8, value=4, step=1, label="Frames per batch (more is faster, needs more memory)")
+            batch = gr.Slider(1, 8, value=4, step=1, label="Frames per batch (4 is quickest on a CPU; more needs more memory)")
             song = gr.Audio(label="Song (optional): pace the walk by its beat", type="filepath", sources=["upload"])
             with gr.Row():
                 run = gr.Button("Make walk", variant="primary", elem_id="pwalk-run")
@@ -204,7 +204,7 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
         negative_prompt="what the frames should not show (acts only with guidance above 1)",
         width="px, a multiple of 8", height="px, a multiple of 8",
         frames_between="frames between two keyframes, 0-60", fps="frames per second (a song sets its own)",
-        batch="frames made together, 1-8 (more is faster, needs more memory)",
+        batch="frames made together, 1-8 (4 is quickest on a CPU; more needs more memory)",
         song="optional audio file: the walk follows its beat and the MP4 carries it",
         returns=f"{WALK_RETURNS} (with a frame strip before the GIF)",
     )
