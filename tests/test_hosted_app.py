@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import http.client
 import json
 import time
-import urllib.request
 
 import pytest
 from gradio_client import Client
@@ -76,8 +76,12 @@ def test_hosted_limits_hold_for_api_callers(app):
 
 
 def test_mcp_clients_get_the_studios_tools(app):
-    with urllib.request.urlopen(app.url + "gradio_api/mcp/schema", timeout=30) as response:
-        tools = {tool["name"]: tool for tool in json.load(response)}
+    connection = http.client.HTTPConnection("127.0.0.1", app.port, timeout=30)  # the app on loopback
+    try:
+        connection.request("GET", "/gradio_api/mcp/schema")
+        tools = {tool["name"]: tool for tool in json.load(connection.getresponse())}
+    finally:
+        connection.close()
     assert {"stylize", "txt2img", "write", "melody", "patterns", "style_walk"} <= set(tools)
     assert tools["patterns"]["inputSchema"]["properties"]["seed"]["description"]
     assert all(tool["description"].strip() for tool in tools.values())
