@@ -7,6 +7,7 @@ its own lock, so two requests for one model load it once while other models load
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections import OrderedDict
@@ -78,8 +79,10 @@ def one_torch_thread() -> Iterator[None]:
         torch.set_num_threads(threads)
 
 
+@functools.cache
 def weights_fingerprint(path: Path) -> str:
-    """A short fingerprint of a weights file shipped in assets/: part of every result's provenance."""
+    """A short fingerprint of a weights file shipped in assets/: part of every result's provenance.
+    Read once per process: the files are large and do not change under a running studio."""
     import hashlib
 
     return f"assets-sha256:{hashlib.sha256(Path(path).read_bytes()).hexdigest()[:12]}"

@@ -111,7 +111,6 @@ class MelodyBackend:
         self.device = device
         self._folder = folder
         self._sample_lock = threading.Lock()
-        self._revision: str | None = None
 
     @property
     def folder(self) -> Path:
@@ -119,9 +118,7 @@ class MelodyBackend:
 
     def revision(self) -> str:
         """A short fingerprint of the shipped weights: part of every result's provenance."""
-        if self._revision is None:
-            self._revision = weights_fingerprint(self.folder / "model.safetensors")
-        return self._revision
+        return weights_fingerprint(self.folder / "model.safetensors")
 
     def _model(self):
         def load():

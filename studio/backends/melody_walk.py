@@ -151,7 +151,6 @@ class MelodyWalkBackend:
     def __init__(self, cache: ModelCache, folder: Path | None = None):
         self.cache = cache
         self._folder = folder
-        self._revision: str | None = None
         self._lock = threading.Lock()
 
     @property
@@ -160,9 +159,7 @@ class MelodyWalkBackend:
 
     def revision(self) -> str:
         """A short fingerprint of the shipped weights: part of every result's provenance."""
-        if self._revision is None:
-            self._revision = weights_fingerprint(self.folder / "model.safetensors")
-        return self._revision
+        return weights_fingerprint(self.folder / "model.safetensors")
 
     def model(self):
         def load():
