@@ -65,7 +65,13 @@ class Studio:
         self.melody = MelodyBackend(self.cache, settings.device)
         self.melody_walks = MelodyWalkBackend(self.cache)
         self.music = MusicBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)
-        self.image = DiffusionBackend(self.cache, self.catalog, settings.device, settings.offline)
+        self.image = DiffusionBackend(
+            self.cache,
+            self.catalog,
+            settings.device,
+            settings.offline,
+            openvino_dir=settings.cache_dir / "openvino" if settings.openvino else None,
+        )
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:

@@ -31,6 +31,7 @@ class Settings:
     device: str = "auto"
     hosted: bool = False  # a demo for strangers: per-visitor galleries, rate limits, tighter limits
     mcp: bool = False  # also serve the studio's tools to MCP clients
+    openvino: bool = True  # run diffusion UNets and TAESD through OpenVINO on a CPU, where installed
 
     # Sharing the machine: heavy model work runs this many at a time, behind a queue of this
     # length (0 = unbounded); each visitor may start this many heavy runs a minute (0 = no limit).
@@ -135,6 +136,7 @@ _FIELD_TYPES: dict[str, type] = {
     "device": str,
     "hosted": bool,
     "mcp": bool,
+    "openvino": bool,
     "heavy_concurrency": int,
     "max_queue": int,
     "rate_limit_per_minute": int,
@@ -224,6 +226,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mcp", action="store_const", const=True, help="also serve the studio's tools to MCP clients (STUDIO_MCP)"
+    )
+    parser.add_argument(
+        "--no-openvino",
+        dest="openvino",
+        action="store_const",
+        const=False,
+        help="run diffusion on torch alone, not OpenVINO (STUDIO_OPENVINO=0; uses less memory, is slower on a CPU)",
     )
 
 

@@ -36,6 +36,12 @@ def test_env_vars_and_flags_with_flags_winning():
     assert s.port == 9100 and s.device == "cpu" and s.share
 
 
+def test_openvino_is_on_unless_turned_off():
+    assert settings_mod.from_args(_parse([]), environ={}).openvino
+    assert not settings_mod.from_args(_parse([]), environ={"STUDIO_OPENVINO": "0"}).openvino
+    assert not settings_mod.from_args(_parse(["--no-openvino"]), environ={"STUDIO_OPENVINO": "1"}).openvino
+
+
 @pytest.mark.parametrize(
     "env, words",
     [

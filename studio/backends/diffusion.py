@@ -2,7 +2,8 @@
 
 One set of weights per model is loaded once into the runtime cache; the three pipelines share it
 (`from_pipe` reuses every module). On a CPU the studio's path decodes with TAESD instead of the full
-VAE, keeps the model warm, and runs in bfloat16 (channels-last) where the CPU has native bf16
+VAE, keeps the model warm, runs the UNet and TAESD's decoder through OpenVINO where it is installed
+(openvino_unet.py), and otherwise in bfloat16 (channels-last) where the CPU has native bf16
 instructions (see benchmarks/image_speed.py).
 Noise is always drawn from CPU generators, one per image, so a seed gives the same picture on any
 device and image n of a batch is the same as a single run with seed + n.
@@ -186,6 +187,7 @@ class LoadedModel:
     native_size: int  # the resolution it was trained at, px
     latent_rgb: tuple | None  # preview factors for its latent space, if known
     accepts_taesd: bool
+    engine: str = "torch"  # what runs the UNet: "torch" or "openvino <version>"
 
 
 def compute_dtype(device: str):
@@ -214,11 +216,30 @@ def dtype_name(dtype) -> str:
 class DiffusionBackend:
     """The adapter the Image tab, the Style tab's diffusion restyle, the CLI and re-runs call."""
 
-    def __init__(self, cache: ModelCache, catalog: Catalog, device: str = "auto", offline: bool = False):
+    def __init__(
+        self,
+        cache: ModelCache,
+        catalog: Catalog,
+        device: str = "auto",
+        offline: bool = False,
+        openvino_dir: Path | None = None,
+    ):
         self.cache = cache
         self.catalog = catalog
         self.requested_device = device
         self.offline = offline
+        # Where converted UNets are kept; None runs everything on torch.
+        self.openvino_dir = openvino_dir
+
+    def uses_openvino(self, device: str, dtype) -> bool:
+        """OpenVINO takes over fp32 CPU work when the operator allows it and it is installed."""
+        import torch
+
+        from studio.backends import openvino_unet
+
+        return (
+            self.openvino_dir is not None and device == "cpu" and dtype == torch.float32 and openvino_unet.available()
+        )
 
     @property
     def device(self) -> str:
@@ -274,7 +295,9 @@ class DiffusionBackend:
         with loading_errors(entry.name, where):
             return self._load_from(entry, where, dtype, device)
 
-    def _load_from(self, entry: ModelEntry, where: Path, dtype, device: str) -> tuple[LoadedModel, float]:
+    def _load_from(
+        self, entry: ModelEntry, where: Path, dtype, device: str, openvino: bool = True
+    ) -> tuple[LoadedModel, float]:
         import torch
         from diffusers import DiffusionPipeline
 
@@ -303,6 +326,19 @@ class DiffusionBackend:
         if device == "cpu" and dtype == torch.bfloat16:
             # oneDNN's bf16 convolutions want channels-last; in fp32 it measured slower here.
             pipe.unet.to(memory_format=torch.channels_last)
+        engine = f"torch {torch.__version__}"
+        if openvino and self.uses_openvino(device, dtype):
+            from studio.backends import openvino_unet
+
+            if openvino_unet.unet_is_supported(pipe.unet):
+                try:
+                    weights = [where] if where.is_file() else [p for p in (where / "unet").iterdir() if p.is_file()]
+                    openvino_unet.accelerate_unet(pipe, self.openvino_dir, weights)
+                    engine = f"openvino {openvino_unet.version()}"
+                except Exception as exc:  # noqa: BLE001 (a speed-up only: torch still runs the model)
+                    log.warning("OpenVINO could not take the UNet of %s (%s); using torch", entry.id, _first_line(exc))
+                    if pipe.unet is None:  # it failed after freeing the torch UNet
+                        return self._load_from(entry, where, dtype, device, openvino=False)
         vae_config = pipe.vae.config
         scaling = float(getattr(vae_config, "scaling_factor", SD_VAE_SCALING))
         is_sd_latent = vae_config.latent_channels == 4 and abs(scaling - SD_VAE_SCALING) < 1e-4
@@ -312,7 +348,7 @@ class DiffusionBackend:
             for module in pipe.components.values()
             if isinstance(module, torch.nn.Module)
             for p in module.parameters()
-        ) / 2**20
+        ) / 2**20 + getattr(pipe.unet, "memory_mb", 0.0)
         loaded = LoadedModel(
             pipe=pipe,
             entry=entry,
@@ -320,6 +356,7 @@ class DiffusionBackend:
             native_size=int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor),
             latent_rgb=latent_rgb,
             accepts_taesd=is_sd_latent,
+            engine=engine,
         )
         return loaded, size_mb
 
@@ -336,7 +373,15 @@ class DiffusionBackend:
             where = hub.locate(entry, offline=self.offline)
             with loading_errors(entry.name, where):
                 vae = AutoencoderTiny.from_pretrained(where, dtype=dtype, use_safetensors=True)
-            return vae.to(device), sum(p.numel() * p.element_size() for p in vae.parameters()) / 2**20
+            vae = vae.to(device)
+            if self.uses_openvino(device, dtype):
+                from studio.backends import openvino_unet
+
+                try:
+                    openvino_unet.accelerate_taesd(vae)
+                except Exception as exc:  # noqa: BLE001 (a speed-up only)
+                    log.warning("OpenVINO could not take %s's decoder (%s); using torch", entry.id, _first_line(exc))
+            return vae, sum(p.numel() * p.element_size() for p in vae.parameters()) / 2**20
 
         return self.cache.get(CacheKey(decoder_id, dtype_name(dtype), device), load)
 
@@ -525,6 +570,7 @@ class DiffusionBackend:
             model_revision=model.revision,
             dtype=dtype_name(model.pipe.unet.dtype),
             device=self.device,
+            engine=model.engine,
             batch=batch,
             batch_index=index,
             result_width=picture.width,

@@ -1,0 +1,152 @@
+"""OpenVINO running the tiny pipeline's UNet and TAESD decoder: same pictures as torch (to within
+rounding), converted once per set of weights, and torch again whenever OpenVINO cannot help."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+
+from studio.backends import openvino_unet
+from studio.backends.diffusion import DiffusionBackend, ImageRequest
+from studio.catalog import load_catalog
+from studio.errors import Cancelled
+from studio.runtime import CancelToken, ModelCache
+from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
+
+pytest.importorskip("openvino")
+
+BASE = ImageRequest("a red cat on the beach", model=TINY_SD, decoder=TINY_TAESD, width=64, height=64, seed=11)
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
+    return load_catalog(write_models_file(tmp_path_factory.mktemp("models"), tiny_sd_path, tiny_taesd_path))
+
+
+@pytest.fixture(scope="module")
+def ir_root(tmp_path_factory):
+    return tmp_path_factory.mktemp("openvino")
+
+
+@pytest.fixture(scope="module")
+def accelerated(catalog, ir_root):
+    return DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True, openvino_dir=ir_root)
+
+
+@pytest.fixture(scope="module")
+def plain(catalog):
+    return DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True)
+
+
+def pixels(image: Image.Image) -> np.ndarray:
+    return np.asarray(image.convert("RGB"), dtype=np.int16)
+
+
+def test_the_unet_and_decoder_run_on_openvino_and_say_so(accelerated, plain):
+    model = accelerated.load(TINY_SD)
+    assert isinstance(model.pipe.unet, openvino_unet.OpenVinoUNet)
+    assert model.engine.startswith("openvino ")
+    assert isinstance(accelerated.decoder(TINY_TAESD, torch.float32).decoder, openvino_unet.OpenVinoModule)
+    assert plain.load(TINY_SD).engine.startswith("torch ")
+    record = accelerated.generate(BASE).params[0]
+    assert record["engine"] == model.engine and record["dtype"] == "float32"
+
+
+@pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])
+@pytest.mark.parametrize("size", [(64, 64), (72, 80)])  # 72 and 80 px are not multiples of 64
+def test_openvino_makes_the_torch_picture(accelerated, plain, mode, size):
+    width, height = size
+    request = replace(BASE, mode=mode, width=width, height=height, steps=2, strength=0.7)
+    source = Image.fromarray(np.random.default_rng(3).integers(0, 255, (height, width, 3), dtype=np.uint8))
+    mask = Image.new("L", (width, height), 0)
+    mask.paste(255, (8, 8, width // 2, height // 2))
+    kwargs = {} if mode == "txt2img" else {"image": source, **({"mask": mask} if mode == "inpaint" else {})}
+    fast = pixels(accelerated.generate(request, **kwargs).images[0])
+    slow = pixels(plain.generate(request, **kwargs).images[0])
+    assert fast.shape == slow.shape == (height, width, 3)
+    assert np.abs(fast - slow).max() <= 2  # float rounding, not a different picture
+    again = pixels(accelerated.generate(request, **kwargs).images[0])
+    assert np.array_equal(fast, again)
+
+
+def test_a_batch_with_guidance_runs_through_one_ir(accelerated, plain):
+    request = replace(BASE, batch_size=3, guidance=4.0, negative_prompt="blurry", steps=2)
+    fast = accelerated.generate(request).images
+    slow = plain.generate(request).images
+    assert len(fast) == 3
+    for mine, theirs in zip(fast, slow, strict=True):
+        assert np.abs(pixels(mine) - pixels(theirs)).max() <= 2
+
+
+def test_the_conversion_is_kept_and_reused(catalog, ir_root, accelerated, monkeypatch):
+    accelerated.load(TINY_SD)
+    converted = sorted(ir_root.glob("*/unet.xml"))
+    assert len(converted) == 1 and converted[0].with_suffix(".bin").stat().st_size > 0
+    assert not list(ir_root.glob("*/.converting-*"))
+
+    def no_second_conversion(*_args, **_kwargs):
+        raise AssertionError("converted again")
+
+    monkeypatch.setattr(openvino_unet, "export_unet", no_second_conversion)
+    fresh = DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True, openvino_dir=ir_root)
+    assert fresh.load(TINY_SD).engine.startswith("openvino ")
+    assert np.array_equal(pixels(fresh.generate(BASE).images[0]), pixels(accelerated.generate(BASE).images[0]))
+
+
+def test_new_weights_get_a_new_conversion(tmp_path):
+    first = tmp_path / "a.safetensors"
+    first.write_bytes(b"1")
+    key = openvino_unet.weights_key([first])
+    first.write_bytes(b"22")
+    assert openvino_unet.weights_key([first]) != key
+
+
+def test_a_failed_conversion_falls_back_to_torch(catalog, tmp_path, monkeypatch, caplog):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("conversion exploded")
+
+    monkeypatch.setattr(openvino_unet, "export_unet", broken)
+    backend = DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True, openvino_dir=tmp_path)
+    model = backend.load(TINY_SD)
+    assert model.engine.startswith("torch ")
+    assert "conversion exploded" in caplog.text
+    assert backend.generate(BASE).images[0].size == (64, 64)
+
+
+def test_a_failure_after_the_torch_unet_is_freed_reloads_it(catalog, tmp_path, monkeypatch):
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("compile failed")
+
+    monkeypatch.setattr(openvino_unet, "OpenVinoUNet", broken)
+    backend = DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True, openvino_dir=tmp_path)
+    model = backend.load(TINY_SD)
+    assert model.engine.startswith("torch ") and model.pipe.unet is not None
+    assert backend.generate(BASE).images[0].size == (64, 64)
+
+
+def test_unets_with_extra_conditioning_stay_on_torch(accelerated):
+    unet = accelerated.load(TINY_SD).pipe.unet
+    assert openvino_unet.unet_is_supported(unet)
+    for extra in ({"time_cond_proj_dim": 256}, {"addition_embed_type": "text_time"}):
+        config = type("Config", (), {**dict(unet.config), **extra})
+        assert not openvino_unet.unet_is_supported(type("UNet", (), {"config": config}))
+    with pytest.raises(RuntimeError, match="STUDIO_OPENVINO=0"):
+        unet(torch.zeros(1, 4, 8, 8), 1, torch.zeros(1, 77, 32), timestep_cond=torch.zeros(1, 256))
+
+
+def test_stop_still_ends_the_run_after_a_step(accelerated):
+    token = CancelToken()
+    steps = []
+
+    def progress(done, _total, _preview=None):
+        steps.append(done)
+        if done >= 1:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        accelerated.generate(replace(BASE, steps=6), progress=progress, cancel=token)
+    assert max(steps) == 1
