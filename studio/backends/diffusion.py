@@ -301,6 +301,10 @@ class DiffusionBackend:
         import torch
         from diffusers import DiffusionPipeline
 
+        openvino = openvino and self.uses_openvino(device, dtype)
+        converted_file, converted = None, None
+        if openvino:
+            converted_file, converted = self._converted_unet(entry, where)
         if where.is_file():
             pipe = _from_single_file(entry, where, dtype, self.offline)
             revision = f"file:{where.name}"
@@ -314,6 +318,7 @@ class DiffusionBackend:
                     use_safetensors=True,
                     local_files_only=True,
                     **_no_safety_checker(where),
+                    **({"unet": None} if converted is not None else {}),  # the kept conversion runs it
                 )
             except (OSError, ValueError) as exc:
                 raise StudioError(
@@ -327,13 +332,15 @@ class DiffusionBackend:
             # oneDNN's bf16 convolutions want channels-last; in fp32 it measured slower here.
             pipe.unet.to(memory_format=torch.channels_last)
         engine = f"torch {torch.__version__}"
-        if openvino and self.uses_openvino(device, dtype):
+        if openvino:
             from studio.backends import openvino_unet
 
-            if openvino_unet.unet_is_supported(pipe.unet):
+            if converted is not None:
+                pipe.unet = converted
+                engine = f"openvino {openvino_unet.version()}"
+            elif converted_file is not None and openvino_unet.unet_is_supported(pipe.unet):
                 try:
-                    weights = [where] if where.is_file() else [p for p in (where / "unet").iterdir() if p.is_file()]
-                    openvino_unet.accelerate_unet(pipe, self.openvino_dir, weights)
+                    openvino_unet.accelerate_unet(pipe, converted_file)
                     engine = f"openvino {openvino_unet.version()}"
                 except Exception as exc:  # noqa: BLE001 (a speed-up only: torch still runs the model)
                     log.warning("OpenVINO could not take the UNet of %s (%s); using torch", entry.id, _first_line(exc))
@@ -359,6 +366,21 @@ class DiffusionBackend:
             engine=engine,
         )
         return loaded, size_mb
+
+    def _converted_unet(self, entry: ModelEntry, where: Path) -> tuple[Path | None, Any]:
+        """Where this model's OpenVINO UNet is kept, and the UNet itself if it was converted before."""
+        from studio.backends import openvino_unet
+
+        assert self.openvino_dir is not None
+        try:
+            weights = [where] if where.is_file() else [p for p in (where / "unet").iterdir() if p.is_file()]
+            converted_file = openvino_unet.converted_unet_file(self.openvino_dir, weights)
+            if where.is_file():  # a single file loads whole; accelerate_unet swaps its UNet afterwards
+                return converted_file, None
+            return converted_file, openvino_unet.load_converted_unet(converted_file)
+        except Exception as exc:  # noqa: BLE001 (a speed-up only: torch still runs the model)
+            log.warning("OpenVINO could not read the kept UNet of %s (%s); using torch", entry.id, _first_line(exc))
+            return None, None
 
     def decoder(self, decoder_id: str, dtype):
         """TAESD (or another AutoencoderTiny entry), loaded once."""

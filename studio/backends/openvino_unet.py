@@ -5,8 +5,8 @@ torch in fp32 and TAESD's decoder about 2.7x faster (benchmarks/image_components
 modules are swapped: schedulers, callbacks, previews and Stop stay diffusers' own.
 
 A UNet is converted once per set of weights and kept as OpenVINO IR (fp16 weights, computed in fp32)
-under the studio's cache folder; later launches read it in seconds. TAESD is small enough to convert
-each time it loads. Imported only where OpenVINO is used: it imports torch.
+under the studio's cache folder, with its config; later launches read it in seconds and never load
+the torch UNet at all. TAESD is small enough to convert each time it loads. Imported only where OpenVINO is used: it imports torch.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import contextlib
 import ctypes
 import gc
 import hashlib
+import json
 import logging
 import os
 import shutil
@@ -141,8 +142,8 @@ class _UNetForExport(torch.nn.Module):
 
 
 def export_unet(unet: Any, ir_file: Path) -> None:
-    """Convert a torch UNet to IR at `ir_file` (written under a temporary name, then renamed, so a
-    killed conversion leaves nothing that looks finished)."""
+    """Convert a torch UNet to IR at `ir_file`, its config beside it. Written under temporary names,
+    the .xml last, so a killed conversion leaves nothing that looks finished."""
     import openvino as ov
 
     config = unet.config
@@ -158,23 +159,39 @@ def export_unet(unet: Any, ir_file: Path) -> None:
             model = ov.convert_model(_UNetForExport(unet), example_input=example)
         ov.save_model(model, scratch / ir_file.name, compress_to_fp16=True)
         del model
-        os.replace(scratch / ir_file.with_suffix(".bin").name, ir_file.with_suffix(".bin"))
-        os.replace(scratch / ir_file.name, ir_file)  # the .xml last: its presence means "done"
+        (scratch / "config.json").write_text(json.dumps(dict(config)), encoding="utf-8")
+        for name in (ir_file.with_suffix(".bin").name, "config.json", ir_file.name):
+            os.replace(scratch / name, ir_file.parent / name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
 
 
-def accelerate_unet(pipe: Any, cache_root: Path, weights: list[Path]) -> OpenVinoUNet:
+def converted_unet_file(cache_root: Path, weights: list[Path]) -> Path:
+    """Where the conversion of the UNet from these weight files is kept."""
+    return cache_root / weights_key(weights) / "unet.xml"
+
+
+def load_converted_unet(ir_file: Path) -> OpenVinoUNet | None:
+    """The kept conversion with its config, or None if there is none yet."""
+    from diffusers.configuration_utils import FrozenDict
+
+    config_file = ir_file.with_name("config.json")
+    if not (ir_file.exists() and config_file.exists()):
+        return None
+    return OpenVinoUNet(ir_file, FrozenDict(json.loads(config_file.read_text(encoding="utf-8"))))
+
+
+def accelerate_unet(pipe: Any, ir_file: Path) -> OpenVinoUNet:
     """Swap `pipe.unet` for its OpenVINO twin, converting it first if this is its first use.
     The torch UNet is freed before OpenVINO compiles, so the two never sit in memory together."""
-    ir_file = cache_root / weights_key(weights) / "unet.xml"
     if not ir_file.exists():
         log.info("converting the UNet for OpenVINO into %s (once per model)", ir_file.parent)
         export_unet(pipe.unet, ir_file)
-    config = pipe.unet.config
     pipe.unet = None
     release_freed_memory()
-    twin = OpenVinoUNet(ir_file, config)
+    twin = load_converted_unet(ir_file)
+    if twin is None:
+        raise RuntimeError(f"the conversion in {ir_file.parent} is incomplete")
     pipe.unet = twin
     return twin
 
