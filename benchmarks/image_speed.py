@@ -6,10 +6,18 @@ no hub download is needed. Both paths load the same saved folder through their o
 run 512 px, 1 step, end to end to a PIL image, each in its own process so peak memory is its own:
 
   (a) naive:  AutoPipelineForText2Image.from_pretrained(...) in float32, full VAE decode
-  (b) studio: studio.backends.diffusion (TAESD decode, model kept warm in the runtime cache, bfloat16
-              and a channels-last UNet where the CPU has native bf16 instructions)
+  (b) studio: studio.backends.diffusion as the studio runs it (TAESD decode, model kept warm in the
+              runtime cache, UNet and TAESD decoder on OpenVINO, converted once and kept on disk)
+  and for reference the studio's torch-only path (`--no-openvino`: bfloat16 and channels-last only
+  where the CPU has native bf16 instructions, else float32).
 
-    nice -n 5 python benchmarks/image_speed.py [--runs 2] [--keep DIR]
+The paths take turns, one process each, for --rounds rounds; each process's best call counts and the
+median over rounds is shown, so a busy spell on this shared machine hits all paths alike. Peak RSS is
+the kernel's high-water mark (it counts the file pages of memory-mapped weights, which the system
+can reclaim); peak anonymous memory is sampled every 20 ms and is what the process really holds.
+The first launch, which converts the UNet for OpenVINO, is timed on its own.
+
+    nice -n 5 python benchmarks/image_speed.py [--runs 2] [--rounds 3] [--keep DIR]
 """
 
 from __future__ import annotations
@@ -19,9 +27,11 @@ import json
 import os
 import resource
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -120,6 +130,30 @@ def peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
+class AnonymousMemoryPeak:
+    """Samples this process's anonymous resident memory (RssAnon): memory only it can hold."""
+
+    def __init__(self) -> None:
+        self.peak_mb = 0.0
+        self._stop = threading.Event()
+        threading.Thread(target=self._watch, daemon=True).start()
+
+    def _watch(self) -> None:
+        while not self._stop.wait(0.02):
+            self.peak_mb = max(self.peak_mb, self.now_mb())
+
+    @staticmethod
+    def now_mb() -> float:
+        with open("/proc/self/status", encoding="ascii") as status:
+            for line in status:
+                if line.startswith("RssAnon:"):
+                    return int(line.split()[1]) / 1024
+        return 0.0
+
+
+ANONYMOUS = AnonymousMemoryPeak()
+
+
 def run_naive(folder: Path, runs: int) -> dict:
     import torch
     from diffusers import AutoPipelineForText2Image
@@ -136,12 +170,14 @@ def run_naive(folder: Path, runs: int) -> dict:
         if run:
             times.append(time.perf_counter() - started)
     assert image.size == (SIZE, SIZE)
-    return {"seconds": min(times), "all": times, "peak_rss_mb": peak_rss_mb(), "dtype": "float32", "decoder": "full VAE"}
+    return {"seconds": min(times), "all": times, "peak_rss_mb": peak_rss_mb(), "peak_anon_mb": ANONYMOUS.peak_mb,
+            "engine": "torch float32, full VAE"}
 
 
-def studio_backend(folder: Path) -> DiffusionBackend:
+def studio_backend(folder: Path, openvino: bool = True) -> DiffusionBackend:
     """The studio's diffusion backend on the CPU, with the random models in `folder` as catalogue
-    entries `MODEL_ID` and `DECODER_ID` (loaded by the studio's own code, like a user's models.toml)."""
+    entries `MODEL_ID` and `DECODER_ID` (loaded by the studio's own code, like a user's models.toml),
+    and its OpenVINO conversions kept in `folder`/openvino like the studio keeps them in its cache."""
     from studio.backends.diffusion import DiffusionBackend
     from studio.catalog import load_catalog
     from studio.runtime import ModelCache
@@ -153,13 +189,24 @@ def studio_backend(folder: Path) -> DiffusionBackend:
         f'[[model]]\nid = "{DECODER_ID}"\nfamily = "diffusers"\ntasks = ["decode"]\npath = "{folder / "taesd"}"\n',
         encoding="utf-8",
     )
-    return DiffusionBackend(ModelCache(16384), load_catalog(models), device="cpu")
+    return DiffusionBackend(
+        ModelCache(16384), load_catalog(models), device="cpu", openvino_dir=folder / "openvino" if openvino else None
+    )
 
 
-def run_studio(folder: Path, runs: int) -> dict:
+def run_first_launch(folder: Path) -> dict:
+    """Loading the model when its OpenVINO conversion is not on disk yet: what a user's first
+    picture with a new model waits for."""
+    started = time.perf_counter()
+    model = studio_backend(folder).load(MODEL_ID)
+    return {"seconds": time.perf_counter() - started, "engine": model.engine, "peak_rss_mb": peak_rss_mb(),
+            "peak_anon_mb": ANONYMOUS.peak_mb}
+
+
+def run_studio(folder: Path, runs: int, openvino: bool = True) -> dict:
     from studio.backends.diffusion import ImageRequest
 
-    backend = studio_backend(folder)
+    backend = studio_backend(folder, openvino)
     request = ImageRequest(PROMPT, model=MODEL_ID, decoder=DECODER_ID, steps=STEPS, guidance=0.0,
                            width=SIZE, height=SIZE, seed=0)
     times = []
@@ -170,21 +217,41 @@ def run_studio(folder: Path, runs: int) -> dict:
             times.append(time.perf_counter() - started)
     assert result.images[0].size == (SIZE, SIZE)
     record = result.params[0]
-    return {"seconds": min(times), "all": times, "peak_rss_mb": peak_rss_mb(), "dtype": record["dtype"],
-            "decoder": record["decoder"]}
+    return {"seconds": min(times), "all": times, "peak_rss_mb": peak_rss_mb(), "peak_anon_mb": ANONYMOUS.peak_mb,
+            "engine": f"{record['engine']} {record['dtype']}, {record['decoder']}"}
+
+
+PATHS = {
+    "naive": ("(a) naive diffusers call", run_naive),
+    "studio": ("(b) studio path", run_studio),
+    "studio-torch": ("    studio, torch only", lambda folder, runs: run_studio(folder, runs, openvino=False)),
+}
+
+
+def child(name: str, folder: Path, runs: int) -> dict:
+    done = subprocess.run(
+        [sys.executable, __file__, "--only", name, "--folder", str(folder), "--runs", str(runs)],
+        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+    )
+    if done.returncode:
+        raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--runs", type=int, default=2, help="timed calls per path after one warm-up (best is shown)")
     parser.add_argument("--keep", type=Path, help="build the random models here once and reuse them")
-    parser.add_argument("--only", choices=["naive", "studio"], help=argparse.SUPPRESS)  # one child process
+    parser.add_argument("--rounds", type=int, default=3, help="times each path runs, taking turns (median is shown)")
+    parser.add_argument("--only", choices=[*PATHS, "first-launch"], help=argparse.SUPPRESS)  # one child process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
+    if args.only == "first-launch":
+        print(json.dumps(run_first_launch(args.folder)))
+        return 0
     if args.only:
-        runner = run_naive if args.only == "naive" else run_studio
-        print(json.dumps(runner(args.folder, args.runs)))
+        print(json.dumps(PATHS[args.only][1](args.folder, args.runs)))
         return 0
 
     import torch
@@ -196,23 +263,29 @@ def main() -> int:
             build_random_sd_turbo(folder)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
               f"{torch.backends.cpu.get_cpu_capability()}; {SIZE} px, {STEPS} step, end to end to a PIL image")
-        results = {}
-        for name in ("naive", "studio"):
-            done = subprocess.run(
-                [sys.executable, __file__, "--only", name, "--folder", str(folder), "--runs", str(args.runs)],
-                capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS="ignore"),
-            )
-            if done.returncode:
-                print(done.stderr[-3000:], file=sys.stderr)
-                return 1
-            results[name] = json.loads(done.stdout.strip().splitlines()[-1])
-        naive, studio = results["naive"], results["studio"]
-        for label, r in (("(a) naive diffusers call", naive), ("(b) studio path", studio)):
-            runs = ", ".join(f"{t:.2f}" for t in r["all"])
-            print(f"{label:26} {r['seconds']:7.2f} s   peak RSS {r['peak_rss_mb']:7.0f} MB   "
-                  f"({r['dtype']}, {r['decoder']}; runs: {runs} s)")
-        print(f"speed-up: {naive['seconds'] / studio['seconds']:.1f}x   "
-              f"peak memory: {studio['peak_rss_mb'] / naive['peak_rss_mb']:.2f}x of the naive call's")
+        shutil.rmtree(folder / "openvino", ignore_errors=True)
+        first = child("first-launch", folder, args.runs)
+        print(f"first launch (converts the UNet for OpenVINO, once per model): load {first['seconds']:.1f} s, "
+              f"peak RSS {first['peak_rss_mb']:.0f} MB, peak anonymous {first['peak_anon_mb']:.0f} MB", flush=True)
+        results: dict[str, list[dict]] = {name: [] for name in PATHS}
+        for round_ in range(args.rounds):
+            for name in PATHS:
+                results[name].append(child(name, folder, args.runs))
+            print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]['seconds']:.2f} s" for n, r in results.items()),
+                  flush=True)
+        summary = {}
+        for name, (label, _) in PATHS.items():
+            rounds = results[name]
+            summary[name] = {key: statistics.median(r[key] for r in rounds)
+                             for key in ("seconds", "peak_rss_mb", "peak_anon_mb")}
+            print(f"{label:26} {summary[name]['seconds']:7.2f} s   peak RSS {summary[name]['peak_rss_mb']:6.0f} MB   "
+                  f"peak anonymous {summary[name]['peak_anon_mb']:6.0f} MB   ({rounds[-1]['engine']}; best of "
+                  f"{args.runs} per round: {', '.join(format(r['seconds'], '.2f') for r in rounds)} s)")
+        naive, studio, torch_only = summary["naive"], summary["studio"], summary["studio-torch"]
+        print(f"speed-up: {naive['seconds'] / studio['seconds']:.1f}x   (torch only: "
+              f"{naive['seconds'] / torch_only['seconds']:.1f}x)")
+        print(f"peak memory of the studio path: {studio['peak_rss_mb'] / naive['peak_rss_mb']:.2f}x the naive call's "
+              f"RSS, {studio['peak_anon_mb'] / naive['peak_anon_mb']:.2f}x its anonymous memory")
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)
