@@ -97,6 +97,23 @@ def test_the_conversion_is_kept_and_reused(catalog, ir_root, accelerated, monkey
     assert np.array_equal(pixels(fresh.generate(BASE).images[0]), pixels(accelerated.generate(BASE).images[0]))
 
 
+def test_a_unet_loaded_on_its_own_converts_and_reloads(tiny_sd_path, tmp_path):
+    from diffusers import UNet2DConditionModel
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd_path / "unet")  # its config holds a Path
+    ir_file = tmp_path / "unet.xml"
+    openvino_unet.export_unet(unet, ir_file)
+    twin = openvino_unet.load_converted_unet(ir_file)
+    assert twin is not None and twin.config.in_channels == unet.config.in_channels
+    sample, text = torch.randn(2, 4, 9, 10), torch.randn(2, 77, unet.config.cross_attention_dim)
+    with torch.inference_mode():
+        expected = unet(sample, 500, text).sample
+    got = twin(sample, torch.tensor(500), text).sample
+    assert got.shape == expected.shape
+    # The IR keeps fp16 weights: the difference is their rounding, far below the output's scale.
+    assert (got - expected).abs().max() <= 0.01 * expected.abs().max()
+
+
 def test_new_weights_get_a_new_conversion(tmp_path):
     first = tmp_path / "a.safetensors"
     first.write_bytes(b"1")
