@@ -26,7 +26,12 @@ if TYPE_CHECKING:
 IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "outpaint", "restyle")
 TASKS = (*IMAGE_TASKS, "style", "patterns")
 # Facts of the machine a picture was made on; when they differ, the pixels may too.
-MACHINE_FACTS = (("model_revision", "model revision"), ("dtype", "number format"), ("device", "device"))
+MACHINE_FACTS = (
+    ("model_revision", "model revision"),
+    ("dtype", "number format"),
+    ("device", "device"),
+    ("engine", "engine"),
+)
 
 
 @dataclass

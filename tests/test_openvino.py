@@ -14,6 +14,7 @@ from studio.backends import openvino_unet
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.catalog import load_catalog
 from studio.errors import Cancelled
+from studio.reproduce import machine_notes
 from studio.runtime import CancelToken, ModelCache
 from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 
@@ -54,6 +55,9 @@ def test_the_unet_and_decoder_run_on_openvino_and_say_so(accelerated, plain):
     assert plain.load(TINY_SD).engine.startswith("torch ")
     record = accelerated.generate(BASE).params[0]
     assert record["engine"] == model.engine and record["dtype"] == "float32"
+    # A re-run on the other engine says why its pixels may differ by rounding.
+    again = plain.generate(BASE).params[0]
+    assert any("engine" in note for note in machine_notes(record, again))
 
 
 @pytest.mark.parametrize("mode", ["txt2img", "img2img", "inpaint"])

@@ -136,7 +136,7 @@ class ImageRequest:
                 if not isinstance(value, int) or value % 8:
                     raise InputError(
                         f"The {name} must be a multiple of 8 px (the model works on 8x8 blocks), not {value}; "
-                        f"try {max(8, round(value / 8) * 8) if isinstance(value, (int, float)) else 512}."
+                        f"try {min(max(8, round(value / 8) * 8), 2048) if isinstance(value, (int, float)) else 512}."
                     )
         if self.mode != "txt2img":
             if not (isinstance(self.strength, (int, float)) and 0.0 < self.strength <= 1.0):
