@@ -1,7 +1,7 @@
 """Where SD-Turbo's time goes on this CPU, side by side: one UNet step in float32 and bfloat16
 (plain and channels-last), and decoding 512 px with the full VAE and with TAESD; then the UNet step
 and TAESD's decode on torch and on OpenVINO (the studio's conversion), taking turns. These figures
-decide the studio's CPU path (studio.backends.diffusion.compute_dtype, openvino_unet). Random
+decide the studio's CPU path (studio.backends.diffusion.compute_dtype, diffusion/openvino_unet.py). Random
 weights in the real architectures; see image_speed.py.
 
     nice -n 5 python benchmarks/image_components.py [--keep DIR]
@@ -49,7 +49,7 @@ def openvino_against_torch(folder: Path, latents, step, text) -> None:
     import torch
     from diffusers import AutoencoderTiny, UNet2DConditionModel
 
-    from studio.backends import openvino_unet
+    from studio.backends.diffusion import openvino_unet
 
     unet = UNet2DConditionModel.from_pretrained(folder / "sd-turbo" / "unet", variant="fp16", dtype=torch.float32)
     ir_file = folder / "openvino-parts" / "unet.xml"

@@ -21,8 +21,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from studio.backends.melody import MelodyBackend, MelodyRequest  # noqa: E402
-from studio.music_service import write_melody_files  # noqa: E402
 from studio.runtime import ModelCache  # noqa: E402
+from studio.services.music import write_melody_files  # noqa: E402
 
 SETTINGS = (("D", "dorian", "6/8"), ("G", "major", "4/4"), ("A", "minor", "3/4"), ("E", "mixolydian", "2/4"))
 

@@ -1,6 +1,6 @@
 """A 512 px SD-Turbo prompt/seed walk: in-between frames batched through the UNet against one at a time.
 
-The walk is the Interpolate tab's own code path (studio.backends.diffusion_walk.prompt_walk: 1 step,
+The walk is the Interpolate tab's own code path (studio.backends.diffusion.walks.prompt_walk: 1 step,
 guidance 0, TAESD decode as the studio's default decoder) on SD-Turbo's real-size architecture with
 random weights (built by image_speed.py; speed does not depend on weight values). Two keyframes and
 8 frames between them; the only difference between the runs is `PromptWalkRequest.batch`, the
@@ -48,7 +48,7 @@ sys.path[:0] = [str(HERE), str(HERE.parent)]  # the sibling image_speed.py, and 
 from image_speed import DECODER_ID, MODEL_ID, SIZE, build_random_sd_turbo, studio_backend  # noqa: E402
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest  # noqa: E402
-from studio.backends.diffusion_walk import Keyframe, PromptWalkRequest, prompt_walk  # noqa: E402
+from studio.backends.diffusion.walks import Keyframe, PromptWalkRequest, prompt_walk  # noqa: E402
 
 KEYFRAMES = (("a lighthouse on a cliff at sunset, oil painting", 1), ("a lighthouse in a storm at night", 2))
 FRAMES_BETWEEN = 8

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.cli_batch import BatchItem, output_name, parse_seeds, plan, read_prompts
+from studio.cli.batch import BatchItem, output_name, parse_seeds, plan, read_prompts
 from studio.errors import InputError
 from studio.history import Gallery
 from studio.media.png_info import read_a1111_parameters

@@ -14,7 +14,13 @@ import pytest
 import soundfile
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
-from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest, image_morph, prompt_walk
+from studio.backends.diffusion.walks import (
+    Keyframe,
+    MorphRequest,
+    PromptWalkRequest,
+    image_morph,
+    prompt_walk,
+)
 from studio.catalog import load_catalog
 from studio.errors import InputError
 from studio.media.images import LoadedImage

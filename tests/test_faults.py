@@ -20,13 +20,13 @@ import httpx
 import pytest
 from gradio_client import Client
 
-from studio import music_service
 from studio.backends.melody import MelodyRequest
 from studio.backends.musicgen import MusicRequest
 from studio.catalog import BUILTIN_ENTRIES, Catalog, builtin_file
 from studio.errors import StudioError
 from studio.history import Gallery, GallerySaveError
 from studio.services import Studio
+from studio.services import music as music_service
 from studio.settings import Settings
 from studio.ui.common import user_errors
 from tests.api_calls import call

@@ -12,8 +12,8 @@ import soundfile
 from studio.backends.melody import MelodyBackend, MelodyRequest
 from studio.errors import Cancelled, InputError
 from studio.media.melody_tokens import TICKS_PER_QUARTER, Melody, bars_from_notes
-from studio.music_service import write_melody_files
 from studio.runtime import CancelToken, ModelCache
+from studio.services.music import write_melody_files
 from tests.test_melody_tokens import ODE
 from training.melody_quality import SETTINGS, corpus_histograms, measure
 

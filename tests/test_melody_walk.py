@@ -20,9 +20,9 @@ from studio.media import melody_tokens as mt
 from studio.media.abc import abc_to_melody
 from studio.media.midi import read_midi, write_midi
 from studio.media.plots import LEFT, SECTION_LINE
-from studio.music_service import walk_piano_roll
 from studio.runtime import CancelToken, ModelCache
 from studio.services import Studio
+from studio.services.music import walk_piano_roll
 from studio.settings import Settings
 from tests.test_cli import studio_cli
 

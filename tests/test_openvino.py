@@ -10,12 +10,11 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.backends import openvino_unet
-from studio.backends.diffusion import DiffusionBackend, ImageRequest
+from studio.backends.diffusion import DiffusionBackend, ImageRequest, openvino_unet
 from studio.catalog import load_catalog
 from studio.errors import Cancelled
-from studio.reproduce import machine_notes
 from studio.runtime import CancelToken, ModelCache
+from studio.services.reproduce import machine_notes
 from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 
 pytest.importorskip("openvino")

@@ -12,10 +12,10 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.cli import main
+from studio.cli.main import main
 from studio.history import Gallery
 from studio.media.png_info import read_png_text, read_studio_params, save_png
-from studio.reproduce import compare
+from studio.services.reproduce import compare
 from tests.image_cases import EXAMPLES
 from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 

@@ -10,8 +10,8 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from studio import cli_batch
 from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, DEFAULT_SAMPLER, FULL_VAE, SAMPLERS
+from studio.cli import batch as cli_batch
 from studio.errors import InputError
 from studio.settings import Settings
 
@@ -81,7 +81,6 @@ COMMANDS = ("image", "img2img", "inpaint", "outpaint")
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
     from studio.backends.diffusion import ImageRequest
-    from studio.images import working_size
     from studio.services import Studio
 
     mode = "txt2img" if args.command == "image" else args.command
@@ -106,7 +105,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         basis = picture.rgb
         if mode == "outpaint":
             basis = basis.resize((basis.width + args.left + args.right, basis.height + args.top + args.bottom))
-        width, height = working_size(studio, args.model, basis)
+        width, height = studio.image_service.working_size(args.model, basis)
     else:
         width = height = 512
     strength = args.strength if getattr(args, "strength", None) is not None else (0.5 if mode == "img2img" else 1.0)

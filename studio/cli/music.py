@@ -8,8 +8,8 @@ import shutil
 import sys
 from pathlib import Path
 
-from studio import cli_batch
 from studio import settings as settings_mod
+from studio.cli import batch as cli_batch
 from studio.media.melody_tokens import METERS, MODES
 
 MELODY_OUT = {".mid", ".midi"}
@@ -102,7 +102,7 @@ def _melody(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> 
         written = [str(p) for p in _copy_melody(outcome, out)]
     except OSError as exc:
         return fail(f"could not write {out}: {exc.strerror or exc}")
-    from studio.music_service import describe_melody
+    from studio.services.music import describe_melody
 
     if args.json:
         print(json.dumps({"outputs": written, "parameters": outcome.result.params,

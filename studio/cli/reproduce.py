@@ -37,8 +37,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     from PIL import Image
 
     from studio.media.png_info import save_png
-    from studio.reproduce import compare, machine_notes, read_recipe, reproduce
     from studio.services import Studio
+    from studio.services.reproduce import compare, machine_notes, read_recipe, reproduce
 
     source: Path = args.image
     out: Path = args.out or source.with_name(f"{source.stem}-reproduced.png")

@@ -8,7 +8,7 @@ import sys
 
 from studio import settings as settings_mod
 from studio.backends.language import BUILTIN_TEXT_MODEL, CHAT, WRITE, TextRequest
-from studio.writing_presets import PRESETS
+from studio.services.writing_presets import PRESETS
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:

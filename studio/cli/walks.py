@@ -115,7 +115,8 @@ def _write_animation(frames, out: Path, fps: float) -> None:
 
 def _patterns(args: argparse.Namespace, settings: Settings) -> int:
     from studio.backends.patterns import PatternRequest
-    from studio.services import PATTERN_WALK_FPS, Studio
+    from studio.services import Studio
+    from studio.services.walks import PATTERN_WALK_FPS
 
     walking = args.walk_to is not None
     out = args.out or Path(f"pattern-{args.seed}{'.mp4' if walking else '.png'}")
@@ -161,7 +162,7 @@ def _prompt_walk(args: argparse.Namespace, settings: Settings) -> int:
     import shutil
 
     from studio.backends.diffusion import ImageRequest
-    from studio.backends.diffusion_walk import Keyframe, PromptWalkRequest
+    from studio.backends.diffusion.walks import Keyframe, PromptWalkRequest
     from studio.services import Studio
 
     out = args.out or Path("walk.mp4")
@@ -193,8 +194,8 @@ def _melody_walk(args: argparse.Namespace, settings: Settings) -> int:
     import shutil
 
     from studio.backends.melody_walk import MelodyWalkRequest
-    from studio.music_service import describe_walk
     from studio.services import Studio
+    from studio.services.music import describe_walk
 
     out: Path = args.out
     _check_out(out, MELODY_WALK_FORMATS)

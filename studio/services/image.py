@@ -1,25 +1,24 @@
-"""The Image tab's shared steps: run the diffusion backend, keep every picture in the gallery with
-its AUTOMATIC1111-style `parameters` chunk and the inputs needed to make it again, and re-run it."""
+"""Images as a task (the Image tab, the Style tab's diffusion restyle, the CLI): run the diffusion
+backend, keep every picture in the gallery with its AUTOMATIC1111-style `parameters` chunk and the
+inputs needed to make it again, and re-run it."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
-from typing import TYPE_CHECKING, Any
+import os
+from dataclasses import dataclass
+from typing import Any
 
 from PIL import Image
 
 from studio import limits
-from studio.backends.diffusion import ImageRequest, ImageResult, a1111_parameters
+from studio.backends.diffusion import DiffusionBackend, ImageRequest, ImageResult, a1111_parameters, fit_size
 from studio.errors import StudioError
-from studio.history import GalleryItem
-from studio.media.images import LoadedImage
+from studio.history import Gallery, GalleryItem
+from studio.media.images import LoadedImage, open_image
 from studio.media.png_info import A1111_KEY
 from studio.runtime import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
-
-if TYPE_CHECKING:
-    from studio.services import Studio
-
-REQUEST_FIELDS = {f.name for f in fields(ImageRequest)}
+from studio.services.records import known_fields
+from studio.settings import Settings
 
 
 @dataclass
@@ -29,37 +28,95 @@ class ImageOutcome:
     notes: list[str]
 
 
-def generate_image(
-    studio: Studio,
-    request: ImageRequest,
-    image: LoadedImage | None = None,
-    mask: LoadedImage | None = None,
-    *,
-    task: str | None = None,
-    keep: bool = True,
-    owner: str | None = None,
-    progress: ProgressCallback = no_progress,
-    cancel: CancelToken = NEVER_CANCELLED,
-) -> ImageOutcome:
-    """Run one request; `task` names it in the gallery when it differs from the mode (e.g. "restyle")."""
-    limits.check_image(request, studio.settings)
-    result = studio.image.generate(
-        request,
-        image.rgb if image is not None else None,
-        mask_picture(mask) if mask is not None else None,
-        max_side=studio.settings.max_output_side,
-        progress=progress,
-        cancel=cancel,
-    )
-    if task:
-        for record in result.params:
-            record["task"] = task
-    notes = list(result.notes)
-    for loaded, what in ((image, "Input"), (mask, "Mask")):
-        if loaded is not None:
-            notes += [f"{what}: {note}" for note in loaded.notes]
-    items = keep_images(studio, result, image, mask, owner=owner) if keep else []
-    return ImageOutcome(result, items, notes)
+class ImageService:
+    def __init__(self, settings: Settings, gallery: Gallery, backend: DiffusionBackend):
+        self.settings = settings
+        self.gallery = gallery
+        self.backend = backend
+
+    def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
+        return open_image(source, self.settings.max_input_pixels)
+
+    def generate(
+        self,
+        request: ImageRequest,
+        image: LoadedImage | None = None,
+        mask: LoadedImage | None = None,
+        *,
+        task: str | None = None,
+        keep: bool = True,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> ImageOutcome:
+        """Run one request; `task` names it in the gallery when it differs from the mode (e.g. "restyle")."""
+        limits.check_image(request, self.settings)
+        result = self.backend.generate(
+            request,
+            image.rgb if image is not None else None,
+            mask_picture(mask) if mask is not None else None,
+            max_side=self.settings.max_output_side,
+            progress=progress,
+            cancel=cancel,
+        )
+        if task:
+            for record in result.params:
+                record["task"] = task
+        notes = list(result.notes)
+        for loaded, what in ((image, "Input"), (mask, "Mask")):
+            if loaded is not None:
+                notes += [f"{what}: {note}" for note in loaded.notes]
+        items = self.keep(result, image, mask, owner=owner) if keep else []
+        return ImageOutcome(result, items, notes)
+
+    def keep(
+        self,
+        result: ImageResult,
+        image: LoadedImage | None = None,
+        mask: LoadedImage | None = None,
+        owner: str | None = None,
+    ) -> list[GalleryItem]:
+        """List every picture of a result in the gallery, each PNG carrying its own parameters."""
+        inputs: dict[str, str] = {}
+        if image is not None:
+            inputs["input"] = self.gallery.keep_input(image.original)
+        if mask is not None:
+            inputs["mask"] = self.gallery.keep_input(mask_picture(mask))
+        items = []
+        for picture, record in zip(result.images, result.params, strict=True):
+            params = {**record, **inputs, "seconds": round(result.seconds / len(result.images), 3)}
+            items.append(
+                self.gallery.add_image(
+                    picture,
+                    task=record["task"],
+                    model=record["model"],
+                    params=params,
+                    seed=record["seed"],
+                    owner=owner,
+                    png_text={A1111_KEY: a1111_parameters(record)},
+                )
+            )
+        return items
+
+    def rerun(self, item: GalleryItem, owner: str | None = None) -> GalleryItem:
+        """Make a gallery picture again from its record (same seed, same inputs: the same picture)."""
+        params = item.params
+        image = mask = None
+        if params.get("input"):
+            image = self.open_image(self.gallery.input_path(params["input"]))
+        if params.get("mask"):
+            mask = self.open_image(self.gallery.input_path(params["mask"]))
+        try:
+            request = request_from_record(params)
+        except TypeError as exc:
+            raise StudioError(f"Gallery item #{item.id} has a record the studio cannot read ({exc}).") from None
+        outcome = self.generate(request, image, mask, task=params.get("task"), owner=owner)
+        return outcome.items[0]
+
+    def working_size(self, model_id: str, picture: Image.Image) -> tuple[int, int]:
+        """The size a model works best at for this picture: its trained resolution, the picture's shape."""
+        native = self.backend.load(model_id).native_size
+        return fit_size(picture.width, picture.height, native)
 
 
 def mask_picture(mask: LoadedImage) -> Image.Image:
@@ -69,65 +126,11 @@ def mask_picture(mask: LoadedImage) -> Image.Image:
     return mask.rgb.convert("L")
 
 
-def keep_images(
-    studio: Studio,
-    result: ImageResult,
-    image: LoadedImage | None = None,
-    mask: LoadedImage | None = None,
-    owner: str | None = None,
-) -> list[GalleryItem]:
-    """List every picture of a result in the gallery, each PNG carrying its own parameters."""
-    inputs: dict[str, str] = {}
-    if image is not None:
-        inputs["input"] = studio.gallery.keep_input(image.original)
-    if mask is not None:
-        inputs["mask"] = studio.gallery.keep_input(mask_picture(mask))
-    items = []
-    for picture, record in zip(result.images, result.params, strict=True):
-        params = {**record, **inputs, "seconds": round(result.seconds / len(result.images), 3)}
-        items.append(
-            studio.gallery.add_image(
-                picture,
-                task=record["task"],
-                model=record["model"],
-                params=params,
-                seed=record["seed"],
-                owner=owner,
-                png_text={A1111_KEY: a1111_parameters(record)},
-            )
-        )
-    return items
-
-
 def request_from_record(params: dict[str, Any]) -> ImageRequest:
-    values = {k: v for k, v in params.items() if k in REQUEST_FIELDS}
+    values = known_fields(ImageRequest, params)
     if params.get("task") == "restyle":
         values["mode"] = "img2img"
     return ImageRequest(**values)
-
-
-def rerun_image(studio: Studio, item: GalleryItem, owner: str | None = None) -> GalleryItem:
-    """Make a gallery picture again from its record (same seed, same inputs: the same picture)."""
-    params = item.params
-    image = mask = None
-    if params.get("input"):
-        image = studio.open_image(studio.gallery.input_path(params["input"]))
-    if params.get("mask"):
-        mask = studio.open_image(studio.gallery.input_path(params["mask"]))
-    try:
-        request = request_from_record(params)
-    except TypeError as exc:
-        raise StudioError(f"Gallery item #{item.id} has a record the studio cannot read ({exc}).") from None
-    outcome = generate_image(studio, request, image, mask, task=params.get("task"), owner=owner)
-    return outcome.items[0]
-
-
-def working_size(studio: Studio, model_id: str, picture: Image.Image) -> tuple[int, int]:
-    """The size a model works best at for this picture: its trained resolution, the picture's shape."""
-    from studio.backends.diffusion import fit_size
-
-    native = studio.image.load(model_id).native_size
-    return fit_size(picture.width, picture.height, native)
 
 
 def mask_from_layers(layers: list[Image.Image], size: tuple[int, int]) -> Image.Image | None:

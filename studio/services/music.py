@@ -6,20 +6,25 @@ and the same for the Interpolate tab's melody walks (.mid, .wav, a piano roll of
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from PIL import Image
 
-from studio.backends.melody import MelodyRequest, MelodyResult
-from studio.backends.melody_walk import MelodyWalkRequest, MelodyWalkResult
-from studio.backends.musicgen import MusicRequest, MusicResult
+from studio import limits
+from studio.backends.melody import MelodyBackend, MelodyRequest, MelodyResult
+from studio.backends.melody_walk import MelodyWalkBackend, MelodyWalkRequest, MelodyWalkResult
+from studio.backends.musicgen import MusicBackend, MusicRequest, MusicResult
 from studio.errors import InputError
 from studio.history import Gallery, GalleryItem
 from studio.media import abc, audio, midi, plots, synth
 from studio.media.melody_tokens import Melody, key_name
+from studio.runtime import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
+from studio.services.records import known_fields
+from studio.settings import Settings
 
 PRIMER_KINDS = ("midi", "abc", "audio")
 MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
@@ -151,8 +156,7 @@ def keep_melody(gallery: Gallery, result: MelodyResult, owner: str | None = None
 
 
 def melody_request_from(params: dict[str, Any]) -> tuple[MelodyRequest, Melody | None]:
-    names = {f.name for f in fields(MelodyRequest)}
-    request = MelodyRequest(**{k: v for k, v in params.items() if k in names})
+    request = MelodyRequest(**known_fields(MelodyRequest, params))
     primer = Melody.from_json(params["primer"]) if params.get("primer") else None
     return request, primer
 
@@ -184,8 +188,7 @@ def keep_music(
 
 
 def music_request_from(params: dict[str, Any]) -> MusicRequest:
-    names = {f.name for f in fields(MusicRequest)}
-    return MusicRequest(**{k: v for k, v in params.items() if k in names})
+    return MusicRequest(**known_fields(MusicRequest, params))
 
 
 def analyse_file(path: Path, max_audio_seconds: float) -> AnalysisOutcome:
@@ -282,8 +285,7 @@ def keep_melody_walk(gallery: Gallery, result: MelodyWalkResult, owner: str | No
 
 
 def walk_request_from(params: dict[str, Any]) -> tuple[MelodyWalkRequest, Melody, Melody]:
-    names = {f.name for f in fields(MelodyWalkRequest)}
-    request = MelodyWalkRequest(**{k: v for k, v in params.items() if k in names})
+    request = MelodyWalkRequest(**known_fields(MelodyWalkRequest, params))
     return request, Melody.from_json(params["melody_a"]), Melody.from_json(params["melody_b"])
 
 
@@ -298,3 +300,70 @@ def describe_walk(outcome: WalkOutcome) -> str:
 
 def synth_seconds(melody: Melody, tempo: float) -> float:
     return melody.total_ticks * plots.seconds_per_tick(tempo)
+
+
+class MusicService:
+    """The Music tab's and melody walks' tasks on their three backends."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        gallery: Gallery,
+        melody: MelodyBackend,
+        melody_walks: MelodyWalkBackend,
+        music: MusicBackend,
+    ):
+        self.settings = settings
+        self.gallery = gallery
+        self.melody = melody
+        self.melody_walks = melody_walks
+        self.music = music
+
+    def read_primer(self, kind: str, source: str | os.PathLike, meter: str = "4/4") -> Primer:
+        return read_primer(kind, source, meter=meter, max_audio_seconds=self.settings.max_audio_seconds)
+
+    def compose(
+        self,
+        request: MelodyRequest,
+        primer: Melody | None = None,
+        *,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> MelodyOutcome:
+        """A melody (or a continuation of `primer`), kept in the gallery as .mid + .wav + .png + .abc."""
+        result = self.melody.generate(request, primer, progress=progress, cancel=cancel)
+        return keep_melody(self.gallery, result, owner)
+
+    def melody_walk(
+        self,
+        a: Melody,
+        b: Melody,
+        request: MelodyWalkRequest,
+        *,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> WalkOutcome:
+        """A walk from melody A to melody B through the melody VAE, kept as .mid + .wav + piano roll."""
+        result = self.melody_walks.walk(a, b, request, max_seconds=self.settings.max_audio_seconds,
+                                        progress=progress, cancel=cancel)
+        return keep_melody_walk(self.gallery, result, owner)
+
+    def make_music(
+        self,
+        request: MusicRequest,
+        melody_path: str | os.PathLike | None = None,
+        *,
+        owner: str | None = None,
+        progress: ProgressCallback = no_progress,
+        cancel: CancelToken = NEVER_CANCELLED,
+    ) -> MusicOutcome:
+        """Text to music (following a recorded melody where the model can), kept in the gallery."""
+        limits.check_music(request, self.settings)
+        melody = read_audio(melody_path, self.settings.max_audio_seconds) if melody_path else None
+        result = self.music.generate(request, melody, progress=progress, cancel=cancel)
+        return keep_music(self.gallery, result, owner, melody_path)
+
+    def analyse_audio(self, path: str | os.PathLike) -> AnalysisOutcome:
+        return analyse_file(Path(path), self.settings.max_audio_seconds)

@@ -8,7 +8,7 @@ catalogue. Input pictures come from the gallery's store or are given by the call
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -18,10 +18,11 @@ from PIL import Image
 from studio.errors import InputError, StudioError
 from studio.history import GalleryItem
 from studio.media.png_info import A1111_KEY, STUDIO_KEY, parse_a1111_parameters, read_png_text
+from studio.services.records import known_fields
 
 if TYPE_CHECKING:
     from studio.media.images import LoadedImage
-    from studio.services import Studio
+    from studio.services.facade import Studio
 
 IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "outpaint", "restyle")
 TASKS = (*IMAGE_TASKS, "style", "patterns")
@@ -146,13 +147,13 @@ def reproduce(
         style = None
         if params["model"] == ARBITRARY_ID:
             style = _input(studio, style_image, params.get("style_image"), "a style image", "--style-image")
-        outcome = studio.stylize(photo, StyleRequest(**_fields_of(StyleRequest, params)), style, keep=keep)
+        outcome = studio.stylize(photo, StyleRequest(**known_fields(StyleRequest, params)), style, keep=keep)
         record = outcome.item.params if outcome.item else outcome.result.params
         return Reproduction(outcome.result.image, record, {STUDIO_KEY: _json(record)}, outcome.result.seconds,
                             outcome.item, outcome.notes)
     from studio.backends.patterns import PatternRequest
 
-    request = PatternRequest(**_fields_of(PatternRequest, params))
+    request = PatternRequest(**known_fields(PatternRequest, params))
     if request.walk_to is not None:
         raise InputError("This PNG records a pattern walk (an animation); reproduce makes pictures.")
     outcome = studio.make_patterns(request, keep=keep)
@@ -162,7 +163,7 @@ def reproduce(
 
 def _image(studio: Studio, recipe: Recipe, picture: Path | None, mask: Path | None, keep: bool) -> Reproduction:
     from studio.backends.diffusion import a1111_parameters
-    from studio.images import generate_image, request_from_record
+    from studio.services.image import request_from_record
 
     params = recipe.params
     try:
@@ -175,7 +176,7 @@ def _image(studio: Studio, recipe: Recipe, picture: Path | None, mask: Path | No
     if request.mode == "inpaint":
         loaded_mask = _input(studio, mask, params.get("mask"), "a mask", "--mask")
     task = "restyle" if recipe.task == "restyle" else None
-    outcome = generate_image(studio, request, image, loaded_mask, task=task, keep=keep)
+    outcome = studio.generate_image(request, image, loaded_mask, task=task, keep=keep)
     record = outcome.items[0].params if outcome.items else outcome.result.params[0]
     png_text = {STUDIO_KEY: _json(record), A1111_KEY: a1111_parameters(record)}
     return Reproduction(outcome.result.images[0], record, png_text, outcome.result.seconds,
@@ -215,11 +216,6 @@ def compare(original: Image.Image, new: Image.Image) -> Comparison:
     changed = difference.max(axis=-1) > 0
     return Comparison(True, float(changed.mean()), int(difference.max()))
 
-
-def _fields_of(request_type: type, params: dict[str, Any]) -> dict[str, Any]:
-    """The recorded parameters that are fields of `request_type` (records hold other facts too)."""
-    names = {f.name for f in fields(request_type)}
-    return {k: v for k, v in params.items() if k in names}
 
 
 def _json(record: dict[str, Any]) -> str:

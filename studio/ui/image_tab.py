@@ -27,11 +27,11 @@ from studio.backends.diffusion import (
 from studio.backends.patterns import MAX_SEED as MAX_PATTERN_SEED
 from studio.backends.patterns import PALETTES, PatternRequest
 from studio.errors import InputError
-from studio.images import ImageOutcome, mask_from_layers
 from studio.media.images import LoadedImage
 from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
+from studio.services.image import ImageOutcome, mask_from_layers
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}

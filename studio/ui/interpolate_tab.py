@@ -9,12 +9,13 @@ from pathlib import Path
 import gradio as gr
 
 from studio.backends.diffusion import DEFAULT_MODEL, ImageRequest
-from studio.backends.diffusion_walk import Keyframe, MorphRequest, PromptWalkRequest
+from studio.backends.diffusion.walks import Keyframe, MorphRequest, PromptWalkRequest
 from studio.backends.patterns import MAX_SEED, PALETTES, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import BUILTIN_STYLE_COUNT
 from studio.media.animation import frame_strip
-from studio.services import FramesOutcome, Studio
+from studio.services import Studio
+from studio.services.walks import FramesOutcome
 from studio.ui import melody_walk_tab
 from studio.ui.common import StopButtons, api_doc, image_upload, servable, user_errors, with_previews
 from studio.ui.style_tab import style_thumbnails

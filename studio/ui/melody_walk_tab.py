@@ -10,8 +10,8 @@ from studio.backends.melody import MelodyRequest
 from studio.backends.melody_walk import MAX_STEPS, MIN_STEPS, MelodyWalkRequest
 from studio.media.melody_tokens import METERS, MODES, PITCH_NAMES, Melody
 from studio.media.synth import TIMBRES
-from studio.music_service import describe_walk
 from studio.services import Studio
+from studio.services.music import describe_walk
 from studio.ui.common import StopButtons, api_doc, progress_reporter, servable, user_errors
 
 GENERATE, FROM_MIDI, FROM_ABC = "Generate", "MIDI file", "ABC notation"

@@ -12,8 +12,8 @@ from studio.backends.melody import MAX_BARS, MelodyRequest
 from studio.backends.musicgen import DEFAULT_MODEL, MAX_SECONDS, MusicRequest
 from studio.media.melody_tokens import METERS, MODES, PITCH_NAMES
 from studio.media.synth import TIMBRES
-from studio.music_service import describe_melody
 from studio.services import Studio
+from studio.services.music import describe_melody
 from studio.ui.common import StopButtons, api_doc, progress_reporter, servable, user_errors
 
 NEW_TUNE = "Nothing: a new tune"

@@ -22,8 +22,8 @@ from studio.backends.language import (
 from studio.errors import StudioError
 from studio.history import GalleryItem
 from studio.services import Studio
+from studio.services.writing_presets import DEFAULT_PRESET, PRESETS
 from studio.ui.common import StopButtons, api_doc, user_errors
-from studio.writing_presets import DEFAULT_PRESET, PRESETS
 
 RANDOM_SEED = -1
 UNDO_DEPTH = 20  # continuations that "Undo" can step back through

@@ -1,0 +1,42 @@
+"""The diffusion family: text-to-image, image-to-image, inpainting, outpainting and walks on
+diffusers pipelines.
+
+- `request`: what decides a picture (ImageRequest), the samplers, the limits, the result
+- `pipelines`: loading a model once and running its pipelines (DiffusionBackend)
+- `loading`: reading pipeline folders and single-file checkpoints
+- `openvino_unet`: the CPU path that runs the UNet and TAESD's decoder on OpenVINO
+- `canvas`: working sizes, masks, crops and the outpaint canvas
+- `metadata`: AUTOMATIC1111's `parameters` text, written and read back
+- `walks`: prompt/seed walks and image morphs
+
+The names most callers need are importable from the package itself.
+"""
+
+from studio.backends.diffusion.canvas import fit_size
+from studio.backends.diffusion.metadata import a1111_parameters, fields_from_parameters
+from studio.backends.diffusion.pipelines import DiffusionBackend, LoadedModel, compute_dtype
+from studio.backends.diffusion.request import (
+    DEFAULT_DECODER,
+    DEFAULT_MODEL,
+    DEFAULT_SAMPLER,
+    FULL_VAE,
+    MAX_BATCH_COUNT,
+    MAX_BATCH_SIZE,
+    MAX_EXTEND,
+    MAX_GUIDANCE,
+    MAX_IMAGES,
+    MAX_PROMPT_CHARS,
+    MAX_SEED,
+    MAX_STEPS,
+    MODES,
+    SAMPLERS,
+    ImageRequest,
+    ImageResult,
+)
+
+__all__ = [
+    "DEFAULT_DECODER", "DEFAULT_MODEL", "DEFAULT_SAMPLER", "FULL_VAE", "MAX_BATCH_COUNT", "MAX_BATCH_SIZE",
+    "MAX_EXTEND", "MAX_GUIDANCE", "MAX_IMAGES", "MAX_PROMPT_CHARS", "MAX_SEED", "MAX_STEPS", "MODES", "SAMPLERS",
+    "DiffusionBackend", "ImageRequest", "ImageResult", "LoadedModel", "a1111_parameters", "compute_dtype",
+    "fields_from_parameters", "fit_size",
+]

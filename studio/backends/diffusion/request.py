@@ -1,0 +1,145 @@
+"""What decides a picture: the request the Image tab, the CLI and re-runs fill in, its limits and
+checks, the samplers the studio offers (named as AUTOMATIC1111 names them), and the result."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from typing import Any
+
+from PIL import Image
+
+from studio.errors import InputError
+
+MODES = ("txt2img", "img2img", "inpaint", "outpaint")
+DEFAULT_MODEL = "stabilityai/sd-turbo"
+DEFAULT_DECODER = "madebyollin/taesd"
+FULL_VAE = "full"  # decode with the model's own VAE
+# Sampler names as AUTOMATIC1111 writes them -> (diffusers scheduler class, config overrides).
+SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
+    "Euler": ("EulerDiscreteScheduler", {}),
+    "Euler a": ("EulerAncestralDiscreteScheduler", {}),
+    "DPM++ 2M": ("DPMSolverMultistepScheduler", {"algorithm_type": "dpmsolver++", "solver_order": 2}),
+    "DPM++ 2M Karras": (
+        "DPMSolverMultistepScheduler",
+        {"algorithm_type": "dpmsolver++", "solver_order": 2, "use_karras_sigmas": True},
+    ),
+    "DDIM": ("DDIMScheduler", {"clip_sample": False, "set_alpha_to_one": False}),
+    "LCM": ("LCMScheduler", {}),
+}
+DEFAULT_SAMPLER = "Euler"
+MAX_STEPS = 150
+MAX_GUIDANCE = 30.0
+MAX_BATCH_SIZE = 8
+MAX_BATCH_COUNT = 16
+MAX_IMAGES = 32  # per request, batch count x batch size
+MAX_SEED = 2**32 - 1
+MAX_PROMPT_CHARS = 2000
+MIN_SIDE = 64
+_MASK_FIELDS = {"mask_blur", "only_masked", "padding"}
+_EXTEND_FIELDS = {"extend_left", "extend_right", "extend_top", "extend_bottom"}
+# Request fields that mean nothing in a mode, left out of its records.
+UNUSED_FIELDS = {
+    "txt2img": {"strength"} | _MASK_FIELDS | _EXTEND_FIELDS,
+    "img2img": _MASK_FIELDS | _EXTEND_FIELDS,
+    "inpaint": _EXTEND_FIELDS,
+    "outpaint": {"only_masked"},  # outpainting always works on a crop around the new border
+}
+MAX_EXTEND = 1024  # outpainting, per side
+
+
+@dataclass(frozen=True)
+class ImageRequest:
+    """Everything that decides a picture; with the input image (and mask) it reproduces it exactly."""
+
+    prompt: str
+    mode: str = "txt2img"
+    negative_prompt: str = ""
+    model: str = DEFAULT_MODEL
+    steps: int = 1
+    guidance: float = 0.0
+    width: int = 512
+    height: int = 512
+    seed: int | None = None  # None: a random seed, recorded in the result
+    sampler: str = DEFAULT_SAMPLER
+    batch_size: int = 1
+    batch_count: int = 1
+    strength: float = 1.0  # img2img / inpaint / outpaint: how far from the input picture
+    decoder: str = DEFAULT_DECODER  # a catalogue "decode" entry (TAESD) or FULL_VAE
+    mask_blur: int = 4  # px, inpaint / outpaint
+    only_masked: bool = False  # inpaint: work on a crop around the mask at full model resolution
+    padding: int = 32  # px around the mask for `only_masked`
+    extend_left: int = 0  # outpaint, px
+    extend_right: int = 0
+    extend_top: int = 0
+    extend_bottom: int = 0
+
+    def validate(self) -> None:
+        """Checks that need no model; sizes are checked against the model once it is known."""
+        if self.mode not in MODES:
+            raise InputError(f"The mode must be one of {', '.join(MODES)}, not '{self.mode}'.")
+        if not self.prompt.strip():
+            raise InputError("Write a prompt first: a few words describing the picture.")
+        if len(self.prompt) > MAX_PROMPT_CHARS or len(self.negative_prompt) > MAX_PROMPT_CHARS:
+            raise InputError(f"Prompts are limited to {MAX_PROMPT_CHARS} characters.")
+        _whole("steps", self.steps, 1, MAX_STEPS, "at least 1 step is needed to make anything")
+        if not (isinstance(self.guidance, (int, float)) and math.isfinite(self.guidance)):
+            raise InputError(f"The guidance (CFG scale) must be a number, not {self.guidance}.")
+        if not 0.0 <= self.guidance <= MAX_GUIDANCE:
+            raise InputError(f"The guidance (CFG scale) must be between 0 and {MAX_GUIDANCE:g}, not {self.guidance}.")
+        if self.seed is not None:
+            _whole("seed", self.seed, 0, MAX_SEED, "leave it empty (random) or use a whole number from 0")
+        if self.sampler not in SAMPLERS:
+            raise InputError(f"The sampler must be one of {', '.join(SAMPLERS)}, not '{self.sampler}'.")
+        _whole("batch size", self.batch_size, 1, MAX_BATCH_SIZE, "images made together")
+        _whole("batch count", self.batch_count, 1, MAX_BATCH_COUNT, "batches made one after another")
+        if self.batch_size * self.batch_count > MAX_IMAGES:
+            raise InputError(
+                f"{self.batch_count} batches of {self.batch_size} would make {self.batch_size * self.batch_count} "
+                f"images; the limit is {MAX_IMAGES} per run."
+            )
+        if self.mode == "txt2img":
+            for name, value in (("width", self.width), ("height", self.height)):
+                if not isinstance(value, int) or value % 8:
+                    raise InputError(
+                        f"The {name} must be a multiple of 8 px (the model works on 8x8 blocks), not {value}; "
+                        f"try {min(max(8, round(value / 8) * 8), 2048) if isinstance(value, (int, float)) else 512}."
+                    )
+        if self.mode != "txt2img":
+            if not (isinstance(self.strength, (int, float)) and 0.0 < self.strength <= 1.0):
+                raise InputError(f"The strength must be above 0 and at most 1, not {self.strength}.")
+            if int(self.steps * self.strength) < 1:
+                need = math.ceil(1 / self.strength)
+                raise InputError(
+                    f"With strength {self.strength:g} and {self.steps} step(s) no step would run "
+                    f"(steps x strength < 1); use at least {need} steps or a higher strength."
+                )
+        _whole("mask blur", self.mask_blur, 0, 64, "px")
+        _whole("padding", self.padding, 0, 512, "px")
+        if self.mode == "outpaint":
+            sides = (self.extend_left, self.extend_right, self.extend_top, self.extend_bottom)
+            for name, value in zip(("left", "right", "top", "bottom"), sides, strict=True):
+                _whole(f"extension on the {name}", value, 0, MAX_EXTEND, "px")
+            if not any(sides):
+                raise InputError("Choose how far to extend the picture on at least one side.")
+
+    @property
+    def steps_run(self) -> int:
+        """Denoising steps actually run per batch (image-to-image skips the first 1 - strength)."""
+        return self.steps if self.mode == "txt2img" else min(self.steps, int(self.steps * self.strength))
+
+
+def _whole(name: str, value: Any, low: int, high: int, hint: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise InputError(f"The {name} must be a whole number, not {value!r}.")
+    if not low <= value <= high:
+        raise InputError(f"The {name} must be between {low} and {high} ({hint}), not {value}.")
+
+
+@dataclass
+class ImageResult:
+    images: list[Image.Image]
+    params: list[dict[str, Any]]  # one record per image: everything needed to make it again
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+

@@ -1,0 +1,32 @@
+"""What every command shares: argparse that fails in one line, `fail`, and argument types."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import NoReturn
+
+EXIT_BAD_INPUT = 2
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse, but a usage mistake is one line, like every other error."""
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def fail(message: str, code: int = EXIT_BAD_INPUT) -> int:
+    """Say what went wrong in one line on stderr; the exit code to return."""
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def unit_interval(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"'{text}' is not a number") from None
+    if not 0.0 <= value <= 1.0:
+        raise argparse.ArgumentTypeError(f"{value} is outside 0..1")
+    return value
