@@ -13,10 +13,11 @@ from studio.backends.diffusion import (
     DiffusionBackend,
     ImageRequest,
     a1111_parameters,
-    crop_around_mask,
     fields_from_parameters,
     fit_size,
+    steps_for_strength,
 )
+from studio.backends.diffusion.canvas import crop_around_mask
 from studio.catalog import load_catalog
 from studio.errors import Cancelled, InputError, ModelUnavailable, StudioError
 from studio.runtime import CancelToken, ModelCache
@@ -260,3 +261,11 @@ def test_working_sizes_keep_the_shape_in_multiples_of_8():
     assert fit_size(300, 300, 512) == (512, 512)
     w, h = fit_size(641, 480, 512)
     assert w % 8 == 0 and h % 8 == 0 and abs(w / h - 641 / 480) < 0.05
+
+
+@pytest.mark.parametrize("steps, strength, expected", [(1, 0.5, 2), (2, 0.5, 2), (1, 0.3, 4), (1, 0.1, 10),
+                                                       (1, 0.05, 20), (1, 1.0, 1), (3, 0.35, 3), (1, 0.35, 3)])
+def test_steps_for_strength_is_the_fewest_that_run_one(steps, strength, expected):
+    needed = steps_for_strength(steps, strength)
+    assert needed == expected
+    assert int(needed * strength) >= 1 and (needed == steps or int((needed - 1) * strength) < 1)
