@@ -39,6 +39,16 @@ def test_style_writes_the_image_with_its_parameters_and_lists_it(tmp_path):
     assert [i.id for i in items] == [report["gallery_id"]]
 
 
+def test_style_size_is_what_is_made_and_what_json_reports(tmp_path):
+    out = tmp_path / "big.png"
+    done = studio_cli("style", str(EXAMPLES / "coffee.jpg"), "--style", "19", "--size", "1600", "--out", str(out),
+                      "--json", "--no-gallery", data_dir=tmp_path / "data")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert Image.open(out).size == (1600, 1067)
+    assert (report["parameters"]["width"], report["parameters"]["height"]) == (1600, 1067)
+
+
 def test_style_image_strength_colour_and_size(tmp_path):
     out = tmp_path / "styled.jpg"
     done = studio_cli(

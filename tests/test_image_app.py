@@ -87,6 +87,15 @@ def test_img2img_inpaint_and_outpaint_through_the_api(client, made, tmp_path):
     assert read_a1111_parameters(out[0])["Outpaint"] == "0,16,0,0"
 
 
+def test_img2img_with_the_tabs_defaults_runs_and_takes_the_steps_it_needs(client, made):
+    """One step at strength 0.5 would run none: the tab takes two, as the CLI's default does."""
+    out = pictures(client.predict(*settings(steps=1), handle_file(made), 0.5, api_name="/img2img"))
+    record = read_studio_params(out[0])
+    assert (record["steps"], record["strength"]) == (2, 0.5)
+    out = pictures(client.predict(*settings(steps=1), handle_file(made), 0.3, api_name="/img2img"))
+    assert read_studio_params(out[0])["steps"] == 4
+
+
 def test_painted_strokes_are_the_mask(client, made, tmp_path):
     stroke = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     stroke.paste((255, 255, 255, 255), (40, 40, 56, 56))

@@ -97,6 +97,14 @@ def test_output_size_and_aspect(backend, coffee):
     assert backend.stylize(coffee, StyleRequest(style=1)).image.size == (600, 400)
 
 
+def test_builtin_styles_reach_the_asked_size_beyond_the_packages_default(backend, coffee):
+    """The package caps its own output at 1024 px unless told otherwise; the studio asks for 1600."""
+    for request in (StyleRequest(style=19, size=1600), StyleRequest(style=3, blend_style=12, blend=0.3, size=1600)):
+        result = backend.stylize(coffee, request)
+        assert result.image.size == (1600, 1067)
+        assert (result.params["width"], result.params["height"]) == (1600, 1067)
+
+
 def test_transparency_survives(backend):
     rgb = photo("coffee").resize((200, 120))
     alpha = Image.new("L", rgb.size, 0)

@@ -212,8 +212,10 @@ class StyleBackend:
         """The multi-style network with any mix of its 26 styles (weights summing to 1)."""
         progress(0, 1)
         mix = {i: float(w) for i, w in enumerate(weights) if w > 0}
+        # The photo is already at its asked size. The package reads max_size=None as "my default cap"
+        # (1024 px), so the size is passed explicitly: the network is fully convolutional.
         image = self._engine().stylize(
-            original, style=mix, strength=strength, preserve_color=preserve_color, max_size=None
+            original, style=mix, strength=strength, preserve_color=preserve_color, max_size=max(original.size)
         )
         progress(1, 1)
         return image
@@ -245,7 +247,8 @@ class StyleBackend:
         if not request.tiled:
             # The package's own path (384 px, upscaled): kept for comparison and speed.
             return engine.stylize_with(
-                original, style_image, strength=request.strength, preserve_color=request.preserve_color, max_size=None
+                original, style_image, strength=request.strength, preserve_color=request.preserve_color,
+                max_size=max(original.size),
             )
         vector = self.style_vector(style_image)
         if request.strength < 1.0:

@@ -10,7 +10,22 @@ EXIT_BAD_INPUT = 2
 
 
 class Parser(argparse.ArgumentParser):
-    """argparse, but a usage mistake is one line, like every other error."""
+    """argparse, but a usage mistake is one line, like every other error, and a command's words may
+    come in any order: `inpaint photo.png --mask mask.png "a red door" --only-masked` reads the prompt
+    after the options, as people type it (argparse alone stops taking positionals after an option)."""
+
+    _intermixing = False
+
+    def parse_known_args(self, args=None, namespace=None):
+        # The top-level parser dispatches to a sub-command, which intermixed parsing cannot do; each
+        # command's own parser takes its positionals from anywhere in its words.
+        if self._intermixing or self._subparsers is not None:
+            return super().parse_known_args(args, namespace)
+        self._intermixing = True
+        try:
+            return self.parse_known_intermixed_args(args, namespace)
+        finally:
+            self._intermixing = False
 
     def error(self, message: str) -> NoReturn:
         self.exit(EXIT_BAD_INPUT, f"{self.prog}: error: {message} (see --help)\n")

@@ -23,6 +23,7 @@ from studio.backends.diffusion import (
     ImageRequest,
     fields_from_parameters,
     fit_size,
+    steps_for_strength,
 )
 from studio.backends.patterns import MAX_SEED as MAX_PATTERN_SEED
 from studio.backends.patterns import PALETTES, PatternRequest
@@ -229,9 +230,19 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
          use_random, seed_v, count, size) = values
         if not use_random and seed_v is None:
             raise gr.Error("Enter a seed, or tick 'Random seed'.")
+        steps_n = _whole(steps_n)
+        strength = extra.get("strength")
+        if mode != "txt2img" and isinstance(strength, float) and 0 < strength <= 1 and isinstance(steps_n, int):
+            # Image to image runs steps x strength of its steps: the tab's defaults (1 step, strength
+            # 0.5) would run none, so take the fewest steps that run one, and say so.
+            needed = steps_for_strength(steps_n, strength)
+            if needed != steps_n and needed <= studio.settings.max_steps:
+                gr.Info(f"Steps raised from {steps_n} to {needed}: at strength {strength:g}, {steps_n} step(s) "
+                        "would run none.")
+                steps_n = needed
         return ImageRequest(
             prompt=prompt_text or "", mode=mode, negative_prompt=negative_text or "", model=model_id,
-            steps=_whole(steps_n), guidance=float(guidance_v), width=_whole(width_v), height=_whole(height_v),
+            steps=steps_n, guidance=float(guidance_v), width=_whole(width_v), height=_whole(height_v),
             seed=None if use_random else _whole(seed_v), sampler=sampler_name, batch_size=_whole(size),
             batch_count=_whole(count), decoder=decoder_id or DEFAULT_DECODER, **extra,
         )

@@ -96,7 +96,8 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
             info = gr.Markdown(elem_id="style-info")
             with gr.Row():
                 send_to_image = gr.Button("Send to Image tab")
-                save = gr.Button("Save to gallery")
+                # Only needed when results are not kept as they are made.
+                save = gr.Button("Save to gallery", visible=False, elem_id="style-save")
     pending = gr.State(None)  # the last result while it is not yet in the gallery
     diffusion_restyle.wire(restyle, studio, stops, photo, result, info)
 
@@ -206,13 +207,15 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
     )
     def style_save(pending_result):
         if pending_result is None:
-            raise gr.Error("Nothing new to save: results are already in the gallery when 'Keep' is on.")
+            gr.Info("Nothing new to save: every result is already in the gallery while 'Keep' is on.")
+            return gr.skip(), gr.skip(), None
         photo_loaded, style_result, style_loaded = pending_result
         item = studio.keep_style(photo_loaded, style_result, style_loaded)
         gr.Info(f"Saved to the gallery as #{item.id}.")
         return servable(item.file), _describe(style_result.image, style_result.seconds, item), None
 
     save.click(style_save, pending, [result, info, pending], api_name="style_save")
+    keep.change(lambda kept: gr.Button(visible=not kept), keep, save, api_visibility="private")
     return StyleTab(photo=photo, result=result, send_to_image=send_to_image)
 
 

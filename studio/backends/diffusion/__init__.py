@@ -32,11 +32,12 @@ from studio.backends.diffusion.request import (
     SAMPLERS,
     ImageRequest,
     ImageResult,
+    steps_for_strength,
 )
 
 __all__ = [
     "DEFAULT_DECODER", "DEFAULT_MODEL", "DEFAULT_SAMPLER", "FULL_VAE", "MAX_BATCH_COUNT", "MAX_BATCH_SIZE",
     "MAX_EXTEND", "MAX_GUIDANCE", "MAX_IMAGES", "MAX_PROMPT_CHARS", "MAX_SEED", "MAX_STEPS", "MODES", "SAMPLERS",
     "DiffusionBackend", "ImageRequest", "ImageResult", "LoadedModel", "a1111_parameters", "compute_dtype",
-    "fields_from_parameters", "fit_size",
+    "fields_from_parameters", "fit_size", "steps_for_strength",
 ]

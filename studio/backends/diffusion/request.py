@@ -109,7 +109,7 @@ class ImageRequest:
             if not (isinstance(self.strength, (int, float)) and 0.0 < self.strength <= 1.0):
                 raise InputError(f"The strength must be above 0 and at most 1, not {self.strength}.")
             if int(self.steps * self.strength) < 1:
-                need = math.ceil(1 / self.strength)
+                need = steps_for_strength(self.steps, self.strength)
                 raise InputError(
                     f"With strength {self.strength:g} and {self.steps} step(s) no step would run "
                     f"(steps x strength < 1); use at least {need} steps or a higher strength."
@@ -127,6 +127,17 @@ class ImageRequest:
     def steps_run(self) -> int:
         """Denoising steps actually run per batch (image-to-image skips the first 1 - strength)."""
         return self.steps if self.mode == "txt2img" else min(self.steps, int(self.steps * self.strength))
+
+
+def steps_for_strength(steps: int, strength: float) -> int:
+    """The fewest steps, from `steps` up, of which at least one runs at `strength` (image to image
+    runs int(steps x strength) of them)."""
+    if int(steps * strength) >= 1:
+        return steps
+    needed = math.ceil(1 / strength)
+    while int(needed * strength) < 1:  # 1 / strength can round just below the step that works
+        needed += 1
+    return max(steps, needed)
 
 
 def _whole(name: str, value: Any, low: int, high: int, hint: str) -> None:
