@@ -10,7 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
-from studio.backends.diffusion import DiffusionBackend, ImageRequest, openvino_unet
+from studio.backends.diffusion import DiffusionBackend, ImageRequest, openvino_unet, pipelines
 from studio.catalog import load_catalog
 from studio.errors import Cancelled
 from studio.runtime import CancelToken, ModelCache
@@ -20,6 +20,13 @@ from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 pytest.importorskip("openvino")
 
 BASE = ImageRequest("a red cat on the beach", model=TINY_SD, decoder=TINY_TAESD, width=64, height=64, seed=11)
+
+
+@pytest.fixture(autouse=True)
+def a_cpu_without_native_bf16(monkeypatch):
+    """OpenVINO takes the fp32 CPU path; a CPU with native bf16 instructions runs torch in bf16
+    instead. These tests are about the fp32 path, whatever CPU runs them."""
+    monkeypatch.setattr(pipelines, "cpu_has_native_bf16", lambda: False)
 
 
 @pytest.fixture(scope="module")
