@@ -7,10 +7,11 @@ from dataclasses import replace
 
 import pytest
 
-from studio.backends.language import CHAT, WRITE, StopScanner, TextRequest
+from studio.backends.language import CHAT, READ_CHUNK, WRITE, StopScanner, TextRequest
 from studio.errors import InputError, ModelUnavailable, StudioError
 from studio.runtime import CancelToken
 from studio.services import Studio
+from studio.services.writing_presets import PRESETS
 from studio.settings import Settings
 
 BUILTIN = "smollm2-135m-instruct-gguf"
@@ -200,3 +201,97 @@ def test_results_are_kept_and_rerun_from_the_gallery(studio):
     assert kept.file.suffix == ".md"
     assert transcript.startswith("**System:** You are a poet.") and transcript.rstrip().endswith(answered.text.strip())
     assert studio.rerun(kept.id).file.read_text() == transcript
+
+
+# -- a long message is read in chunks: Stop works while it is read, and the reader sees how far ---------
+
+LONG_MESSAGE = "Tell me everything you know about the sea, the tides and the moon. " * 140  # ~2,000 tokens
+
+
+@pytest.mark.parametrize("model, message", [(BUILTIN, LONG_MESSAGE), ("tiny-lm", LONG_MESSAGE[:500])])
+def test_stop_works_while_a_long_message_is_read(studio, model, message):
+    cancel = CancelToken()
+    updates, stopped_at, stop_time = [], None, None
+    for update in studio.text.stream(chat(message, model=model, max_new_tokens=64), cancel=cancel):
+        updates.append(update)
+        if stopped_at is None and update.reading and update.read_tokens >= 3 * READ_CHUNK:
+            stopped_at, stop_time = update.read_tokens, time.perf_counter()
+            cancel.cancel()
+    result = updates[-1].result
+    assert stopped_at is not None, "no progress was reported while the message was read"
+    reading = [u for u in updates if u.reading]
+    assert [u.read_tokens for u in reading] == sorted(u.read_tokens for u in reading)
+    assert all(u.prompt_tokens == result.prompt_tokens for u in reading) and result.prompt_tokens > 3 * READ_CHUNK
+    assert reading[-1].read_tokens <= stopped_at + READ_CHUNK  # at most one more chunk after Stop
+    assert time.perf_counter() - stop_time < 5
+    assert result.finish == "stopped" and result.new_tokens == 0 and result.text == ""
+
+
+def test_a_message_read_after_a_stop_is_answered_in_full(studio):
+    # What the model had read before the Stop is reused, never mixed into the next answer.
+    cancel = CancelToken()
+    for update in studio.text.stream(chat(LONG_MESSAGE, max_new_tokens=8), cancel=cancel):
+        if update.reading and update.read_tokens >= 2 * READ_CHUNK:
+            cancel.cancel()
+    short = chat("Name a colour.", temperature=0.0, max_new_tokens=12)
+    fresh = Studio(studio.settings).text.generate(short)
+    assert studio.text.generate(short).text == fresh.text
+
+
+# -- presets: few-shot examples and a grammar keep a small model to the promised shape ---------------
+
+SHAPED = [p for p in PRESETS.values() if p.shape is not None]
+
+
+def preset_request(preset, idea: str, seed: int, **guide) -> TextRequest:
+    return TextRequest(
+        mode=CHAT, messages=(("user", idea),), system=preset.system, temperature=preset.temperature,
+        top_p=preset.top_p, top_k=preset.top_k, min_p=preset.min_p, repetition_penalty=preset.repetition_penalty,
+        max_new_tokens=preset.max_new_tokens, stop=preset.stop, seed=seed, **guide,
+    )
+
+
+@pytest.mark.parametrize("preset", SHAPED, ids=lambda p: p.name)
+def test_each_preset_gives_its_promised_shape_on_the_built_in_model(studio, preset):
+    for seed, idea in enumerate(("a fox reading in a library", "rain on a city street")):
+        result = studio.text.generate(preset_request(preset, idea, seed, **preset.guidance()))
+        assert preset.shape(result.text), f"{preset.name} on {idea!r} is not {preset.promise}:\n{result.text}"
+        assert result.params["grammar"] == preset.grammar
+
+
+def test_the_shape_checks_tell_good_answers_from_bad():
+    expander, poem, song = PRESETS["Image-prompt expander"], PRESETS["Poem"], PRESETS["Song lyrics"]
+    assert expander.shape("a red fox, old library, warm lamplight, oil painting, muted greens and browns")
+    assert not expander.shape("the fox in the library is a classic image that has been reimagined")
+    assert not expander.shape("Here is your prompt: a red fox, old library, warm light, oil painting, detailed")
+    assert not expander.shape("a fox, a fox, a fox, a fox, a fox, a fox")
+    assert poem.shape("Night\n\nline one here\nline two here\nline three\nline four")
+    assert not poem.shape("Night\n\nThe whole poem on one single long line, as a small model writes it.")
+    assert song.shape("[Verse 1]\nla la la\n\n[Chorus]\noh oh oh")
+    assert not song.shape("la la la\noh oh oh")
+
+
+def test_preset_examples_come_before_the_conversation_and_are_recorded(studio):
+    preset = PRESETS["Image-prompt expander"]
+    request = preset_request(preset, "a kite over the sea", 3, **preset.guidance())
+    prompt, _, _, _ = studio.text.prepare(studio.text.engine(BUILTIN), request)
+    first_idea = preset.examples[0][0]
+    assert prompt.index(preset.system) < prompt.index(first_idea) < prompt.index("a kite over the sea")
+    assert prompt.count("<|im_start|>assistant") == len(preset.examples) + 1
+    result = studio.text.generate(request)
+    assert result.params["examples"] == [list(pair) for pair in preset.examples]
+    again = studio.text.generate(TextRequest.from_params(result.params))
+    assert again.text == result.text
+    # The few-shot examples reach a transformers model too; it is told the format is not enforced there.
+    short = replace(request, model="tiny-lm", examples=(("a cat", "a cat, a mat, soft light"),), max_new_tokens=8)
+    tiny_prompt = studio.text.prepare(studio.text.engine("tiny-lm"), short)[0]
+    assert tiny_prompt.index("a cat, a mat, soft light") < tiny_prompt.index("a kite over the sea")
+    tiny = studio.text.generate(short)
+    assert tiny.params["examples"] == [["a cat", "a cat, a mat, soft light"]]
+    assert any("llama.cpp" in n for n in tiny.notices)
+    assert "grammar" not in studio.text.generate(write()).params  # Write mode has no preset guidance
+
+
+def test_a_broken_grammar_is_one_clear_message(studio):
+    with pytest.raises(StudioError, match="grammar could not be read"):
+        studio.text.generate(chat("hi", grammar="root ::= ("))

@@ -13,6 +13,7 @@ import pytest
 from gradio_client import Client
 
 from studio.history import Gallery
+from studio.services.writing_presets import PRESETS
 from tests.running_app import RunningApp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -79,6 +80,32 @@ def test_stop_sequences_through_the_api(client):
     stop = free.split()[3]
     stopped = client.predict(STORY, BUILTIN, *sampling(temperature=0.0, keep=False, stop=stop), api_name="/write")
     assert stopped[2] == free[: free.index(stop)] and "stop sequence" in stopped[1]
+
+
+# A finished exchange in SmolLM2's chat format: at temperature 0 the model adds nothing after it.
+FINISHED = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\nThe answer is: 4"
+
+
+def test_a_continuation_that_adds_nothing_is_not_kept(client, app):
+    before = len(Gallery(app.data_dir).list(task="text"))
+    text, stats, latest = client.predict(FINISHED, BUILTIN, *sampling(temperature=0.0), api_name="/write")
+    assert (text, latest) == (FINISHED, "")
+    assert "**0 tokens**" in stats and "the model finished" in stats and "not kept" in stats
+    assert len(Gallery(app.data_dir).list(task="text")) == before
+
+
+def test_the_chat_takes_a_preset_whose_format_the_answer_keeps(client, app):
+    expander = PRESETS["Image-prompt expander"]
+    history, _, stats, prompt = client.predict(
+        "a fox reading in a library", [], expander.system, BUILTIN,
+        *sampling(temperature=expander.temperature, min_p=expander.min_p, max_new=expander.max_new_tokens),
+        preset=expander.name, api_name="/chat",
+    )
+    assert expander.shape(prompt), prompt
+    item = Gallery(app.data_dir).list(task="text")[0]
+    assert item.params["grammar"] == expander.grammar and len(item.params["examples"]) == len(expander.examples)
+    with pytest.raises(Exception, match="not in the list of choices"):
+        client.predict("hi", [], "", BUILTIN, *SAMPLING, "No such preset", api_name="/chat")
 
 
 @pytest.mark.parametrize(

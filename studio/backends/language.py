@@ -39,6 +39,11 @@ MAX_STOP_SEQUENCES = 8
 MAX_STOP_LENGTH = 100
 MAX_TEMPERATURE = 2.0
 LLAMA_CONTEXT = 8192  # tokens of KV cache to allocate; capped by what the model was trained on
+# The prompt is read this many tokens at a time, Stop checked between: about 0.3 s each for the
+# built-in model on a busy 2-core machine, and no slower in total than one big batch there.
+READ_CHUNK = 32
+MAX_EXAMPLES = 8
+MAX_GRAMMAR_CHARS = 10_000
 SEED_RANGE = 2**31
 ROLES = ("system", "user", "assistant")
 
@@ -60,6 +65,10 @@ class TextRequest:
     max_new_tokens: int = 256
     stop: tuple[str, ...] = ()
     seed: int | None = None  # None: a fresh random seed, recorded in the result
+    # A preset's guidance for small models (chat only): example exchanges read before the conversation,
+    # and a GBNF grammar the reply must follow (llama.cpp models; others follow the examples only).
+    examples: tuple[tuple[str, str], ...] = ()
+    grammar: str = ""
 
     def validate(self) -> None:
         if self.mode not in (WRITE, CHAT):
@@ -102,6 +111,12 @@ class TextRequest:
                 raise InputError(f"Each stop sequence needs 1 to {MAX_STOP_LENGTH} characters.")
         if self.seed is not None and not (isinstance(self.seed, int) and 0 <= self.seed < SEED_RANGE):
             raise InputError(f"The seed must be a whole number from 0 to {SEED_RANGE - 1} (or empty for random).")
+        if len(self.examples) > MAX_EXAMPLES or any(len(pair) != 2 for pair in self.examples):
+            raise InputError(f"Give at most {MAX_EXAMPLES} examples, each an (idea, answer) pair.")
+        for idea, answer in self.examples:
+            _check_length("An example", idea + answer)
+        if len(self.grammar) > MAX_GRAMMAR_CHARS:
+            raise InputError(f"The grammar is {len(self.grammar):,} characters long; at most {MAX_GRAMMAR_CHARS:,}.")
 
     @classmethod
     def from_params(cls, params: dict[str, Any]) -> TextRequest:
@@ -110,6 +125,7 @@ class TextRequest:
         values = {k: v for k, v in params.items() if k in names}
         values["messages"] = tuple((str(r), str(c)) for r, c in values.get("messages", ()))
         values["stop"] = tuple(values.get("stop", ()))
+        values["examples"] = tuple((str(i), str(a)) for i, a in values.get("examples", ()))
         return cls(**values)
 
 
@@ -141,6 +157,15 @@ class Sampling:
     repetition_penalty: float
     max_new_tokens: int
     seed: int
+    grammar: str = ""  # GBNF the text must follow; engines that cannot enforce one ignore it
+
+
+@dataclass(frozen=True)
+class Reading:
+    """What an engine yields while it reads the prompt: tokens read so far of the whole."""
+
+    done: int
+    total: int
 
 
 @dataclass
@@ -174,6 +199,12 @@ class TextUpdate:
     first_token_seconds: float | None
     notices: list[str]
     result: TextResult | None = None
+    prompt_tokens: int = 0
+    read_tokens: int = 0  # of the prompt, while the model reads it (all of it once text arrives)
+
+    @property
+    def reading(self) -> bool:
+        return self.read_tokens < self.prompt_tokens and self.result is None
 
     @property
     def done(self) -> bool:
@@ -191,8 +222,10 @@ class TextEngine(Protocol):
 
     def chat_prompt(self, messages: list[dict[str, str]]) -> str: ...
 
-    def tokens(self, prompt: str, sampling: Sampling, should_stop: threading.Event) -> Iterator[tuple[str, int]]:
-        """(new text, tokens it took) as generation goes; the text may be empty mid-character."""
+    def tokens(self, prompt: str, sampling: Sampling,
+               should_stop: threading.Event) -> Iterator[tuple[str, int] | Reading]:
+        """`Reading` while the prompt is read (in chunks, returning early once `should_stop` is set),
+        then (new text, tokens it took) as generation goes; the text may be empty mid-character."""
         ...
 
 
@@ -273,18 +306,54 @@ class LlamaCppEngine:
             raise StudioError(f"The model {self.path.name} has no chat template; use Write mode with it.")
         return self._formatter(messages=messages).prompt
 
-    def tokens(self, prompt: str, sampling: Sampling, should_stop: threading.Event) -> Iterator[tuple[str, int]]:
+    def _read(self, prompt_ids: list[int], should_stop: threading.Event) -> Iterator[Reading]:
+        """Evaluate all but the prompt's last token, a chunk at a time, so Stop works while a long
+        message is read; `generate` then evaluates the last one and samples from its logits."""
+        llm = self.llm
+        body = prompt_ids[:-1]
+        # What the KV cache already holds from the last request (a chat's earlier turns) is kept.
+        cached = 0
+        for held, wanted in zip(llm.input_ids[: llm.n_tokens], body, strict=False):
+            if held != wanted:
+                break
+            cached += 1
+        llm.n_tokens = cached  # eval drops whatever the cache holds past this point
+        total = len(prompt_ids)
+        yield Reading(cached, total)
+        for start in range(cached, len(body), READ_CHUNK):
+            if should_stop.is_set():
+                return
+            llm.eval(body[start:start + READ_CHUNK])
+            yield Reading(llm.n_tokens, total)
+
+    def tokens(self, prompt: str, sampling: Sampling,
+               should_stop: threading.Event) -> Iterator[tuple[str, int] | Reading]:
         import codecs
 
+        from llama_cpp import LlamaGrammar
         from llama_cpp import llama_cpp as lib
 
         llm = self.llm
         vocab = llm._model.vocab
         prompt_ids = self._tokenize(prompt)
+        grammar = None
+        if sampling.grammar:
+            # LlamaGrammar does not parse the text; a sampler built from a broken one is a null pointer
+            # that crashes the process. So it is parsed once here first.
+            probe = lib.llama_sampler_init_grammar(vocab, sampling.grammar.encode("utf-8"), b"root")
+            if not probe:
+                raise StudioError("The preset's grammar could not be read (see the log for where); "
+                                  "choose another preset or none.")
+            lib.llama_sampler_free(probe)
+            grammar = LlamaGrammar.from_string(sampling.grammar, verbose=False)
         decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
         llm.set_seed(sampling.seed)
         generated: list[int] = []
         with self.lock:
+            yield from self._read(prompt_ids, should_stop)
+            if should_stop.is_set():
+                return
+            yield Reading(len(prompt_ids), len(prompt_ids))
             for token in llm.generate(
                 prompt_ids,
                 top_k=sampling.top_k,
@@ -292,6 +361,7 @@ class LlamaCppEngine:
                 min_p=sampling.min_p,
                 temp=sampling.temperature,
                 repeat_penalty=sampling.repetition_penalty,
+                grammar=grammar,
             ):
                 if lib.llama_vocab_is_eog(vocab, token):
                     return
@@ -338,12 +408,29 @@ class TransformersEngine:
             raise StudioError("This model has no chat template; use Write mode with it.")
         return self.tokenizer.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
 
-    def tokens(self, prompt: str, sampling: Sampling, should_stop: threading.Event) -> Iterator[tuple[str, int]]:
+    def _read(self, input_ids, cache, should_stop: threading.Event) -> Iterator[Reading]:
+        """Fill `cache` with all but the prompt's last token, a chunk at a time, so Stop works while a
+        long message is read; `generate` then reads only the last token."""
         import torch
-        from transformers import StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
+
+        total = input_ids.shape[-1]
+        yield Reading(0, total)
+        with torch.inference_mode():
+            for start in range(0, total - 1, READ_CHUNK):
+                if should_stop.is_set():
+                    return
+                end = min(start + READ_CHUNK, total - 1)
+                self.model(input_ids=input_ids[:, start:end], past_key_values=cache, use_cache=True)
+                yield Reading(end, total)
+
+    def tokens(self, prompt: str, sampling: Sampling,
+               should_stop: threading.Event) -> Iterator[tuple[str, int] | Reading]:
+        import torch
+        from transformers import DynamicCache, StoppingCriteria, StoppingCriteriaList, TextIteratorStreamer
 
         inputs = self.tokenizer(prompt, return_tensors="pt", add_special_tokens=False).to(self.device)
         prompt_length = inputs["input_ids"].shape[-1]
+        cache = DynamicCache(config=self.model.config)
         made = [0]  # tokens generated so far, counted once per step by the criterion below
 
         # The streamer cannot be cancelled itself: generation stops through this criterion instead.
@@ -364,6 +451,7 @@ class TransformersEngine:
             repetition_penalty=sampling.repetition_penalty,
             stopping_criteria=StoppingCriteriaList([StopFlag()]),
             streamer=streamer,
+            past_key_values=cache,
             pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
         )
         if sample:
@@ -382,6 +470,10 @@ class TransformersEngine:
 
         reported = 0
         with self.lock:
+            yield from self._read(inputs["input_ids"], cache, should_stop)
+            if should_stop.is_set():
+                return
+            yield Reading(prompt_length, prompt_length)
             worker = threading.Thread(target=run, name="transformers-generate", daemon=True)
             worker.start()
             try:
@@ -488,8 +580,11 @@ class TextBackend:
             return kept, engine.count_tokens(kept), 0, [notice]
 
         system = [{"role": "system", "content": request.system}] if request.system.strip() else []
+        # A preset's examples read as earlier exchanges: a small model copies a shape it has just seen.
+        for idea, answer in request.examples:
+            system += [{"role": "user", "content": idea}, {"role": "assistant", "content": answer}]
         turns = [{"role": role, "content": content} for role, content in request.messages]
-        # Drop whole exchanges from the start until the conversation fits.
+        # Drop whole exchanges from the start until the conversation fits (the examples stay).
         for start in range(0, len(turns), 2):
             prompt = engine.chat_prompt(system + turns[start:])
             count = engine.count_tokens(prompt)
@@ -528,7 +623,11 @@ class TextBackend:
             repetition_penalty=float(request.repetition_penalty),
             max_new_tokens=int(request.max_new_tokens),
             seed=int(request.seed),
+            grammar=request.grammar if request.mode == CHAT else "",
         )
+        if sampling.grammar and entry.family != "llama.cpp":
+            notices = [*notices, "This model follows the preset's examples, but only llama.cpp (GGUF) models "
+                       "are held to its format; check the shape of the answer."]
         scanner = StopScanner(request.stop)
         should_stop = threading.Event()
         pieces: queue.SimpleQueue = queue.SimpleQueue()
@@ -540,6 +639,8 @@ class TextBackend:
         def produce() -> None:
             try:
                 for piece in generation:
+                    if isinstance(piece, Reading):
+                        continue
                     made[0] += piece[1]
                     pieces.put(piece)
                     if cancel.cancelled:
@@ -551,15 +652,34 @@ class TextBackend:
         raw, shown, tokens, first = "", "", 0, None
         finish = "length"
         reader_left = False
-        # The first piece is read right here: the wait for it is what a writer feels, and passing it
-        # across threads adds a scheduling round trip on a busy CPU. The rest streams from a thread
-        # (the generator carries on there), so a slow reader never holds up generation.
+        read, cached = 0, None
+
+        def update(text: str, result: TextResult | None = None) -> TextUpdate:
+            return TextUpdate(text, tokens, time.perf_counter() - started, first, notices, result=result,
+                              prompt_tokens=prompt_tokens, read_tokens=read)
+
+        # The prompt and the first piece are read right here: the wait for them is what a writer feels,
+        # and passing them across threads adds a scheduling round trip on a busy CPU. Between chunks of
+        # the prompt, Stop is checked and the reader told how far the model has read. The rest streams
+        # from a thread (the generator carries on there), so a slow reader never holds up generation.
         try:
-            first_piece = next(generation)
-            made[0] += first_piece[1]
-            pieces.put(first_piece)
-        except StopIteration:
-            pass
+            for item in generation:
+                if isinstance(item, Reading):
+                    if cached is None:
+                        cached = item.done  # what the model still held from the last request
+                    read, prompt_tokens = item.done, item.total
+                    if cancel.cancelled:
+                        should_stop.set()
+                    # Progress only where there is a wait to show: more than one chunk to read.
+                    if read < prompt_tokens and prompt_tokens - cached > READ_CHUNK:
+                        yield update("")
+                    continue
+                made[0] += item[1]
+                pieces.put(item)
+                break
+        except GeneratorExit:  # the reader went away while the model read: free the model at once
+            generation.close()
+            raise
         except Exception as exc:
             pieces.put(exc)
         producer = threading.Thread(target=produce, name="text-generate", daemon=True)
@@ -597,7 +717,7 @@ class TextBackend:
                 if finished or visible != shown:
                     shown = visible
                     if not finished:
-                        yield TextUpdate(shown, tokens, time.perf_counter() - started, first, notices)
+                        yield update(shown)
         except GeneratorExit:  # the reader went away: a closed page, a cancelled API call
             reader_left = True
             raise
@@ -628,7 +748,8 @@ class TextBackend:
             dropped_turns=dropped,
             notices=notices,
         )
-        yield TextUpdate(shown, tokens, seconds, first, notices, result=result)
+        yield TextUpdate(shown, tokens, seconds, first, notices, result=result, prompt_tokens=prompt_tokens,
+                         read_tokens=read)
 
     def generate(self, request: TextRequest, *, cancel: CancelToken = NEVER_CANCELLED) -> TextResult:
         """The whole text at once (the gallery's re-run, scripts)."""
@@ -646,6 +767,10 @@ class TextBackend:
         }
         params["messages"] = [list(turn) for turn in request.messages]
         params["stop"] = list(request.stop)
+        params["examples"] = [list(pair) for pair in request.examples]
+        for name in ("examples", "grammar"):  # a preset's guidance, recorded where there was one
+            if not params[name] or request.mode == WRITE:
+                params.pop(name)
         if request.mode == WRITE:
             params.pop("messages")
             params.pop("system")

@@ -46,8 +46,10 @@ def request_from_args(args: argparse.Namespace, prompt: str) -> TextRequest:
     stops = tuple(s.replace("\\n", "\n") for s in args.stop) if args.stop else (preset.stop if preset else ())
     system = args.system if args.system is not None else (preset.system if preset else "")
     if args.chat:
+        # The preset's examples and format come with it: a small model needs them to keep its shape.
+        guide = preset.guidance() if preset else {}
         return TextRequest(mode=CHAT, messages=(("user", prompt),), system=system, model=args.model,
-                           stop=stops, seed=args.seed, **values)
+                           stop=stops, seed=args.seed, **values, **guide)
     return TextRequest(mode=WRITE, text=prompt, model=args.model, stop=stops, seed=args.seed, **values)
 
 
@@ -75,7 +77,10 @@ def run(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
         print("\n[stopped]", file=sys.stderr)
         return 130
     assert result is not None
-    item = None if args.no_gallery else studio.keep_text(result)
+    empty = not result.text.strip()
+    item = None if args.no_gallery or empty else studio.keep_text(result)  # an empty result is not listed
+    if empty and result.finish == "end":
+        print("note: the model has nothing more to add: it ended the text here.", file=sys.stderr)
     for notice in result.notices:
         print(f"note: {notice}", file=sys.stderr)
     if args.json:

@@ -22,7 +22,7 @@ from studio.backends.language import (
 from studio.errors import StudioError
 from studio.history import GalleryItem
 from studio.services import Studio
-from studio.services.writing_presets import DEFAULT_PRESET, PRESETS
+from studio.services.writing_presets import DEFAULT_PRESET, PRESETS, guidance
 from studio.ui.common import StopButtons, api_doc, user_errors
 
 RANDOM_SEED = -1
@@ -49,6 +49,10 @@ TEXT_SETTINGS = {
     "seed": f"{RANDOM_SEED} for a new one each time; the same seed and settings give the same text",
     "keep": "true: list the result in the gallery",
 }
+PRESET = ("a creative preset whose examples and format guide the answer: "
+          f"{', '.join(PRESETS)} (the system prompt and sampling are passed on their own)")
+NOTHING_MORE = ("The model has nothing more to add: it ended the text here. Write a few words of your own to "
+                "steer it on, or raise the temperature.")
 HISTORY = "the conversation so far: a list of {'role': 'user' or 'assistant', 'content': text}"
 SYSTEM_PROMPT = "instructions the model reads before the conversation (a preset's, or your own)"
 CHAT_RETURNS = "the conversation with the answer (growing as it streams), the message box, statistics, the answer alone"
@@ -114,7 +118,9 @@ def _sampling(model, temperature, top_p, top_k, min_p, repetition, max_new, stop
     )
 
 
-def live_stats(update: TextUpdate) -> str:
+def live_stats(update: TextUpdate, what: str = "your text") -> str:
+    if update.reading:
+        return f"Reading {what}: {update.read_tokens:,} of {update.prompt_tokens:,} tokens"
     speed = ""
     if update.first_token_seconds is not None and update.new_tokens > 1:
         span = update.seconds - update.first_token_seconds
@@ -167,6 +173,9 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
         with gr.Column(scale=3):
             with gr.Tabs(elem_id="text-modes"):
                 with gr.Tab("Chat", id="chat", elem_id="text-chat-tab"):
+                    # Only the chat reads a system prompt, so it lives here, out of sight on the Write tab.
+                    system = gr.Textbox(value=preset.system, label="System prompt", lines=2, max_lines=6,
+                                        elem_id="text-system")
                     chatbot = gr.Chatbot(
                         label="Chat",
                         height=440,
@@ -211,9 +220,9 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
             )
             about_model = gr.Markdown(model_note(studio, BUILTIN_TEXT_MODEL))
             preset_pick = gr.Dropdown(list(PRESETS), value=DEFAULT_PRESET, label="Preset", elem_id="text-preset")
-            system = gr.Textbox(value=preset.system, label="System prompt (chat)", lines=3, elem_id="text-system")
             with gr.Accordion("Sampling", open=False):
                 temperature = gr.Slider(0, MAX_TEMPERATURE, value=preset.temperature, step=0.05, label="Temperature",
+                                        elem_id="text-temperature",
                                         info="0 always takes the most likely word")
                 top_p = gr.Slider(0.05, 1, value=preset.top_p, step=0.01, label="Top-p")
                 top_k = gr.Slider(0, 200, value=preset.top_k, step=1, label="Top-k", info="0 turns it off")
@@ -252,16 +261,27 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
             if update.result is None:
                 yield text + update.text, stats, gr.skip(), stack
                 continue
-            item = studio.keep_text(update.result) if keep else None
-            yield text + update.result.text, final_stats(update.result, item), update.result.text, stack
+            result = update.result
+            if not result.text.strip():
+                # Nothing was added: no gallery card, no undo step, and a plain word on why.
+                if result.finish != "stopped":
+                    gr.Info(NOTHING_MORE)
+                yield text, final_stats(result, None), "", undo_stack or []
+                return
+            item = studio.keep_text(result) if keep else None
+            yield text + result.text, final_stats(result, item), result.text, stack
 
+    # The text box is the output while the model writes: anything typed into it then would be overwritten.
+    # So it is locked from the click until the run ends, however it ends (done, stopped, refused).
+    continue_button.click(lambda: gr.Textbox(interactive=False), None, document, queue=False,
+                          api_visibility="private")
     continue_button.click(
         write,
         [document, *settings, keep, undo_stack],
         [document, write_stats, latest, undo_stack],
         api_name="write",
         concurrency_id="heavy",
-    )
+    ).then(lambda: gr.Textbox(interactive=True), None, document, queue=False, api_visibility="private")
 
     def undo_continuation(stack):
         if not stack:
@@ -273,20 +293,24 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
 
     # -- Chat ----------------------------------------------------------------------------------
 
-    def reply(turns, system_prompt, sampling, keep_result, request, restore_message=""):
+    def reply(turns, system_prompt, sampling, keep_result, preset_name, request, restore_message=""):
         """Stream the assistant's answer to `turns` (which end with the user's message)."""
-        chat_request = TextRequest(mode=CHAT, messages=tuple(turns), system=system_prompt or "", **sampling)
+        if preset_name and preset_name not in PRESETS:
+            raise gr.Error(f"There is no preset '{preset_name}'; choose one of: {', '.join(PRESETS)}.")
+        chat_request = TextRequest(mode=CHAT, messages=tuple(turns), system=system_prompt or "", **sampling,
+                                   **guidance(preset_name))
         chat_request.validate()
         shown = messages_of(turns)
         token = stops.start(request)
         yield [*shown, {"role": "assistant", "content": ""}], "", "Thinking…", gr.skip()
         try:
-            for update, stats in _streamed(studio.stream_text(chat_request, cancel=token)):
+            for update, stats in _streamed(studio.stream_text(chat_request, cancel=token), "your message"):
                 answer = {"role": "assistant", "content": update.text}
                 if update.result is None:
                     yield [*shown, answer], gr.skip(), stats, gr.skip()
                     continue
-                item = studio.keep_text(update.result) if keep_result else None
+                kept = keep_result and update.result.text.strip()  # an empty answer makes no gallery card
+                item = studio.keep_text(update.result) if kept else None
                 yield [*shown, answer], "", final_stats(update.result, item), update.result.text
         except StudioError:
             # Put the conversation and the message back as they were, then explain.
@@ -296,22 +320,22 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
     @user_errors
     @api_doc(
         "Send a chat message: the model answers it after the conversation so far, streamed; kept in the gallery.",
-        message="your message", history=HISTORY, system_prompt=SYSTEM_PROMPT, **TEXT_SETTINGS,
+        message="your message", history=HISTORY, system_prompt=SYSTEM_PROMPT, **TEXT_SETTINGS, preset=PRESET,
         returns=f"{CHAT_RETURNS}; the message box is emptied once the answer is done",
     )
     def chat(message: str | None, history: list | None, system_prompt: str | None, model: str, temperature: float,
              top_p: float, top_k: float, min_p: float, repetition_penalty: float, max_new_tokens: float,
-             stop_sequences: str | None, seed: float | None, keep: bool, request: gr.Request):
+             stop_sequences: str | None, seed: float | None, keep: bool, preset: str | None, request: gr.Request):
         turns = [*turns_of(history), ("user", message or "")]
         sampling = _sampling(model, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
                              stop_sequences, seed)
-        yield from reply(turns, system_prompt, sampling, keep, request, restore_message=message)
+        yield from reply(turns, system_prompt, sampling, keep, preset, request, restore_message=message)
 
     chat_outputs = [chatbot, message, chat_stats, latest]
     gr.on(
         [send.click, message.submit],
         chat,
-        [message, chatbot, system, *settings, keep],
+        [message, chatbot, system, *settings, keep, preset_pick],
         chat_outputs,
         api_name="chat",
         concurrency_id="heavy",
@@ -330,19 +354,20 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
         "Answer the last message again with a new seed (the conversation's last reply is replaced).",
         history=HISTORY, system_prompt=SYSTEM_PROMPT,
         **{**TEXT_SETTINGS, "seed": "ignored: each regeneration draws a new seed, shown in the statistics"},
-        returns=CHAT_RETURNS,
+        preset=PRESET, returns=CHAT_RETURNS,
     )
     def chat_regenerate(history: list | None, system_prompt: str | None, model: str, temperature: float,
                          top_p: float, top_k: float, min_p: float, repetition_penalty: float, max_new_tokens: float,
-                         stop_sequences: str | None, seed: float | None, keep: bool, request: gr.Request):
+                         stop_sequences: str | None, seed: float | None, keep: bool, preset: str | None,
+                         request: gr.Request):
         sampling = _sampling(model, temperature, top_p, top_k, min_p, repetition_penalty, max_new_tokens,
                              stop_sequences, seed)
         sampling["seed"] = None  # a new answer each time; the one used is shown and kept
-        yield from reply(_without_reply(history), system_prompt, sampling, keep, request)
+        yield from reply(_without_reply(history), system_prompt, sampling, keep, preset, request)
 
     regenerate.click(
         chat_regenerate,
-        [chatbot, system, *settings, keep],
+        [chatbot, system, *settings, keep, preset_pick],
         chat_outputs,
         api_name="chat_regenerate",
         concurrency_id="heavy",
@@ -350,25 +375,26 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
 
     @user_errors
     def retry_reply(history, system_prompt, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result,
-                    evt: gr.RetryData, request: gr.Request):
+                    preset_name, evt: gr.RetryData, request: gr.Request):
         turns = turns_of(history)
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
         cut = turns[: index + 1] if turns[index][0] == "user" else turns[:index]
         sampling = _sampling(model_id, temp, p, k, mp, rep, new, stop_lines, seed_value)
         sampling["seed"] = None
-        yield from reply(cut, system_prompt, sampling, keep_result, request)
+        yield from reply(cut, system_prompt, sampling, keep_result, preset_name, request)
 
-    chatbot.retry(retry_reply, [chatbot, system, *settings, keep], chat_outputs, api_visibility="private",
+    chatbot.retry(retry_reply, [chatbot, system, *settings, keep, preset_pick], chat_outputs, api_visibility="private",
                   concurrency_id="heavy")
 
     @user_errors
     def edit_and_resend(history, system_prompt, model_id, temp, p, k, mp, rep, new, stop_lines, seed_value, keep_result,
-                        evt: gr.EditData, request: gr.Request):
+                        preset_name, evt: gr.EditData, request: gr.Request):
         index = evt.index if isinstance(evt.index, int) else evt.index[0]
         turns = turns_of(history)[:index] + [("user", _text_of(evt.value))]
-        yield from reply(turns, system_prompt, _sampling(model_id, temp, p, k, mp, rep, new, stop_lines, seed_value), keep_result, request)
+        sampling = _sampling(model_id, temp, p, k, mp, rep, new, stop_lines, seed_value)
+        yield from reply(turns, system_prompt, sampling, keep_result, preset_name, request)
 
-    chatbot.edit(edit_and_resend, [chatbot, system, *settings, keep], chat_outputs, api_visibility="private",
+    chatbot.edit(edit_and_resend, [chatbot, system, *settings, keep, preset_pick], chat_outputs, api_visibility="private",
                  concurrency_id="heavy")
 
     @api_doc(
@@ -419,8 +445,9 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
     return TextTab(latest=latest, send_to_image=send_to_image, send_to_music=send_to_music)
 
 
-def _streamed(updates: Iterator[TextUpdate]) -> Iterator[tuple[TextUpdate, Any]]:
-    """Each update with the numbers to show under it: refreshed now and then, not on every token."""
+def _streamed(updates: Iterator[TextUpdate], what: str = "your text") -> Iterator[tuple[TextUpdate, Any]]:
+    """Each update with the numbers to show under it: refreshed now and then, not on every token
+    (while the model reads a long prompt: how far it has read)."""
     shown_at = 0.0
     warned = False
     for update in updates:
@@ -431,6 +458,6 @@ def _streamed(updates: Iterator[TextUpdate]) -> Iterator[tuple[TextUpdate, Any]]
         now = time.monotonic()
         if update.result is None and now - shown_at >= LIVE_STATS_EVERY_S:
             shown_at = now
-            yield update, live_stats(update)
+            yield update, live_stats(update, what)
         else:
             yield update, gr.skip()

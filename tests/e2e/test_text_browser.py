@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import SCREENSHOTS
@@ -54,3 +56,51 @@ def test_chat_write_and_send_on_the_built_in_model(page, tmp_path):
         assert written.startswith(STARTER) and len(written) > len(STARTER) + 20
         page.locator("#write-undo").click()
         expect(document).to_have_value(STARTER)
+
+
+# A finished exchange in SmolLM2's chat format: at temperature 0 the model adds nothing after it.
+FINISHED = "<|im_start|>user\nWhat is 2+2?<|im_end|>\n<|im_start|>assistant\nThe answer is: 4"
+LONG_MESSAGE = "Tell me everything you know about the sea, the tides and the moon. " * 140  # ~2,000 tokens
+
+
+def test_write_locks_its_box_says_when_nothing_is_added_and_stop_works_while_reading(page, tmp_path):
+    with RunningApp(tmp_path / "data") as app:
+        page.goto(app.url)
+        page.get_by_role("tab", name="Text", exact=True).click()
+        system = page.locator("#text-system")
+        expect(system).to_be_visible()
+
+        # Write has no system prompt, so the chat's is not shown there.
+        page.get_by_role("tab", name="Write", exact=True).click()
+        expect(system).to_be_hidden()
+        document = page.locator("#write-text textarea")
+
+        # While the model writes into the box, it takes no typing; afterwards it does again.
+        page.locator("#write-run").click()
+        expect(document).to_be_disabled(timeout=5_000)
+        expect(page.locator("#write-stats")).to_contain_text("gallery #1", timeout=120_000)
+        expect(document).to_be_enabled()
+        assert document.input_value().startswith(STARTER)
+
+        # A text the model has nothing to add to: said plainly, no empty card in the gallery.
+        page.get_by_role("button", name="Sampling").click()
+        temperature = page.locator("#text-temperature input[type=number]")
+        temperature.fill("0")
+        temperature.press("Enter")
+        document.fill(FINISHED)
+        page.locator("#write-run").click()
+        expect(page.get_by_text("The model has nothing more to add")).to_be_visible(timeout=120_000)
+        expect(page.locator("#write-stats")).to_contain_text("not kept")
+        expect(document).to_be_enabled()
+        expect(document).to_have_value(FINISHED)
+
+        # A long message: the stats say how far the model has read, and Stop works while it reads.
+        page.get_by_role("tab", name="Chat", exact=True).click()
+        expect(system).to_be_visible()
+        page.locator("#chat-message textarea").fill(LONG_MESSAGE)
+        page.locator("#chat-send").click()
+        expect(page.locator("#chat-stats")).to_contain_text(re.compile(r"Reading your message: \d+ of [\d,]+ tokens"),
+                                                            timeout=60_000)
+        page.locator("#chat-stop").click()
+        expect(page.locator("#chat-stats")).to_contain_text("stopped by you", timeout=15_000)
+        expect(page.locator("#chat-stats")).to_contain_text("not kept")
