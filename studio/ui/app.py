@@ -70,6 +70,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                                  [image.prompt, tabs], api_visibility="private")
         text.send_to_music.click(lambda latest: (latest, gr.Tabs(selected="music"), gr.Tabs(selected="musicgen")),
                                  text.latest, [music.prompt, tabs, music.sections], api_visibility="private")
+        image.setup.to_style.click(lambda: gr.Tabs(selected="style"), None, tabs, api_visibility="private")
+        app.load(image.load_fn, None, image.load_outputs, api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
     # api_open=False: direct POSTs to /run/<endpoint> would skip the queue and its concurrency limits.
