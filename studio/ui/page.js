@@ -3,6 +3,7 @@
   // 1. An output that failed shows only a red "Error" once the toast with the words has faded;
   //    the words are copied under that badge and stay until the next run replaces the badge.
   // 2. Stop buttons are live only while something runs in their tab.
+  // 3. A slider's box silently puts a typed number back in range (99999 becomes 2048); it says so.
   const TRACKER = '[data-testid="status-tracker"]';
   const RECENT_MS = 3000; // an error badge and its toast arrive together, in either order
   let lastError = { text: "", at: 0 };
@@ -50,6 +51,32 @@
       button.classList.toggle("studio-idle", idle);
     }
   }
+
+  function noteOutOfRange(event) {
+    const box = event.target;
+    if (!(box instanceof HTMLInputElement) || box.type !== "number" || box.value === "") return;
+    const block = box.closest(".block");
+    if (!block || !block.querySelector("input[type=range]")) return; // only sliders put values back
+    const typed = Number(box.value);
+    const low = box.min === "" ? -Infinity : Number(box.min), high = box.max === "" ? Infinity : Number(box.max);
+    if (!(typed > high || typed < low)) return;
+    block.querySelector(".studio-range-note")?.remove();
+    const label = block.querySelector("[data-testid='block-info']")?.textContent.trim() || "This value";
+    const used = typed > high ? high : low;
+    const note = document.createElement("div");
+    note.className = "studio-range-note";
+    note.setAttribute("role", "status");
+    note.textContent = `${label}: ${box.value} is ${typed > high ? "more than the largest" : "less than the smallest"} ` +
+      `value allowed here, so ${used} is used.`;
+    block.append(note);
+  }
+  // Capture: read what was typed before the slider's own handlers put it back in range.
+  document.addEventListener("blur", noteOutOfRange, true);
+  document.addEventListener("change", noteOutOfRange, true);
+  // The note stands until the slider is moved or typed in again.
+  document.addEventListener("input", (event) => {
+    event.target.closest?.(".block")?.querySelector(".studio-range-note")?.remove();
+  }, true);
 
   let scheduled = false;
   function update() {

@@ -6,6 +6,7 @@ from __future__ import annotations
 import wave
 
 import numpy as np
+import pytest
 from playwright.sync_api import expect
 
 from tests.running_app import RunningApp
@@ -30,63 +31,86 @@ def write_tone(path, seconds: float = 2.0, rate: int = 22050) -> None:
         out.writeframes(samples.tobytes())
 
 
-def test_an_error_stays_readable_where_the_result_would_have_been(page, tmp_path):
-    env = {"HF_HOME": str(tmp_path / "hf"), "HF_HUB_CACHE": str(tmp_path / "hf" / "hub")}
-    with RunningApp(tmp_path / "data", "--offline", env=env) as app:
-        page.goto(app.url)
-        page.get_by_role("tab", name="Image", exact=True).click()
-        page.locator("#image-prompt textarea").fill("a lighthouse")
-        page.locator("#image-run-txt2img").click()
-        results = page.locator("#image-results")
-        expect(results.locator(".studio-error-text")).to_contain_text(NO_MODEL)
-        close_toasts(page)
-        expect(results).to_contain_text(NO_MODEL)
-        expect(results).to_contain_text("python -m studio download stabilityai/sd-turbo")
-
-        # The next run replaces the message with its result.
-        page.locator("#image-setup-patterns").click()
-        page.locator("#image-run-patterns").click()
-        expect(results.locator("img").first).to_be_visible()
-        expect(page.locator(".studio-error-text")).to_have_count(0)
-
-        # An older result is not left showing beside a new error.
-        write_tone(tmp_path / "tone.wav")
-        (tmp_path / "notes.wav").write_text("not a sound", encoding="utf-8")
-        page.get_by_role("tab", name="Music", exact=True).click()
-        page.get_by_role("tab", name="Analyse").click()
-        page.locator("#analyse-file input[type=file]").set_input_files(str(tmp_path / "tone.wav"))
-        page.locator("#analyse-run").click()
-        summary = page.locator("#analyse-summary")
-        expect(summary).to_contain_text("Length 2.0 s")
-        page.locator("#analyse-file button[aria-label='Clear']").first.click()
-        page.locator("#analyse-file input[type=file]").set_input_files(str(tmp_path / "notes.wav"))
-        page.locator("#analyse-run").click()
-        words = summary.locator(".studio-error-text")
-        expect(words).to_contain_text("not audio")
-        close_toasts(page)
-        expect(words).to_be_visible()
-        # The message's panel is opaque and covers the old summary entirely.
-        cover = summary.locator("[data-testid='status-tracker']").first
-        assert cover.evaluate("e => getComputedStyle(e).backgroundColor") not in ("rgba(0, 0, 0, 0)", "transparent")
-        panel, over = summary.bounding_box(), cover.bounding_box()
-        assert over["height"] >= panel["height"] - 2 and over["width"] >= panel["width"] - 2
+@pytest.fixture(scope="module")
+def app(tmp_path_factory):
+    """The studio as a new user meets it: offline, no hub model downloaded."""
+    folder = tmp_path_factory.mktemp("feedback")
+    env = {"HF_HOME": str(folder / "hf"), "HF_HUB_CACHE": str(folder / "hf" / "hub")}
+    with RunningApp(folder / "data", "--offline", env=env) as running:
+        yield running
 
 
-def test_stop_is_live_only_while_work_runs(page, tmp_path):
-    with RunningApp(tmp_path / "data", "--offline") as app:
-        page.goto(app.url)
-        page.get_by_role("tab", name="Image", exact=True).click()
-        expect(page.locator("#image-stop")).to_be_disabled()
+def test_an_error_stays_readable_where_the_result_would_have_been(page, app, tmp_path):
+    page.goto(app.url)
+    page.get_by_role("tab", name="Image", exact=True).click()
+    page.locator("#image-prompt textarea").fill("a lighthouse")
+    page.locator("#image-run-txt2img").click()
+    results = page.locator("#image-results")
+    expect(results.locator(".studio-error-text")).to_contain_text(NO_MODEL)
+    close_toasts(page)
+    expect(results).to_contain_text(NO_MODEL)
+    expect(results).to_contain_text("python -m studio download stabilityai/sd-turbo")
 
-        page.get_by_role("tab", name="Interpolate").click()
-        page.get_by_role("tab", name="Abstract patterns").click()
-        stop = page.locator("#pattern-stop")
-        expect(stop).to_be_disabled()
-        page.locator("#pattern-walk").click()
-        expect(stop).to_be_enabled()
-        stop.click()
-        expect(page.locator("#pattern-info")).to_contain_text("stopped early")
-        expect(stop).to_be_disabled()
-        # Every Stop in sight is idle now.
-        for button in page.locator("button.studio-stop:visible").all():
-            expect(button).to_be_disabled()
+    # The next run replaces the message with its result.
+    page.locator("#image-setup-patterns").click()
+    page.locator("#image-run-patterns").click()
+    expect(results.locator("img").first).to_be_visible()
+    expect(page.locator(".studio-error-text")).to_have_count(0)
+
+    # An older result is not left showing beside a new error.
+    write_tone(tmp_path / "tone.wav")
+    (tmp_path / "notes.wav").write_text("not a sound", encoding="utf-8")
+    page.get_by_role("tab", name="Music", exact=True).click()
+    page.get_by_role("tab", name="Analyse").click()
+    page.locator("#analyse-file input[type=file]").set_input_files(str(tmp_path / "tone.wav"))
+    page.locator("#analyse-run").click()
+    summary = page.locator("#analyse-summary")
+    expect(summary).to_contain_text("Length 2.0 s")
+    page.locator("#analyse-file button[aria-label='Clear']").first.click()
+    page.locator("#analyse-file input[type=file]").set_input_files(str(tmp_path / "notes.wav"))
+    page.locator("#analyse-run").click()
+    words = summary.locator(".studio-error-text")
+    expect(words).to_contain_text("not audio")
+    close_toasts(page)
+    expect(words).to_be_visible()
+    # The message's panel is opaque and covers the old summary entirely.
+    cover = summary.locator("[data-testid='status-tracker']").first
+    assert cover.evaluate("e => getComputedStyle(e).backgroundColor") not in ("rgba(0, 0, 0, 0)", "transparent")
+    panel, over = summary.bounding_box(), cover.bounding_box()
+    assert over["height"] >= panel["height"] - 2 and over["width"] >= panel["width"] - 2
+
+
+def test_stop_is_live_only_while_work_runs(page, app):
+    page.goto(app.url)
+    page.get_by_role("tab", name="Image", exact=True).click()
+    expect(page.locator("#image-stop")).to_be_disabled()
+
+    page.get_by_role("tab", name="Interpolate").click()
+    page.get_by_role("tab", name="Abstract patterns").click()
+    stop = page.locator("#pattern-stop")
+    expect(stop).to_be_disabled()
+    page.locator("#pattern-walk").click()
+    expect(stop).to_be_enabled()
+    stop.click()
+    expect(page.locator("#pattern-info")).to_contain_text("stopped early")
+    expect(stop).to_be_disabled()
+    # Every Stop in sight is idle now.
+    for button in page.locator("button.studio-stop:visible").all():
+        expect(button).to_be_disabled()
+
+
+def test_a_typed_value_put_back_in_range_is_explained(page, app):
+    page.goto(app.url)
+    page.get_by_role("tab", name="Image", exact=True).click()
+    box = page.locator("#image-width input[type=number]")
+    box.fill("99999")
+    box.press("Tab")
+    expect(box).to_have_value("2048")
+    note = page.locator("#image-width .studio-range-note")
+    expect(note).to_have_text("Width: 99999 is more than the largest value allowed here, so 2048 is used.")
+    box.fill("8")
+    box.press("Tab")
+    expect(note).to_have_text("Width: 8 is less than the smallest value allowed here, so 64 is used.")
+    box.fill("512")
+    box.press("Tab")
+    expect(note).to_have_count(0)
