@@ -8,7 +8,7 @@ import gradio as gr
 
 from studio.history import GalleryItem
 from studio.services import Studio
-from studio.ui.common import api_doc, servable, user_errors
+from studio.ui.common import api_doc, download_button, servable, user_errors
 
 ALL_TASKS = "All"
 PAGE_SIZE = 120
@@ -87,7 +87,8 @@ def build(studio: Studio) -> GalleryTab:
                 with gr.Row():
                     confirm_yes = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="gallery-delete-yes")
                     confirm_no = gr.Button("Keep it", size="sm", elem_id="gallery-delete-no")
-            download = gr.DownloadButton("Download file", value=None)
+            download = download_button("Download file", "Nothing to download yet: open an item first.",
+                                       elem_id="gallery-download")
 
     @user_errors
     @api_doc(

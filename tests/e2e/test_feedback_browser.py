@@ -114,3 +114,16 @@ def test_a_typed_value_put_back_in_range_is_explained(page, app):
     box.fill("512")
     box.press("Tab")
     expect(note).to_have_count(0)
+
+
+def test_download_before_anything_was_made_says_there_is_nothing_yet(page, app):
+    page.goto(app.url)
+    page.get_by_role("tab", name="Interpolate").click()
+    page.get_by_role("tab", name="Abstract patterns").click()
+    page.locator("#pattern-gif").click()
+    expect(page.get_by_test_id("toast-text")).to_have_text(
+        "Nothing to download yet: make a walk first, and its GIF is offered here.")
+    close_toasts(page)
+    page.get_by_role("tab", name="Gallery", exact=True).click()
+    page.locator("#gallery-download").click()
+    expect(page.get_by_test_id("toast-text")).to_have_text("Nothing to download yet: open an item first.")
