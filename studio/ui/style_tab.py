@@ -183,14 +183,18 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
         )
         for note in outcome.notes:
             gr.Info(note)
+        for warning in outcome.warnings:
+            gr.Warning(warning)
         seconds = outcome.result.seconds
         image = outcome.result.image
+        # The summary keeps the warnings after their toasts fade.
+        warned = "".join(f"\n\n**Note:** {warning}" for warning in outcome.warnings)
         if outcome.item is not None:
-            return servable(outcome.item.file), _describe(image, seconds, outcome.item), None
+            return servable(outcome.item.file), _describe(image, seconds, outcome.item) + warned, None
         scratch = studio.settings.cache_dir / "unsaved.png"
         scratch.parent.mkdir(parents=True, exist_ok=True)
         image.save(scratch)
-        return servable(scratch), _describe(image, seconds, None), (photo_loaded, outcome.result, style_loaded)
+        return servable(scratch), _describe(image, seconds, None) + warned, (photo_loaded, outcome.result, style_loaded)
 
     run_event = run.click(
         stylize,
