@@ -87,6 +87,16 @@ def test_odd_but_valid_images_work(client, cases):
     assert Image.open(stylize(client, cases["alpha.png"], style=5, size=240)[0]).mode == "RGBA"
 
 
+def test_a_tiny_photo_blown_up_to_the_asked_size_says_so(client, tmp_path):
+    Image.new("RGB", (1, 1), "teal").save(tmp_path / "dot.png")
+    path, info, *_ = stylize(client, tmp_path / "dot.png", style=5, size=1024)
+    assert Image.open(path).size == (1024, 1024)
+    assert "The photo is only 1x1 px; it was enlarged 1024x to 1024x1024 px" in info
+    # A photo kept near its own size says nothing of the kind.
+    _, info, *_ = stylize(client, EXAMPLES / "coffee.jpg", style=5, size=480)
+    assert "enlarged" not in info
+
+
 def test_unkept_result_can_be_saved_later(client):
     before = len(client.predict("All", api_name="/gallery_list")[0])
     path, info, *_ = stylize(client, EXAMPLES / "rocket.jpg", style=2, size=256, keep=False)

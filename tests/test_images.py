@@ -39,6 +39,15 @@ def test_missing_file_is_refused(tmp_path):
         open_image(tmp_path / "nope.png", LIMIT)
 
 
+def test_a_missing_file_is_named_by_where_it_was_looked_for(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(InputError) as refused:
+        open_image("nonexistent.jpg", LIMIT)
+    assert str(refused.value) == f"No image file at '{tmp_path / 'nonexistent.jpg'}'."
+    with pytest.raises(InputError, match="is a folder, not an image file"):
+        open_image(tmp_path, LIMIT)
+
+
 def test_huge_image_is_refused_from_its_header_without_decoding(cases):
     tracemalloc.start()
     started = time.perf_counter()

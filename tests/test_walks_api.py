@@ -13,6 +13,7 @@ import soundfile
 from gradio_client import Client, handle_file
 from PIL import Image
 
+from studio.backends.patterns import MAX_SEED
 from studio.media.midi import read_midi
 from tests.image_cases import EXAMPLES
 from tests.running_app import RunningApp
@@ -33,6 +34,21 @@ def test_pattern_picture_and_walk_through_the_api(client):
     assert iio.imread(video, index=None, plugin="FFMPEG").shape[:3] == (10, 128, 128)
     assert iio.imread(gif, index=None).shape[0] == 10
     assert "10 frames" in info
+
+
+@pytest.mark.parametrize(
+    "endpoint, args, field",
+    [
+        ("/patterns", (-5, "sunset", 64, 64, 1.0, False), "'Seed'"),
+        ("/pattern_walk", (5, -5, "ocean", 64, 1.0, 2), "'Walk to seed'"),
+        ("/image_patterns", (-5, "sunset", 1.0, 64, 64), "'Pattern seed'"),
+    ],
+)
+def test_a_negative_pattern_seed_gets_the_studios_message(client, endpoint, args, field):
+    # Gradio's own words were "Value -5 is less than minimum value 0": no field, no range.
+    with pytest.raises(Exception, match=f"{field} must be from 0 to {MAX_SEED}, not -5") as refused:
+        client.predict(*args, api_name=endpoint)
+    assert "Value -5" not in str(refused.value)
 
 
 def test_style_walk_through_the_api(client):

@@ -33,6 +33,16 @@ from studio.runtime import (
 )
 
 BUILTIN_STYLE_COUNT = 26
+# What each built-in style looks like, in a few words, so people can tell them apart by name.
+BUILTIN_STYLE_NAMES = (
+    "Sunny impasto", "Yellow poster", "Charcoal sketch", "Electric ribbons", "Rose and cream",
+    "Amber brushwork", "Indigo cells", "Bold primaries", "Coloured pencil", "Teal and red print",
+    "Rust oils", "Golden etching", "Hazy pastel", "Lime expressionist", "Ice-blue wash",
+    "Outlined pastels", "Blue swirls", "Red brick grid", "Sepia woodcut", "Cobalt weave",
+    "Crimson shards", "Pastel patches", "Cream and charcoal", "Dusky green", "Navy on cream",
+    "Gold mosaic",
+)
+assert len(BUILTIN_STYLE_NAMES) == BUILTIN_STYLE_COUNT
 TILE = 384  # the arbitrary transformer's fixed input size
 TILE_OVERLAP = 128
 MIN_SIDE = 32  # the networks downsample 4-8x; smaller photos have nothing to restyle

@@ -69,6 +69,8 @@ def run(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
         return fail(f"could not write {out}: {exc.strerror or exc}")
     for note in outcome.notes:
         print(f"note: {note}", file=sys.stderr)
+    for warning in outcome.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
     if args.json:
         print(
             json.dumps(

@@ -54,7 +54,11 @@ def open_image(source: str | os.PathLike | bytes, max_pixels: int) -> LoadedImag
     else:
         path = Path(source)
         if not path.is_file():
-            raise InputError(f"No image file at {what}.")
+            # The full path: a relative one says nothing about the folder it was looked for in.
+            where = path.expanduser().absolute()
+            if path.is_dir():
+                raise InputError(f"'{where}' is a folder, not an image file.")
+            raise InputError(f"No image file at '{where}'.")
         if path.stat().st_size == 0:
             raise InputError(f"{what} is empty (0 bytes).")
         stream = path

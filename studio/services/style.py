@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
 from studio.history import Gallery, GalleryItem
@@ -10,12 +10,27 @@ from studio.media.images import LoadedImage
 from studio.runtime import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
 from studio.settings import Settings
 
+# Enlarging a photo more than this invents most of the result's detail: worth a warning.
+ENLARGE_WARNING = 1.5
+
 
 @dataclass
 class StyleOutcome:
     result: StyleResult
     item: GalleryItem | None
     notes: list[str]
+    warnings: list[str] = field(default_factory=list)
+
+
+def enlargement_warning(photo: LoadedImage, result: StyleResult) -> str | None:
+    """Say so when the asked size blew a small photo up (a 1x1 picture became 1024x1024 unannounced)."""
+    (width, height), (new_width, new_height) = photo.rgb.size, result.image.size
+    scale = max(new_width, new_height) / max(width, height)
+    if scale < ENLARGE_WARNING:
+        return None
+    times = f"{scale:.0f}" if scale >= 10 else f"{scale:.1f}"
+    return (f"The photo is only {width}x{height} px; it was enlarged {times}x to {new_width}x{new_height} px to "
+            f"reach the asked size, so the style has little to work from. Choose a smaller size or a larger photo.")
 
 
 class StyleService:
@@ -45,7 +60,8 @@ class StyleService:
         )
         notes = list(photo.notes) + ([f"Style image: {n}" for n in style_image.notes] if style_image else [])
         item = self.keep(photo, result, style_image, owner=owner) if keep else None
-        return StyleOutcome(result, item, notes)
+        warning = enlargement_warning(photo, result)
+        return StyleOutcome(result, item, notes, [warning] if warning else [])
 
     def keep(
         self,

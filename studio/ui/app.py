@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import threading
 import time
+from pathlib import Path
 
 import gradio as gr
 from starlette.middleware import Middleware
@@ -18,10 +19,10 @@ from studio.ui.guard import LoginRequired, StudioBlocks
 TITLE = "Creative Studio"
 HOUSEKEEPING_EVERY_SECONDS = 600
 log = logging.getLogger(__name__)
-CSS = """
-/* Thumbnail grids: a fixed number of columns that shrink to fit, never one stretched item. */
-.thumb-grid .grid-container { grid-template-columns: repeat(6, minmax(0, 1fr)) !important; }
-"""
+# The page's own styles and script (error messages that outlive their toast, Stop live only while work runs).
+CSS = (Path(__file__).parent / "page.css").read_text(encoding="utf-8")
+JS = (Path(__file__).parent / "page.js").read_text(encoding="utf-8")
+STOP_CLASS = "studio-stop"
 
 
 def build_app(studio: Studio) -> gr.Blocks:
@@ -70,6 +71,8 @@ def build_app(studio: Studio) -> gr.Blocks:
                                  [image.prompt, tabs], api_visibility="private")
         text.send_to_music.click(lambda latest: (latest, gr.Tabs(selected="music"), gr.Tabs(selected="musicgen")),
                                  text.latest, [music.prompt, tabs, music.sections], api_visibility="private")
+        image.setup.to_style.click(lambda: gr.Tabs(selected="style"), None, tabs, api_visibility="private")
+        app.load(image.load_fn, None, image.load_outputs, api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
     # api_open=False: direct POSTs to /run/<endpoint> would skip the queue and its concurrency limits.
@@ -77,7 +80,16 @@ def build_app(studio: Studio) -> gr.Blocks:
               api_open=False)
     hosting.apply(app, settings)
     _name_tools_after_endpoints(app)
+    _mark_stop_buttons(app)
     return app
+
+
+def _mark_stop_buttons(app: gr.Blocks) -> None:
+    """Tag every tab's Stop button, so the page script can make it live only while work runs there."""
+    for block in app.blocks.values():
+        if isinstance(block, gr.Button) and block.variant == "stop" and block.value == "Stop":
+            classes = block.elem_classes or []
+            block.elem_classes = [*([classes] if isinstance(classes, str) else classes), STOP_CLASS]
 
 
 def _name_tools_after_endpoints(app: gr.Blocks) -> None:
@@ -116,6 +128,7 @@ def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = F
         prevent_thread_lock=prevent_thread_lock,
         quiet=quiet,
         css=CSS,
+        js=JS,
         footer_links=["api", "settings"],
         run_history=False,
         mcp_server=settings.mcp,

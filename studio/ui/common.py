@@ -179,6 +179,19 @@ def with_previews(
     yield None, outcome["value"]
 
 
+def download_button(label: str, nothing_yet: str, **kwargs: Any) -> gr.DownloadButton:
+    """A DownloadButton that answers a click before there is a file with `nothing_yet`: an empty one
+    otherwise does nothing at all, which reads as broken."""
+    button = gr.DownloadButton(label, value=None, **kwargs)
+
+    def explain(current: Any) -> None:
+        if not current:
+            gr.Info(nothing_yet)
+
+    button.click(explain, button, None, api_visibility="private")
+    return button
+
+
 class StopButtons:
     """One cancel token per browser session, so Stop ends that visitor's work and nobody else's."""
 

@@ -8,7 +8,7 @@ import gradio as gr
 
 from studio.history import GalleryItem
 from studio.services import Studio
-from studio.ui.common import api_doc, servable, user_errors
+from studio.ui.common import api_doc, download_button, servable, user_errors
 
 ALL_TASKS = "All"
 PAGE_SIZE = 120
@@ -28,12 +28,18 @@ class GalleryTab:
     list_fn: object
 
 
+def _kind(item: GalleryItem) -> str:
+    """The task, and for a walk kept as a video, that it moves: its thumbnail is one still frame, alike
+    to a picture's of the same task (pattern pictures and pattern walks are both 'patterns')."""
+    return f"{item.task} · animation" if item.file.suffix.lower() in VIDEO_SUFFIXES else item.task
+
+
 def _caption(item: GalleryItem) -> str:
-    return f"#{item.id} · {item.task} · {item.created_text}"
+    return f"#{item.id} · {_kind(item)} · {item.created_text}"
 
 
 def _details(item: GalleryItem) -> str:
-    lines = [f"### #{item.id} · {item.task}", f"**Model:** `{item.model}`  ", f"**Made:** {item.created_text}  "]
+    lines = [f"### #{item.id} · {_kind(item)}", f"**Model:** `{item.model}`  ", f"**Made:** {item.created_text}  "]
     if item.seed is not None:
         lines.append(f"**Seed:** {item.seed}  ")
     lines.append(f"**File:** `{item.file.name}`")
@@ -74,14 +80,22 @@ def build(studio: Studio) -> GalleryTab:
             params = gr.JSON(label="Parameters", open=True)
             with gr.Row():
                 rerun = gr.Button("Re-run with these parameters", variant="primary")
-                delete = gr.Button("Delete", variant="stop")
-            download = gr.DownloadButton("Download file", value=None)
+                delete = gr.Button("Delete", variant="stop", elem_id="gallery-delete")
+            # Deleting cannot be undone, so it asks first.
+            with gr.Group(visible=False, elem_classes=["gallery-confirm"]) as confirm:
+                confirm_text = gr.Markdown(elem_id="gallery-confirm-text", padding=True)
+                with gr.Row():
+                    confirm_yes = gr.Button("Yes, delete it", variant="stop", size="sm", elem_id="gallery-delete-yes")
+                    confirm_no = gr.Button("Keep it", size="sm", elem_id="gallery-delete-no")
+            download = download_button("Download file", "Nothing to download yet: open an item first.",
+                                       elem_id="gallery-download")
 
     @user_errors
     @api_doc(
         "List what the studio made, newest first.",
         task=f"'{ALL_TASKS}', or one task such as txt2img, style, text, melody, patterns",
-        returns="thumbnails captioned '#id · task · time', the task filter with the tasks there are",
+        returns="thumbnails captioned '#id · task · time' ('#id · task · animation · time' for walks), "
+                "the task filter with the tasks there are",
     )
     def gallery_list(task: str | None):
         task_value = None if task in (None, ALL_TASKS) else task
@@ -129,6 +143,7 @@ def build(studio: Studio) -> GalleryTab:
         return show(studio.gallery.get(item_ids[evt.index]))
 
     grid.select(open_item, ids, shown, api_visibility="private")
+    grid.select(lambda: gr.Group(visible=False), None, confirm, api_visibility="private")  # another item: ask anew
 
     @user_errors
     @api_doc(
@@ -166,12 +181,21 @@ def build(studio: Studio) -> GalleryTab:
         gr.Info(f"Deleted #{item_id}.")
         return (*show(None), *gallery_list(task))
 
-    delete.click(
+    def ask_to_delete(item_id: float | None):
+        if item_id is None:
+            raise gr.Error("Open an item first.")
+        item = studio.gallery.get(int(item_id))
+        text = f"**Delete #{item.id} ({_kind(item)}) and its files for good?** This cannot be undone."
+        return gr.Group(visible=True), text
+
+    delete.click(user_errors(ask_to_delete), selected, [confirm, confirm_text], api_visibility="private")
+    confirm_no.click(lambda: gr.Group(visible=False), None, confirm, api_visibility="private")
+    confirm_yes.click(
         gallery_delete,
         [selected, task_filter],
         [*shown, *list_outputs],
         api_name="gallery_delete",
-    )
+    ).then(lambda: gr.Group(visible=False), None, confirm, api_visibility="private")
     return GalleryTab(refresh=refresh, grid=grid, filter=task_filter, ids=ids, list_outputs=list_outputs,
                       list_fn=gallery_list)
 

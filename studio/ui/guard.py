@@ -68,6 +68,26 @@ def _check_number(block: Any, value: Any) -> None:
     if not real or (isinstance(value, float) and not math.isfinite(value)):
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
         raise gr.Error(f"{_label(block)} must be a number, not {shown}.", print_exception=False)
+    if isinstance(block, gr.Number):
+        _check_bounds(block, value)
+
+
+def _check_bounds(block: gr.Number, value: float) -> None:
+    """Gradio's own refusal ("Value -5 is less than minimum value 0") names neither the field nor the range.
+    (Sliders keep Gradio's: the page never sends them out of range, and callers match its words.)"""
+    low, high = getattr(block, "minimum", None), getattr(block, "maximum", None)
+    if (low is None or value >= low) and (high is None or value <= high):
+        return
+    if low is not None and high is not None:
+        allowed = f"from {_plain(low)} to {_plain(high)}"
+    else:
+        allowed = f"at least {_plain(low)}" if low is not None else f"at most {_plain(high)}"
+    raise gr.Error(f"{_label(block)} must be {allowed}, not {_plain(value)}.", print_exception=False)
+
+
+def _plain(number: float) -> str:
+    """A number as people write it: 4294967295, not 4.29497e+09."""
+    return str(int(number)) if float(number).is_integer() else f"{number:.10g}"
 
 
 def _check_choice(block: Any, value: Any) -> None:

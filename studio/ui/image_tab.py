@@ -33,6 +33,7 @@ from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
 from studio.services.image import ImageOutcome, mask_from_layers
+from studio.ui import image_setup
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
@@ -64,6 +65,9 @@ class ImageTab:
     img2img_input: gr.Image
     modes: gr.Tabs
     send_to_style: gr.Button
+    setup: image_setup.SetupNotice
+    load_fn: Callable[[], tuple]  # run on each page load, into load_outputs
+    load_outputs: list
 
 
 def model_choices(studio: Studio) -> tuple[list[tuple[str, str]], str]:
@@ -127,6 +131,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     models, default_model = model_choices(studio)
     decoders, default_decoder = decoder_choices(studio)
     native = studio.image.native_size(default_model)
+    setup = image_setup.build(studio)
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             with gr.Row():
@@ -465,8 +470,15 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     )
     to_img2img.click(lambda files, index: (picked(files, index), gr.Tabs(selected="img2img")),
                      [results, selected], [init_image, modes], api_visibility="private")
+    setup.to_patterns.click(lambda: gr.Tabs(selected="patterns"), None, modes, api_visibility="private")
+
+    def on_load() -> tuple:
+        """A model fetched (or pointed at) since the studio started: hide the notice, list it as here."""
+        choices, default = model_choices(studio)
+        return image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default)
+
     return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
-                    send_to_style=send_to_style)
+                    send_to_style=send_to_style, setup=setup, load_fn=on_load, load_outputs=[setup.box, model])
 
 
 def picked(files: list | None, index: float | None) -> str:

@@ -17,12 +17,21 @@ from studio.media.animation import frame_strip
 from studio.services import Studio
 from studio.services.walks import FramesOutcome
 from studio.ui import melody_walk_tab
-from studio.ui.common import StopButtons, api_doc, image_upload, servable, user_errors, with_previews
+from studio.ui.common import (
+    StopButtons,
+    api_doc,
+    download_button,
+    image_upload,
+    servable,
+    user_errors,
+    with_previews,
+)
 from studio.ui.style_tab import style_thumbnails
 
 BUILTIN, STYLE_IMAGES = "Built-in styles", "Style images"
 PALETTE = f"one of {', '.join(PALETTES)}"
 ZOOM = "0.25-8: show more of the plane (finer structure)"
+NO_GIF_YET = "Nothing to download yet: make a {what} first, and its GIF is offered here."
 WALK_RETURNS = "the latest frame while it runs, then the last frame, the MP4, the GIF, a summary"
 
 
@@ -87,7 +96,7 @@ def _patterns(studio: Studio, stops: StopButtons, max_side: int, max_frames: int
                              elem_id="pattern-still")
             preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=200)
             video = gr.Video(label="Walk", interactive=False, loop=True, autoplay=True, elem_id="pattern-video")
-            gif = gr.DownloadButton("Download GIF", value=None)
+            gif = download_button("Download GIF", NO_GIF_YET.format(what="walk"), elem_id="pattern-gif")
             info = gr.Markdown(elem_id="pattern-info")
 
     dice.click(_random_seed, None, seed, api_visibility="private")
@@ -193,7 +202,7 @@ def _prompt_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
             preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=240)
             video = gr.Video(label="Walk", interactive=False, loop=True, autoplay=True, elem_id="pwalk-video")
             strip = gr.Image(label="Frame strip", type="pil", interactive=False, height=140)
-            gif = gr.DownloadButton("Download GIF", value=None)
+            gif = download_button("Download GIF", NO_GIF_YET.format(what="walk"))
             info = gr.Markdown(elem_id="pwalk-info")
 
     @user_errors
@@ -258,7 +267,7 @@ def _image_morph(studio: Studio, stops: StopButtons, max_side: int, max_frames: 
             preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=240)
             video = gr.Video(label="Morph", interactive=False, loop=True, autoplay=True)
             strip = gr.Image(label="Frame strip", type="pil", interactive=False, height=140)
-            gif = gr.DownloadButton("Download GIF", value=None)
+            gif = download_button("Download GIF", NO_GIF_YET.format(what="morph"))
             info = gr.Markdown()
 
     @user_errors
@@ -336,7 +345,7 @@ def _style_walk(studio: Studio, stops: StopButtons, max_side: int, max_frames: i
             preview = gr.Image(label="Latest frame", type="pil", interactive=False, height=240)
             video = gr.Video(label="Style walk", interactive=False, loop=True, autoplay=True, elem_id="walk-video")
             strip = gr.Image(label="Frame strip", type="pil", interactive=False, height=140, elem_id="walk-strip")
-            gif = gr.DownloadButton("Download GIF", value=None)
+            gif = download_button("Download GIF", NO_GIF_YET.format(what="style walk"))
             info = gr.Markdown(elem_id="walk-info")
 
     def add_style(current: str, evt: gr.SelectData) -> str:

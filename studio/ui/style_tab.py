@@ -8,7 +8,7 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from studio.backends.stylize import BUILTIN_STYLE_COUNT, StyleRequest
+from studio.backends.stylize import BUILTIN_STYLE_COUNT, BUILTIN_STYLE_NAMES, StyleRequest
 from studio.catalog import ASSETS_DIR, package_version
 from studio.history import GalleryItem
 from studio.media.images import resize_long_side
@@ -42,7 +42,12 @@ def style_thumbnails(studio: Studio) -> list[tuple[str, str]]:
             request = StyleRequest(style=index)
             image = studio.style.stylize(example, request).image
             image.save(path, quality=88)
-    return [(servable(p), f"{i}") for i, p in enumerate(paths)]
+    return [(servable(p), style_name(i)) for i, p in enumerate(paths)]
+
+
+def style_name(index: int) -> str:
+    """A built-in style as people see it: its number (what the API and walks take) and its name."""
+    return f"{index} · {BUILTIN_STYLE_NAMES[index]}"
 
 
 def build(studio: Studio, stops: StopButtons) -> StyleTab:
@@ -55,7 +60,7 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
             with gr.Group(visible=True) as builtin_group:
                 styles = gr.Gallery(
                     value=thumbs,
-                    label="Style 0",
+                    label=f"Style {style_name(0)}",
                     columns=6,
                     height=330,
                     allow_preview=False,
@@ -102,10 +107,10 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
     diffusion_restyle.wire(restyle, studio, stops, photo, result, info)
 
     def pick_style(evt: gr.SelectData):
-        return evt.index, gr.Gallery(label=f"Style {evt.index}")
+        return evt.index, gr.Gallery(label=f"Style {style_name(evt.index)}")
 
     def pick_second(evt: gr.SelectData):
-        return evt.index, gr.Gallery(label=f"Second style: {evt.index}")
+        return evt.index, gr.Gallery(label=f"Second style: {style_name(evt.index)}")
 
     styles.select(pick_style, None, [style_index, styles], api_visibility="private")
     second_styles.select(pick_second, None, [second_index, second_styles], api_visibility="private")
@@ -178,14 +183,18 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
         )
         for note in outcome.notes:
             gr.Info(note)
+        for warning in outcome.warnings:
+            gr.Warning(warning)
         seconds = outcome.result.seconds
         image = outcome.result.image
+        # The summary keeps the warnings after their toasts fade.
+        warned = "".join(f"\n\n**Note:** {warning}" for warning in outcome.warnings)
         if outcome.item is not None:
-            return servable(outcome.item.file), _describe(image, seconds, outcome.item), None
+            return servable(outcome.item.file), _describe(image, seconds, outcome.item) + warned, None
         scratch = studio.settings.cache_dir / "unsaved.png"
         scratch.parent.mkdir(parents=True, exist_ok=True)
         image.save(scratch)
-        return servable(scratch), _describe(image, seconds, None), (photo_loaded, outcome.result, style_loaded)
+        return servable(scratch), _describe(image, seconds, None) + warned, (photo_loaded, outcome.result, style_loaded)
 
     run_event = run.click(
         stylize,

@@ -15,6 +15,7 @@ def test_generate_in_the_browser_and_send_the_picture_to_style(page, tmp_path, t
         page.goto(app.url)
         page.get_by_role("tab", name="Image", exact=True).click()
         expect(page.locator("#image-run-txt2img")).to_be_visible()
+        expect(page.locator("#image-setup")).to_be_hidden()  # a model is there: no notice
         page.locator("#image-prompt textarea").fill("a lighthouse on a cliff at sunset")
         page.locator("#image-run-txt2img").click()
 

@@ -6,6 +6,7 @@ import re
 
 from playwright.sync_api import expect
 
+from studio.backends.stylize import BUILTIN_STYLE_NAMES
 from tests.e2e.conftest import SCREENSHOTS
 from tests.image_cases import EXAMPLES, write_cases
 from tests.running_app import RunningApp
@@ -25,8 +26,11 @@ def test_stylise_in_the_browser_and_find_it_in_the_gallery_after_a_restart(page,
 
         thumbnails = page.locator("#style-grid button.thumbnail-item")
         expect(thumbnails).to_have_count(26)
+        # Each style carries its name, so people can tell the 26 apart.
+        for index in (0, 19, 25):
+            expect(thumbnails.nth(index)).to_contain_text(f"{index} · {BUILTIN_STYLE_NAMES[index]}")
         thumbnails.nth(19).click()
-        expect(page.locator("#style-grid")).to_contain_text("Style 19")
+        expect(page.locator("#style-grid")).to_contain_text(f"Style 19 · {BUILTIN_STYLE_NAMES[19]}")
 
         page.locator("#style-run").click()
         result = page.locator("#style-result img")
@@ -62,7 +66,8 @@ def test_a_bad_upload_shows_a_clear_message(page, tmp_path):
         page.locator("#style-photo input[type=file]").set_input_files(str(cases["text.png"]))
         page.wait_for_timeout(500)
         page.locator("#style-run").click()
-        expect(page.get_by_text("is not an image the studio can read")).to_be_visible()
+        expect(page.get_by_test_id("toast-text")).to_contain_text("is not an image the studio can read")
+        expect(page.locator("#style-result")).to_contain_text("is not an image the studio can read")  # and stays
         # Nothing was made, nothing listed.
         page.get_by_role("tab", name="Gallery", exact=True).click()
         expect(page.locator("#gallery-grid button.thumbnail-item")).to_have_count(0)
