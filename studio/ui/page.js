@@ -1,5 +1,5 @@
 () => {
-  // Two things Gradio does not do on its own, for every tab at once:
+  // Three things Gradio does not do on its own, for every tab at once:
   // 1. An output that failed shows only a red "Error" once the toast with the words has faded;
   //    the words are copied under that badge and stay until the next run replaces the badge.
   // 2. Stop buttons are live only while something runs in their tab.
