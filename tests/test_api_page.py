@@ -140,7 +140,10 @@ CHECKS = {
     "/stylize": lambda ns: Image.open(ns["result"]).size[0] > 0,
     "/write": lambda ns: ns["text"].startswith("Once upon a time") and len(ns["text"]) > len("Once upon a time"),
     "/chat_undo": lambda ns: ns["message"] == "Now one about snow." and len(ns["history"]) == 2,
-    "/melody": lambda ns: sorted(str(f).rsplit(".", 1)[-1] for f in ns["files"]) == ["abc", "mid", "png", "wav"],
+    # The last example continues the first; the second, with the first's seed, gave the same tune.
+    "/melody": lambda ns: sorted(str(f).rsplit(".", 1)[-1] for f in ns["files"]) == ["abc", "mid", "png", "wav"]
+    and ns["same_abc"] == ns["abc"] and f"seed {ns['seed']} " in ns["summary"],
+    "/melody_walk": lambda ns: (ns["a_seed"], ns["b_seed"]) == (1, 2) and "melody A seed 1" in ns["summary"],
     "/analyse": lambda ns: "**Tempo**" in ns["summary"] and Path(ns["spectrogram"]).is_file(),
     "/patterns": lambda ns: Image.open(ns["picture"]).size == (1024, 768),
     "/gallery_rerun": lambda ns: ns["new_id"] > ns["newest"],

@@ -38,10 +38,11 @@ def client(app):
 
 
 def compose(client, start=NEW, midi=None, abc="", hum=None, follow=True, key="D", mode="dorian", meter="6/8",
-            tempo=110, bars=8, temperature=0.9, top_p=0.95, strength=2.0, seed=3, timbre="piano"):
+            tempo=110, bars=8, temperature=0.9, top_p=0.95, strength=2.0, random_seed=False, seed=3, timbre="piano"):
+    """/melody's results: roll, WAV, files, ABC, summary, the seed used."""
     return client.predict(
         start, handle_file(str(midi)) if midi else None, abc, handle_file(str(hum)) if hum else None, follow,
-        key, mode, meter, tempo, bars, temperature, top_p, strength, seed, timbre, api_name="/melody",
+        key, mode, meter, tempo, bars, temperature, top_p, strength, random_seed, seed, timbre, api_name="/melody",
     )
 
 
@@ -51,7 +52,7 @@ def midi_notes(path) -> list[tuple[float, float, int]]:
 
 
 def test_compose_gives_midi_audio_piano_roll_and_abc(client, app):
-    roll, wav, files, abc_text, info = compose(client, bars=8)
+    roll, wav, files, abc_text, info, seed = compose(client, bars=8)
     suffixes = sorted(str(f).rsplit(".", 1)[-1] for f in files)
     assert suffixes == ["abc", "mid", "png", "wav"]
     midi_path = next(f for f in files if str(f).endswith(".mid"))
@@ -62,7 +63,7 @@ def test_compose_gives_midi_audio_piano_roll_and_abc(client, app):
     assert (melody.tonic, melody.mode, melody.meter, len(melody.bars)) == (2, "dorian", "6/8", 8)
     audio, rate = soundfile.read(wav)
     assert rate == 32000 and 0.5 < np.abs(audio).max() < 1.0
-    assert "D dorian" in info and "gallery #" in info
+    assert "D dorian" in info and "gallery #" in info and seed == 3 and "seed 3 " in info
     item = Gallery(app.data_dir).list(task="melody")[0]
     assert item.file.suffix == ".mid" and all(item.file.with_suffix(s).is_file() for s in (".wav", ".png", ".abc"))
 
@@ -75,7 +76,7 @@ def test_the_same_seed_gives_the_same_tune(client):
 
 
 def test_continue_typed_abc_keeps_it_and_its_key(client):
-    *_, abc_text, info = compose(client, start=ABC, abc=PRIMER_ABC, bars=4, key="C", mode="major", meter="4/4")
+    *_, abc_text, info, _ = compose(client, start=ABC, abc=PRIMER_ABC, bars=4, key="C", mode="major", meter="4/4")
     primer = abc_to_melody(PRIMER_ABC).notes()
     result = abc_to_melody(abc_text)
     assert result.notes()[: len(primer)] == primer
@@ -147,3 +148,26 @@ def test_gallery_rerun_reproduces_a_melody_and_delete_removes_its_files(client, 
     assert again.id != item.id and midi_notes(again.file) == midi_notes(item.file)
     client.predict(again.id, "All", api_name="/gallery_delete")
     assert not any(again.file.with_suffix(s).exists() for s in (".mid", ".wav", ".png", ".abc"))
+
+
+def defaults_compose(client, **changes):
+    """/melody as a caller who sets only what they care about: every other argument is the tab's default."""
+    return client.predict(bars=2, midi_file=None, recording=None, api_name="/melody", **changes)
+
+
+def test_compose_twice_with_the_defaults_gives_two_tunes_and_shows_their_seeds(client):
+    first, second = defaults_compose(client), defaults_compose(client)
+    *_, first_abc, first_info, first_seed = first
+    *_, second_abc, second_info, second_seed = second
+    assert first_seed != second_seed
+    assert abc_to_melody(first_abc).notes() != abc_to_melody(second_abc).notes()  # the tunes, not just titles
+    assert f"seed {first_seed} " in first_info and f"seed {second_seed} " in second_info
+    # "Reuse last seed": the seed shown, with the random seed off, gives the first tune again.
+    *_, again_abc, again_info, again_seed = defaults_compose(client, random_seed=False, seed=first_seed)
+    assert again_seed == first_seed and again_abc == first_abc
+
+
+def test_a_fixed_seed_needs_a_seed(client):
+    with pytest.raises(Exception, match="Enter a seed, or tick 'Random seed'") as caught:
+        compose(client, random_seed=False, seed=None)
+    assert "Traceback" not in str(caught.value)

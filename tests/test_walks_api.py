@@ -108,15 +108,16 @@ JIG = "X:1\nM:6/8\nL:1/8\nK:G\nGAB cBA | BGG DGG | GAB cde | dBG A3 |\n"
 
 
 def melody_walk(client, a=(GENERATE, None, "", "D", "dorian", "6/8", 3), b=(GENERATE, None, "", "D", "major", "6/8", 8),
-                bars=2, steps=4, tempo=110, timbre="piano"):
+                bars=2, steps=4, tempo=110, timbre="piano", random_seeds=False):
+    """/melody_walk's results: roll, WAV, files, summary, the seeds A and B were composed with."""
     def side(source, midi, abc, key, mode, meter, seed):
         return [source, handle_file(str(midi)) if midi else None, abc, key, mode, meter, seed]
 
-    return client.predict(*side(*a), *side(*b), bars, steps, tempo, timbre, api_name="/melody_walk")
+    return client.predict(*side(*a), *side(*b), random_seeds, bars, steps, tempo, timbre, api_name="/melody_walk")
 
 
 def test_melody_walk_through_the_api(client):
-    roll, wav, files, info = melody_walk(client)
+    roll, wav, files, info, a_seed, b_seed = melody_walk(client)
     assert sorted(str(f).rsplit(".", 1)[-1] for f in files) == ["mid", "png", "wav"]
     midi = next(f for f in files if str(f).endswith(".mid"))
     morph, tempo = read_midi(Path(midi), default_meter="6/8")
@@ -125,12 +126,13 @@ def test_melody_walk_through_the_api(client):
     assert abs(len(audio) / rate - 4 * 2 * 3 * 60 / 110) < 0.5  # 4 steps of 2 bars of 6/8 at 110 bpm
     assert Image.open(roll).width >= 1200
     assert "4 steps of 2 bars" in info and "D dorian to D major" in info and "gallery #" in info
+    assert (a_seed, b_seed) == (3, 8) and "melody A seed 3 · melody B seed 8" in info
     endpoint = client.view_api(return_format="dict", print_info=False)["named_endpoints"]["/melody_walk"]
     assert endpoint["description"].startswith("Morph melody A into melody B")
     # A typed ABC tune to an uploaded MIDI file (the walk just made): both keep their own length.
-    _, _, files, info = melody_walk(client, a=(FROM_ABC, None, JIG, "C", "major", "4/4", 0),
+    _, _, files, info, a_seed, b_seed = melody_walk(client, a=(FROM_ABC, None, JIG, "C", "major", "4/4", 0),
                                     b=(FROM_MIDI, midi, "", "C", "major", "4/4", 0), steps=3)
-    assert "3 steps of 4 bars" in info and "G major" in info
+    assert "3 steps of 4 bars" in info and "G major" in info and (a_seed, b_seed) == (None, None)
 
 
 @pytest.mark.parametrize(

@@ -210,7 +210,8 @@ def abc_to_melody(text: str) -> Melody:
     else:
         from studio.media.keys import estimate_key_from_notes
 
-        tonic, mode = estimate_key_from_notes(notes)
+        found = estimate_key_from_notes(notes)
+        tonic, mode = found.tonic, found.mode
     try:
         bars = bars_from_notes(notes, meter)
     except ValueError as exc:

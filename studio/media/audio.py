@@ -15,8 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from studio.errors import InputError
-from studio.media.keys import estimate_key, estimate_key_from_notes
+from studio.media.keys import MelodyReading, estimate_key, estimate_key_from_notes
 from studio.media.melody_tokens import HIGHEST_PITCH, LOWEST_PITCH, Melody, bars_from_notes, quantise_ticks
+from studio.media.metre import estimate_meter
 
 ANALYSIS_RATE = 22_050
 PITCH_RATE = 16_000
@@ -162,11 +163,12 @@ def track_notes(clip: AudioClip) -> HeardNotes:
 
 
 def _tempo_from_onsets(onsets: np.ndarray, clip: AudioClip) -> float:
-    """librosa's tempo estimate of the recording, folded into a singable 60-160 bpm."""
-    import librosa
+    """The tempo of the notes' own spacing where it is regular, else librosa's estimate of the
+    recording; folded into a singable 60-160 bpm."""
+    tempo = _tempo_from_intervals(np.diff(onsets))
+    if not tempo and clip.seconds >= 2.0:
+        import librosa
 
-    tempo = 0.0
-    if clip.seconds >= 2.0:
         envelope = librosa.onset.onset_strength(y=clip.samples, sr=clip.sample_rate)
         tempo = float(np.atleast_1d(librosa.feature.tempo(onset_envelope=envelope, sr=clip.sample_rate))[0])
     if not tempo and len(onsets) > 2:
@@ -179,11 +181,42 @@ def _tempo_from_onsets(onsets: np.ndarray, clip: AudioClip) -> float:
     return round(tempo, 1)
 
 
-def melody_from_audio(clip: AudioClip, meter: str = "4/4") -> tuple[Melody, float]:
-    """The hummed melody, on sixteenths in its own tempo, starting on a downbeat; and the tempo."""
+def _tempo_from_intervals(intervals: np.ndarray) -> float | None:
+    """60 / the longest unit most gaps between onsets are whole multiples of (a sung eighth, a quarter).
+
+    librosa's beat tracker leans towards 120 bpm and hears a steady hum at odd tempi; the gaps
+    between the notes themselves say it exactly when the singer keeps time.
+    """
+    gaps = intervals[intervals >= MIN_NOTE_SECONDS]
+    if len(gaps) < 3:
+        return None
+    candidates = {g / k for g in gaps for k in (1, 2, 3, 4) if 0.1 <= g / k <= 1.5}
+    best: tuple[float, float] | None = None  # (share of gaps that fit, unit)
+    for unit in sorted(candidates, reverse=True):
+        share = float(_fitting(gaps, unit).mean())
+        if best is None or share > best[0] + 0.05:
+            best = (share, unit)
+    if best is None or best[0] < 0.75:
+        return None
+    unit = best[1]
+    fits = _fitting(gaps, unit)
+    counts = np.round(gaps[fits] / unit)
+    unit = float((gaps[fits] * counts).sum() / (counts * counts).sum())  # least squares over the fitting gaps
+    return 60.0 / unit
+
+
+def _fitting(gaps: np.ndarray, unit: float) -> np.ndarray:
+    """Which gaps are a whole number of units, give or take 12% of a unit per unit."""
+    counts = np.maximum(np.round(gaps / unit), 1)
+    return np.abs(gaps / unit - counts) < 0.12 * counts
+
+
+def hear_melody(clip: AudioClip, meter: str | None = None) -> MelodyReading:
+    """The hummed melody on sixteenths in its own tempo, its key and, unless `meter` is given, its metre
+    (a pickup starts its first bar with a rest)."""
     heard = track_notes(clip)
     first = heard.notes[0][0]
-    notes = []
+    notes: list[tuple[int, int, int]] = []
     for start, end, pitch in heard.notes:
         s = quantise_ticks(start - first, heard.tempo)
         e = max(s + 6, quantise_ticks(end - first, heard.tempo))
@@ -192,8 +225,20 @@ def melody_from_audio(clip: AudioClip, meter: str = "4/4") -> tuple[Melody, floa
             if e <= s:
                 continue
         notes.append((s, e, pitch))
-    tonic, mode = estimate_key_from_notes(notes)
-    return Melody(meter, tonic, mode, bars_from_notes(notes, meter)), heard.tempo
+    key = estimate_key_from_notes(notes)
+    meter_confidence = None
+    if meter is None:
+        found = estimate_meter(notes)
+        meter, meter_confidence = found.meter, found.confidence
+        notes = [(s + found.offset, e + found.offset, p) for s, e, p in notes]
+    melody = Melody(meter, key.tonic, key.mode, bars_from_notes(notes, meter))
+    return MelodyReading(melody, heard.tempo, key, meter_confidence)
+
+
+def melody_from_audio(clip: AudioClip, meter: str | None = None) -> tuple[Melody, float]:
+    """The hummed melody (see `hear_melody`) and its tempo."""
+    reading = hear_melody(clip, meter)
+    return reading.melody, float(reading.tempo or 0.0)
 
 
 # -- analysis -------------------------------------------------------------------------------------

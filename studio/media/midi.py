@@ -7,6 +7,7 @@ import logging
 from pathlib import Path
 
 from studio.errors import InputError
+from studio.media.keys import MelodyReading, estimate_key_from_notes
 from studio.media.melody_tokens import (
     METERS,
     TICKS_PER_QUARTER,
@@ -15,6 +16,7 @@ from studio.media.melody_tokens import (
     bars_from_notes,
     scale_pitch_classes,
 )
+from studio.media.metre import estimate_meter
 
 log = logging.getLogger(__name__)
 
@@ -57,11 +59,17 @@ def write_midi(melody: Melody, path: Path, tempo: float, timbre: str = "piano") 
     melody_to_midi(melody, tempo, timbre).write(str(path))
 
 
-def read_midi(data: bytes | Path, default_meter: str = "4/4") -> tuple[Melody, float]:
-    """The melody in a MIDI file (the highest voice of its non-drum notes) and its tempo.
+def read_midi(data: bytes | Path, default_meter: str | None = "4/4") -> tuple[Melody, float]:
+    """The melody in a MIDI file and its tempo (see `read_midi_melody`)."""
+    reading = read_midi_melody(data, default_meter)
+    return reading.melody, float(reading.tempo or 120.0)
 
-    The key is estimated from the notes; the metre is the file's first time signature when the
-    studio knows it, else `default_meter`.
+
+def read_midi_melody(data: bytes | Path, default_meter: str | None = None) -> MelodyReading:
+    """The melody in a MIDI file (the highest voice of its non-drum notes), its tempo and how sure its key is.
+
+    The key is estimated from the notes: a key signature cannot tell D dorian from C major. The metre is
+    the file's first time signature when the studio knows it, else `default_meter`, else estimated.
     """
     import pretty_midi
 
@@ -80,29 +88,37 @@ def read_midi(data: bytes | Path, default_meter: str = "4/4") -> tuple[Melody, f
         if any(inst.notes for inst in midi.instruments):
             raise InputError("That MIDI file has only drum notes; the studio needs a melody (pitched notes).")
         raise InputError("That MIDI file has no notes.")
-    meter = default_meter
-    if midi.time_signature_changes:
-        first = midi.time_signature_changes[0]
-        candidate = f"{first.numerator}/{first.denominator}"
-        meter = candidate if candidate in METERS else default_meter
     tempo_times, tempi = midi.get_tempo_changes()
     tempo = float(tempi[0]) if len(tempi) else 120.0
-    from studio.media.keys import estimate_key_from_notes
-
     exact = _exact_ticks(midi, pitched)
     # A sequencer's file sits on the tick grid already (triplets included); a played one goes to sixteenths.
     on_grid = all(abs(s - round(s)) < 0.05 and abs(e - round(e)) < 0.05 for s, e, _ in exact)
+    meter, meter_confidence = _file_meter(midi), None
+    if meter is None and default_meter is not None:
+        meter = default_meter
     for grid in ((1, 6) if on_grid else (6,)):
         notes = _quantised(exact, grid)
+        if meter is None:
+            found = estimate_meter(notes)
+            meter, meter_confidence = found.meter, found.confidence
         first_bar = notes[0][0] // bar_ticks(meter) * bar_ticks(meter)
         notes = [(s - first_bar, e - first_bar, p) for s, e, p in notes]  # drop leading empty bars
         try:
             bars = bars_from_notes(notes, meter)
         except ValueError:
             continue
-        tonic, mode = estimate_key_from_notes(notes)
-        return Melody(meter, tonic, mode, bars), tempo
+        key = estimate_key_from_notes(notes)
+        return MelodyReading(Melody(meter, key.tonic, key.mode, bars), tempo, key, meter_confidence)
     raise InputError("That MIDI file's rhythm cannot be placed on the studio's note grid.")
+
+
+def _file_meter(midi) -> str | None:
+    """The file's first time signature, when it is one of the studio's metres."""
+    if not midi.time_signature_changes:
+        return None
+    first = midi.time_signature_changes[0]
+    candidate = f"{first.numerator}/{first.denominator}"
+    return candidate if candidate in METERS else None
 
 
 def _exact_ticks(midi, notes) -> list[tuple[float, float, int]]:

@@ -116,7 +116,7 @@ class Studio:
 
     # -- music ----------------------------------------------------------------------------
 
-    def read_primer(self, kind: str, source: str | os.PathLike, meter: str = "4/4") -> Primer:
+    def read_primer(self, kind: str, source: str | os.PathLike, meter: str | None = "4/4") -> Primer:
         return self.music_service.read_primer(kind, source, meter)
 
     def compose(self, request: MelodyRequest, primer: Melody | None = None, *, owner: str | None = None,

@@ -7,6 +7,7 @@ and the same for the Interpolate tab's melody walks (.mid, .wav, a piano roll of
 from __future__ import annotations
 
 import os
+import secrets
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -21,12 +22,19 @@ from studio.backends.musicgen import MusicBackend, MusicRequest, MusicResult
 from studio.errors import InputError
 from studio.history import Gallery, GalleryItem
 from studio.media import abc, audio, midi, plots, synth
+from studio.media.keys import KeyEstimate
 from studio.media.melody_tokens import Melody, key_name
 from studio.runtime import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
 from studio.services.records import known_fields
 from studio.settings import Settings
 
 PRIMER_KINDS = ("midi", "abc", "audio")
+MAX_SEED = 2**31 - 1  # exact in a browser's number field and in JSON
+
+
+def new_seed() -> int:
+    """A fresh seed for a melody, so composing again gives a new tune unless a seed is asked for."""
+    return secrets.randbelow(MAX_SEED + 1)
 MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
 
 
@@ -35,6 +43,17 @@ class Primer:
     melody: Melody
     tempo: float | None  # the file's own tempo, where it has one
     source: str  # "midi", "abc" or "audio"
+    key: KeyEstimate | None = None  # how the key was found; None: written in the source
+    meter_confidence: float | None = None  # None: the metre was written in the source or given
+
+    def describe(self) -> str:
+        """What was found in the primer, as the Music tab shows it beside the key controls."""
+        m = self.melody
+        key = key_name(m.tonic, m.mode)
+        key += f" (confidence {self.key.confidence:.0%})" if self.key else " (as written)"
+        meter = m.meter + (f" (confidence {self.meter_confidence:.0%})" if self.meter_confidence is not None else "")
+        tempo = f"{self.tempo:.0f} bpm" if self.tempo else "no tempo given"
+        return f"{key} · {meter} · {tempo} · {len(m.bars)} bars"
 
 
 @dataclass
@@ -72,11 +91,15 @@ class AnalysisOutcome:
                 f"(confidence {a.key_confidence:.2f}) · **Length** {a.seconds:.1f} s")
 
 
-def read_primer(kind: str, source: str | Path, *, meter: str, max_audio_seconds: float) -> Primer:
-    """A melody to continue: a MIDI file, ABC text, or a recording of someone humming or singing."""
+def read_primer(kind: str, source: str | Path, *, meter: str | None, max_audio_seconds: float) -> Primer:
+    """A melody to continue: a MIDI file, ABC text, or a recording of someone humming or singing.
+
+    `meter` is for sources that do not say theirs (a recording, a MIDI file without a time signature);
+    None: estimate it from the notes.
+    """
     if kind == "midi":
-        melody, tempo = midi.read_midi(Path(source), default_meter=meter)
-        return Primer(melody, tempo, "midi")
+        reading = midi.read_midi_melody(Path(source), default_meter=meter)
+        return Primer(reading.melody, reading.tempo, "midi", reading.key, reading.meter_confidence)
     if kind == "abc":
         text = str(source)
         melody = abc.abc_to_melody(text)
@@ -84,8 +107,8 @@ def read_primer(kind: str, source: str | Path, *, meter: str, max_audio_seconds:
         return Primer(melody, tempo, "abc")
     if kind == "audio":
         clip = audio.load_audio(Path(source), max_audio_seconds, sample_rate=audio.PITCH_RATE)
-        melody, tempo = audio.melody_from_audio(clip, meter)
-        return Primer(melody, tempo, "audio")
+        reading = audio.hear_melody(clip, meter)
+        return Primer(reading.melody, reading.tempo, "audio", reading.key, reading.meter_confidence)
     raise InputError(f"A melody to continue comes from {', '.join(PRIMER_KINDS)}, not '{kind}'.")
 
 
@@ -319,7 +342,7 @@ class MusicService:
         self.melody_walks = melody_walks
         self.music = music
 
-    def read_primer(self, kind: str, source: str | os.PathLike, meter: str = "4/4") -> Primer:
+    def read_primer(self, kind: str, source: str | os.PathLike, meter: str | None = "4/4") -> Primer:
         return read_primer(kind, source, meter=meter, max_audio_seconds=self.settings.max_audio_seconds)
 
     def compose(

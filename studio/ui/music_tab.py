@@ -3,8 +3,8 @@ and analyse any audio or MIDI."""
 
 from __future__ import annotations
 
-import random
 from dataclasses import dataclass
+from functools import partial
 
 import gradio as gr
 
@@ -13,15 +13,19 @@ from studio.backends.musicgen import DEFAULT_MODEL, MAX_SECONDS, MusicRequest
 from studio.media.melody_tokens import METERS, MODES, PITCH_NAMES
 from studio.media.synth import TIMBRES
 from studio.services import Studio
-from studio.services.music import describe_melody
+from studio.services.music import describe_melody, new_seed
 from studio.ui.common import StopButtons, api_doc, progress_reporter, servable, user_errors
+from studio.ui.melody_primer import (
+    FROM_ABC,
+    FROM_AUDIO,
+    FROM_MIDI,
+    NEW_TUNE,
+    PRIMER_KIND,
+    START_CHOICES,
+    key_controls_for,
+    primer_source,
+)
 
-NEW_TUNE = "Nothing: a new tune"
-FROM_MIDI = "A MIDI file"
-FROM_ABC = "ABC notation"
-FROM_AUDIO = "Humming or singing"
-START_CHOICES = [NEW_TUNE, FROM_MIDI, FROM_ABC, FROM_AUDIO]
-PRIMER_KIND = {FROM_MIDI: "midi", FROM_ABC: "abc", FROM_AUDIO: "audio"}
 EXAMPLE_ABC = "X:1\nT:A start\nM:6/8\nL:1/8\nK:Ddor\nA,DD FED | CEE GFE | DFA dAF | GEC D3 |\n"
 TIMBRE_CHOICES = [(t.label, name) for name, t in TIMBRES.items()]
 
@@ -70,13 +74,14 @@ def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Bu
             hum = gr.Audio(label="Hum or sing a few bars (or upload a recording)", type="filepath",
                            sources=["microphone", "upload"], visible=False, elem_id="melody-hum")
             follow = gr.Checkbox(value=True, visible=False, label="Keep the key, metre and tempo of what I give",
-                                 info="Off: use the settings below for the continuation.")
+                                 info="Off: use the settings below for the continuation.", elem_id="melody-follow")
+            detected = gr.Markdown(visible=False, elem_id="melody-detected")
             with gr.Row():
                 tonic = gr.Dropdown(list(PITCH_NAMES), value="D", label="Key", elem_id="melody-key")
                 mode = gr.Dropdown(list(MODES), value="dorian", label="Mode", elem_id="melody-mode")
                 meter = gr.Radio(list(METERS[:4]), value="6/8", label="Metre", elem_id="melody-meter")
             with gr.Row():
-                tempo = gr.Slider(40, 240, value=110, step=1, label="Tempo (bpm)")
+                tempo = gr.Slider(40, 240, value=110, step=1, label="Tempo (bpm)", elem_id="melody-tempo")
                 bars = gr.Slider(1, MAX_BARS, value=16, step=1, label="Bars", info="new bars when continuing")
             timbre = gr.Dropdown(TIMBRE_CHOICES, value="piano", label="Sound")
             with gr.Accordion("Sampling", open=False):
@@ -86,8 +91,9 @@ def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Bu
                 key_strength = gr.Slider(0, 8, value=2, step=0.5, label="Stay in key",
                                          info="0: the model's own chromatic notes; higher: fewer notes outside the key")
             with gr.Row():
-                seed = gr.Number(value=3, precision=0, label="Seed", minimum=0, elem_id="melody-seed")
-                dice = gr.Button("New seed", size="sm")
+                random_seed = gr.Checkbox(value=True, label="Random seed", scale=1, elem_id="melody-random-seed")
+                seed = gr.Number(value=0, precision=0, label="Seed", minimum=0, scale=2, elem_id="melody-seed")
+                reuse = gr.Button("Reuse last seed", scale=1, size="sm", elem_id="melody-reuse-seed")
             with gr.Row():
                 run = gr.Button("Compose", variant="primary", elem_id="melody-run")
                 stop = gr.Button("Stop", variant="stop")
@@ -95,6 +101,7 @@ def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Bu
             roll = gr.Image(label="Piano roll", type="filepath", interactive=False, elem_id="melody-roll")
             player = gr.Audio(label="Listen", type="filepath", interactive=False, elem_id="melody-audio")
             info = gr.Markdown(elem_id="melody-info")
+            last_seed = gr.Number(value=None, precision=0, visible=False, label="last_seed")
             analyse_this = gr.Button("Analyse this", size="sm")
             files = gr.File(label="Take it away: MIDI, WAV, piano roll, ABC", file_count="multiple",
                             interactive=False, elem_id="melody-files")
@@ -106,7 +113,15 @@ def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Bu
                 gr.Audio(visible=choice == FROM_AUDIO), gr.Checkbox(visible=choice != NEW_TUNE))
 
     start_from.change(show_source, start_from, [midi_file, abc_text, hum, follow], api_visibility="private")
-    dice.click(lambda: random.randrange(1_000_000), None, seed, api_visibility="private")
+    key_controls = [tonic, mode, meter, tempo, detected]
+    sources = [start_from, midi_file, abc_text, hum, follow]
+    for trigger in (start_from.change, midi_file.change, hum.change, follow.change):
+        trigger(partial(key_controls_for, studio), sources, key_controls, api_visibility="private",
+                show_progress="hidden")
+    abc_text.change(partial(key_controls_for, studio), sources, key_controls, api_visibility="private",
+                    show_progress="hidden", trigger_mode="always_last")
+    reuse.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()), last_seed, [seed, random_seed],
+                api_visibility="private")
 
     @user_errors
     @api_doc(
@@ -124,44 +139,50 @@ def _melody_section(studio: Studio, stops: StopButtons) -> tuple[gr.Audio, gr.Bu
         temperature="0-2: 0 gives the model's likeliest tune, higher more surprising ones",
         top_p="0.05-1: sample only from the likeliest notes that together reach this share",
         key_strength="0-8: 0 lets the model's own chromatic notes through; higher keeps to the key",
-        seed="the same seed and settings give the same tune",
+        random_seed="true: draw a new seed (the one used comes back); false: use seed",
+        seed="the seed when random_seed is false: the same seed and settings give the same tune",
         timbre=f"the sound of the WAV: one of {', '.join(TIMBRES)}",
-        returns="the piano roll, the WAV, the files (MIDI, WAV, piano roll, ABC), the ABC text, a summary",
+        returns="the piano roll, the WAV, the files (MIDI, WAV, piano roll, ABC), the ABC text, a summary, "
+                "the seed used",
     )
     def melody(start_from: str, midi_file: str | None, abc: str | None, recording: str | None,
                 follow_primer: bool, key: str, mode: str, meter: str, tempo: float, bars: float, temperature: float,
-                top_p: float, key_strength: float, seed: float | None, timbre: str,
+                top_p: float, key_strength: float, random_seed: bool, seed: float | None, timbre: str,
                 request: gr.Request, progress=gr.Progress()):
+        if not random_seed and seed is None:
+            raise gr.Error("Enter a seed, or tick 'Random seed'.")
         primer = None
         bpm = float(tempo)
         if start_from in PRIMER_KIND:
             kind = PRIMER_KIND[start_from]
-            source = {"midi": midi_file, "abc": abc, "audio": recording}[kind]
+            source = primer_source(kind, midi_file, abc, recording)
             if not source or (kind == "abc" and not str(source).strip()):
                 raise gr.Error({"midi": "Upload a MIDI file to continue.", "abc": "Type some ABC notation first.",
                                 "audio": "Record or upload your humming first."}[kind])
             progress(0, desc="Reading your melody")
-            read = studio.read_primer(kind, source, meter)
+            # Following the melody given, a recording's metre is heard, not taken from the (disabled) control.
+            read = studio.read_primer(kind, source, None if follow_primer else meter)
             primer = read.melody
             if follow_primer:
                 key, mode, meter = PITCH_NAMES[primer.tonic], primer.mode, primer.meter
-                bpm = float(round(read.tempo)) if read.tempo else bpm
+                bpm = float(min(max(round(read.tempo), 40), 240)) if read.tempo else bpm  # the slider's range
         melody_request = MelodyRequest(
             tonic=key, mode=mode, meter=meter, tempo=bpm, bars=int(bars), temperature=float(temperature),
-            top_p=float(top_p), key_strength=float(key_strength), seed=int(seed or 0), timbre=timbre,
+            top_p=float(top_p), key_strength=float(key_strength), seed=new_seed() if random_seed else int(seed),
+            timbre=timbre,
         )
         token = stops.start(request)
         outcome = studio.compose(melody_request, primer, progress=progress_reporter(progress, "Composing bars"),
                                  cancel=token)
         f = outcome.files
         return (servable(f.png), servable(f.wav), [servable(p) for p in (f.midi, f.wav, f.png, f.abc)],
-                f.abc_text, describe_melody(outcome))
+                f.abc_text, describe_melody(outcome), outcome.result.params["seed"])
 
     event = run.click(
         melody,
         [start_from, midi_file, abc_text, hum, follow, tonic, mode, meter, tempo, bars, temperature, top_p,
-         key_strength, seed, timbre],
-        [roll, player, files, abc_out, info],
+         key_strength, random_seed, seed, timbre],
+        [roll, player, files, abc_out, info, last_seed],
         api_name="melody",
         concurrency_id="heavy",
     )

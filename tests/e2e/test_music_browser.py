@@ -42,3 +42,35 @@ def test_compose_a_melody_in_the_browser(page, tmp_path):
         first.click()
         expect(page.locator("#gallery-details")).to_contain_text("#1 · melody")
         expect(page.locator("#gallery-opened img")).to_be_visible()  # the piano roll
+
+
+def test_kept_key_controls_are_disabled_and_show_the_detected_key(page, tmp_path):
+    from studio.media.melody_tokens import Melody, bars_from_notes
+    from studio.media.midi import write_midi
+    from tests.test_keys import MODAL_TUNE, degrees
+
+    # An A dorian tune in 3/4 at 96 bpm: nothing like the controls' defaults (D dorian, 6/8, 110).
+    notes = degrees(57, "dorian", *MODAL_TUNE)
+    tune = tmp_path / "a-dorian.mid"
+    write_midi(Melody("3/4", 9, "dorian", bars_from_notes(notes, "3/4")), tune, tempo=96)
+    with RunningApp(tmp_path / "data") as app:
+        page.goto(app.url)
+        page.get_by_role("tab", name="Music", exact=True).click()
+        page.locator("#melody-start").get_by_text("A MIDI file").click()
+        expect(page.locator("#melody-follow input[type=checkbox]")).to_be_checked()
+        page.locator("#melody-midi input[type=file]").set_input_files(str(tune))
+        detected = page.locator("#melody-detected")
+        expect(detected).to_contain_text("A dorian (confidence")
+        expect(detected).to_contain_text("3/4")
+        expect(page.locator("#melody-key input")).to_have_value("A")
+        expect(page.locator("#melody-key input")).to_be_disabled()
+        expect(page.locator("#melody-mode input")).to_have_value("dorian")
+        expect(page.locator("#melody-mode input")).to_be_disabled()
+        expect(page.locator("#melody-meter input[value='3/4']")).to_be_checked()
+        expect(page.locator("#melody-meter input[value='3/4']")).to_be_disabled()
+        expect(page.locator("#melody-tempo input[type=number]")).to_have_value("96")
+        # Off: the settings are the user's again.
+        page.locator("#melody-follow input[type=checkbox]").uncheck()
+        expect(page.locator("#melody-key input")).to_be_enabled()
+        expect(page.locator("#melody-meter input[value='4/4']")).to_be_enabled()
+        expect(detected).to_be_hidden()
