@@ -32,6 +32,18 @@ def test_melody_writes_mid_wav_and_png_beside_each_other(tmp_path):
     assert [i.id for i in Gallery(tmp_path / "data").list()] == [report["gallery_id"]]
 
 
+def test_melody_without_a_seed_takes_a_new_one_each_time_and_reports_it(tmp_path):
+    seeds, notes = [], []
+    for run in range(2):
+        out = tmp_path / f"tune{run}.mid"
+        done = studio_cli("melody", "--bars", "4", "--out", str(out), "--json",
+                          data_dir=tmp_path / "data")
+        assert done.returncode == 0, done.stderr
+        seeds.append(json.loads(done.stdout)["parameters"]["seed"])
+        notes.append([(n.pitch, n.start) for n in pretty_midi.PrettyMIDI(str(out)).instruments[0].notes])
+    assert seeds[0] != seeds[1] and notes[0] != notes[1]
+
+
 def test_continue_an_abc_file(tmp_path):
     primer = tmp_path / "start.abc"
     primer.write_text("X:1\nM:2/4\nL:1/8\nK:Gmix\nGA Bc | dB AG | FG AF | G4 |\n")

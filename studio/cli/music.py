@@ -33,7 +33,7 @@ def add_commands(commands) -> None:
     melody.add_argument("--temperature", type=float, default=0.9, help="0 (plain) .. 2 (wild); default 0.9")
     melody.add_argument("--top-p", type=float, default=0.95, help="nucleus sampling share (default 0.95)")
     melody.add_argument("--key-strength", type=float, default=2.0, help="how firmly to stay in the key (0-20)")
-    melody.add_argument("--seed", type=int, help="the same seed and settings give the same tune (default 0)")
+    melody.add_argument("--seed", type=int, help="the same seed and settings give the same tune (default: a new seed each time, shown with the result)")
     melody.add_argument("--seeds", type=cli_batch.parse_seeds, metavar="LIST",
                         help="one tune per seed, e.g. 1-8 or 3,5,9: OUT-s<seed>.mid (with its .wav, .png, .abc)")
     melody.add_argument("--timbre", choices=sorted(TIMBRES), default="piano")
@@ -66,6 +66,7 @@ def run(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> int:
 def _melody(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> int:
     from studio.backends.melody import MelodyRequest
     from studio.services import Studio
+    from studio.services.music import new_seed
 
     out: Path = args.out
     if out.suffix.lower() not in MELODY_OUT:
@@ -92,7 +93,7 @@ def _melody(args: argparse.Namespace, settings: settings_mod.Settings, fail) -> 
                 tempo = round(read.tempo)
     request = MelodyRequest(
         tonic=key, mode=mode, meter=meter, tempo=float(tempo), bars=args.bars, temperature=args.temperature,
-        top_p=args.top_p, key_strength=args.key_strength, seed=args.seed if args.seed is not None else 0,
+        top_p=args.top_p, key_strength=args.key_strength, seed=args.seed if args.seed is not None else new_seed(),
         timbre=args.timbre,
     )
     if args.seeds is not None:

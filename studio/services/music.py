@@ -35,6 +35,8 @@ MAX_SEED = 2**31 - 1  # exact in a browser's number field and in JSON
 def new_seed() -> int:
     """A fresh seed for a melody, so composing again gives a new tune unless a seed is asked for."""
     return secrets.randbelow(MAX_SEED + 1)
+
+
 MIDI_SUFFIXES = {".mid", ".midi", ".smf"}
 
 
