@@ -16,9 +16,11 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
+from typing import Any
 
 import gradio as gr
 
+from studio.runtime import HeavyLane
 from studio.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -141,15 +143,49 @@ def _with_rate_limit(fn: Callable, limiter: RateLimiter, behind_proxy: bool) -> 
     return limited
 
 
-def apply(app: gr.Blocks, settings: Settings, limiter: RateLimiter | None = None) -> None:
-    """Give every heavy event the operator's concurrency, a rate limit where one is set, and the GPU
-    hand-off on Spaces. Call after the tabs are built and before launch."""
+def _in_lane(fn: Callable, lane: HeavyLane) -> Callable:
+    """Hold a slot of the studio's heavy lane for the whole run (a generator's included), so API calls
+    and the page's events take turns."""
+    if inspect.isgeneratorfunction(fn):
+
+        @functools.wraps(fn)
+        def lane_stream(*args, **kwargs):
+            with lane.hold():
+                yield from fn(*args, **kwargs)
+
+        return lane_stream
+
+    @functools.wraps(fn)
+    def in_lane(*args, **kwargs):
+        with lane.hold():
+            return fn(*args, **kwargs)
+
+    return in_lane
+
+
+def apply(app: gr.Blocks, settings: Settings, limiter: RateLimiter | None = None,
+          lane: HeavyLane | None = None) -> None:
+    """Give every heavy event the operator's concurrency (shared with the HTTP APIs through `lane`), a
+    rate limit where one is set, and the GPU hand-off on Spaces. Call after the tabs are built and
+    before launch."""
     limiter = limiter or RateLimiter(settings.rate_limit_per_minute)
     for block_fn in app.fns.values():
         if block_fn.fn is None or block_fn.concurrency_id != HEAVY:
             continue
         block_fn.concurrency_limit = settings.heavy_concurrency
         fn = block_fn.fn if block_fn.api_name in CPU_ONLY_EVENTS else _gpu(block_fn.fn)
+        if lane is not None:
+            fn = _in_lane(fn, lane)
         if settings.rate_limit_per_minute > 0:
             fn = _with_rate_limit(fn, limiter, behind_proxy=settings.hosted)
         block_fn.fn = fn
+
+
+def logged_in(server: Any, scope: dict[str, Any]) -> bool:
+    """The same test Gradio's own routes make: a login cookie naming a live session."""
+    from starlette.requests import HTTPConnection
+
+    cookies = HTTPConnection(scope).cookies
+    cookie_id = getattr(server, "cookie_id", "")
+    token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
+    return token is not None and token in getattr(server, "tokens", {})

@@ -51,6 +51,52 @@ class CancelToken:
 NEVER_CANCELLED = CancelToken()
 
 
+class HeavyLane:
+    """The one line every model-running request waits in, whether it comes from the page or from an
+    HTTP API: at most `slots` run at once, the rest start in the order they arrived.
+
+    Gradio's queue already orders the page's own events; this lane is what makes an API call wait
+    its turn with them instead of running beside them. A slot is counted, not owned by a thread, so
+    a Gradio generator may hold it across the worker threads that step it.
+    """
+
+    def __init__(self, slots: int) -> None:
+        self.slots = max(1, slots)
+        self._changed = threading.Condition()
+        self._waiting: list[object] = []
+        self._running = 0
+
+    @property
+    def running(self) -> int:
+        return self._running
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiting)
+
+    @contextmanager
+    def hold(self, cancel: CancelToken = NEVER_CANCELLED) -> Iterator[None]:
+        """Wait for a slot (raising Cancelled if `cancel` is set while waiting), hold it for the block."""
+        ticket = object()
+        with self._changed:
+            self._waiting.append(ticket)
+            try:
+                while not (self._waiting[0] is ticket and self._running < self.slots):
+                    if cancel.cancelled:
+                        raise Cancelled()
+                    self._changed.wait(timeout=0.2)
+            finally:
+                self._waiting.remove(ticket)
+                self._changed.notify_all()
+            self._running += 1
+        try:
+            yield
+        finally:
+            with self._changed:
+                self._running -= 1
+                self._changed.notify_all()
+
+
 def torch_device(requested: str = "auto") -> str:
     """Resolve 'auto' to the best torch device here; an unavailable explicit choice falls back to cpu."""
     import torch

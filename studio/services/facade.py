@@ -22,7 +22,7 @@ from studio.catalog import Catalog, load_catalog
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
 from studio.media.melody_tokens import Melody
-from studio.runtime import NEVER_CANCELLED, CancelToken, ModelCache, ProgressCallback, no_progress
+from studio.runtime import NEVER_CANCELLED, CancelToken, HeavyLane, ModelCache, ProgressCallback, no_progress
 from studio.services.image import ImageOutcome, ImageService
 from studio.services.music import (
     AnalysisOutcome,
@@ -45,6 +45,8 @@ class Studio:
         self.catalog: Catalog = load_catalog(settings.models_file)
         self.cache = ModelCache(settings.model_memory_budget_mb)
         self.gallery = Gallery(settings.data_dir)
+        # Model work from the page and from the HTTP APIs waits in this one line.
+        self.heavy = HeavyLane(settings.heavy_concurrency)
         # The backends, one per model family.
         self.style = StyleBackend(self.cache, settings.device)
         self.text = TextBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)

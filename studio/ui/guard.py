@@ -21,6 +21,8 @@ from pydantic import ValidationError
 from starlette.responses import JSONResponse
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from studio.hosting import logged_in
+
 NOT_UPLOADED = (
     "A file given to this action was not uploaded to the studio, so it is refused: upload it first "
     "(the page does this for you; from Python use gradio_client's handle_file)."
@@ -163,7 +165,7 @@ class LoginRequired:
         server = scope.get("app")
         if scope["type"] in ("http", "websocket") and getattr(server, "auth", None):
             path = scope["path"].removeprefix(scope.get("root_path", "")) or "/"
-            if not _is_open(path) and not _logged_in(server, scope):
+            if not _is_open(path) and not logged_in(server, scope):
                 response = JSONResponse({"detail": {"error": "Not authenticated"}}, status_code=401)
                 await response(scope, receive, send)
                 return
@@ -172,13 +174,3 @@ class LoginRequired:
 
 def _is_open(path: str) -> bool:
     return path in OPEN_PATHS or path.startswith(OPEN_PREFIXES)
-
-
-def _logged_in(server: Any, scope: Scope) -> bool:
-    """The same test Gradio's own routes make: a login cookie naming a live session."""
-    from starlette.requests import HTTPConnection
-
-    cookies = HTTPConnection(scope).cookies
-    cookie_id = getattr(server, "cookie_id", "")
-    token = cookies.get(f"access-token-{cookie_id}") or cookies.get(f"access-token-unsecure-{cookie_id}")
-    return token is not None and token in getattr(server, "tokens", {})
