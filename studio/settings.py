@@ -31,6 +31,8 @@ class Settings:
     device: str = "auto"
     hosted: bool = False  # a demo for strangers: per-visitor galleries, rate limits, tighter limits
     mcp: bool = False  # also serve the studio's tools to MCP clients
+    api: bool = False  # (or an api_key) also serve AUTOMATIC1111's /sdapi/v1 and an OpenAI-compatible /v1 on the same port
+    api_key: str | None = None  # callers of those APIs must send `Authorization: Bearer <key>`
     openvino: bool = True  # run diffusion UNets and TAESD through OpenVINO on a CPU, where installed
 
     # Sharing the machine: heavy model work runs this many at a time, behind a queue of this
@@ -136,6 +138,8 @@ _FIELD_TYPES: dict[str, type] = {
     "device": str,
     "hosted": bool,
     "mcp": bool,
+    "api": bool,
+    "api_key": str,
     "openvino": bool,
     "heavy_concurrency": int,
     "max_queue": int,
@@ -189,6 +193,8 @@ def validate(settings: Settings) -> Settings:
         raise SettingsError(f"port must be 1-65535, got {settings.port}")
     if settings.auth is not None and (":" not in settings.auth or settings.auth.startswith(":")):
         raise SettingsError("auth must look like USER:PASS")
+    if settings.api_key is not None and not settings.api_key.strip():
+        raise SettingsError("api_key must not be empty")
     for name in POSITIVE_LIMITS:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
@@ -226,6 +232,18 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--mcp", action="store_const", const=True, help="also serve the studio's tools to MCP clients (STUDIO_MCP)"
+    )
+    parser.add_argument(
+        "--api",
+        action="store_const",
+        const=True,
+        help="also serve AUTOMATIC1111's API (/sdapi/v1) and an OpenAI-compatible API (/v1) on the same port, "
+        "for existing clients (STUDIO_API)",
+    )
+    parser.add_argument(
+        "--api-key",
+        metavar="KEY",
+        help="callers of those APIs must send 'Authorization: Bearer KEY' (or the --auth login) (STUDIO_API_KEY)",
     )
     parser.add_argument(
         "--no-openvino",

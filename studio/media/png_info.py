@@ -5,15 +5,15 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any
+from typing import IO, Any
 
 from PIL import Image, PngImagePlugin
 
 STUDIO_KEY = "studio"  # JSON of every parameter, the studio's own record
 
 
-def save_png(image: Image.Image, path: str | os.PathLike, text: dict[str, str]) -> None:
-    """Write a PNG with one tEXt chunk per item of `text` (iTXt where it is not Latin-1)."""
+def pnginfo(text: dict[str, str]) -> PngImagePlugin.PngInfo:
+    """One tEXt chunk per item of `text` (iTXt where it is not Latin-1)."""
     info = PngImagePlugin.PngInfo()
     for key, value in text.items():
         try:
@@ -21,7 +21,12 @@ def save_png(image: Image.Image, path: str | os.PathLike, text: dict[str, str]) 
             info.add_text(key, value)
         except UnicodeEncodeError:
             info.add_itxt(key, value)
-    image.save(path, format="PNG", pnginfo=info)
+    return info
+
+
+def save_png(image: Image.Image, path: str | os.PathLike | IO[bytes], text: dict[str, str]) -> None:
+    """Write a PNG carrying `text` as chunks."""
+    image.save(path, format="PNG", pnginfo=pnginfo(text))
 
 
 def read_png_text(path: str | os.PathLike) -> dict[str, str]:

@@ -11,7 +11,15 @@ from typing import Any
 from PIL import Image
 
 from studio import limits
-from studio.backends.diffusion import DiffusionBackend, ImageRequest, ImageResult, a1111_parameters, fit_size
+from studio.backends.diffusion import (
+    DEFAULT_DECODER,
+    DEFAULT_MODEL,
+    DiffusionBackend,
+    ImageRequest,
+    ImageResult,
+    a1111_parameters,
+    fit_size,
+)
 from studio.errors import StudioError
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
@@ -112,6 +120,16 @@ class ImageService:
             raise StudioError(f"Gallery item #{item.id} has a record the studio cannot read ({exc}).") from None
         outcome = self.generate(request, image, mask, task=params.get("task"), owner=owner)
         return outcome.items[0]
+
+    def default_model(self, task: str = "txt2img") -> str:
+        """The model to start with: SD-Turbo where it is on this machine, else the first one that is."""
+        present = [e.id for e in self.backend.image_entries(task) if self.backend.is_available(e.id)]
+        return DEFAULT_MODEL if DEFAULT_MODEL in present or not present else present[0]
+
+    def default_decoder(self) -> str:
+        """The fast decoder to start with: TAESD where it is on this machine, else the first one that is."""
+        present = [e.id for e in self.backend.decoder_entries() if self.backend.is_available(e.id)]
+        return DEFAULT_DECODER if DEFAULT_DECODER in present or not present else present[0]
 
     def working_size(self, model_id: str, picture: Image.Image) -> tuple[int, int]:
         """The size a model works best at for this picture: its trained resolution, the picture's shape."""

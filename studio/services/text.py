@@ -20,6 +20,11 @@ class TextService:
         self.catalog = catalog
         self.backend = backend
 
+    def check(self, request: TextRequest) -> None:
+        """Refuse a request the operator's limits or the catalogue rule out, before any model loads."""
+        limits.check_text(request, self.settings)
+        self.backend.entry(request.model)
+
     def stream(self, request: TextRequest, *, cancel: CancelToken = NEVER_CANCELLED) -> Iterator[TextUpdate]:
         """The reply as it grows, within the operator's token limit."""
         limits.check_text(request, self.settings)

@@ -87,9 +87,7 @@ def model_choices(studio: Studio) -> tuple[list[tuple[str, str]], str]:
 def decoder_choices(studio: Studio) -> tuple[list[tuple[str, str]], str]:
     choices = [(f"{e.name}", e.id) for e in studio.image.decoder_entries()]
     choices.append(("Full VAE (slower, finest detail)", FULL_VAE))
-    present = [e.id for e in studio.image.decoder_entries() if studio.image.is_available(e.id)]
-    default = DEFAULT_DECODER if DEFAULT_DECODER in present else (present[0] if present else DEFAULT_DECODER)
-    return choices, default
+    return choices, studio.image_service.default_decoder()
 
 
 def stream_run(work: Callable, token: CancelToken, progress: gr.Progress, label: str) -> Iterator[tuple[str, Any]]:
