@@ -40,6 +40,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     print(f"Creative Studio: outputs and gallery in {settings.data_dir.resolve()}"
           + (" (hosted: per-visitor galleries, queued and rate-limited heavy work)" if settings.hosted else ""))
+    if settings.api or settings.api_key:
+        base = f"http://{settings.host}:{settings.port}"
+        print(f"HTTP APIs for existing clients: {base}/sdapi/v1 (AUTOMATIC1111) and {base}/v1 (OpenAI)"
+              + (", behind the login or API key" if settings.auth or settings.api_key else ""))
     launch(studio)
     return 0
 

@@ -25,7 +25,7 @@ JS = (Path(__file__).parent / "page.js").read_text(encoding="utf-8")
 STOP_CLASS = "studio-stop"
 
 
-def build_app(studio: Studio) -> gr.Blocks:
+def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.Blocks:
     settings = studio.settings
     stops = StopButtons()
     if settings.hosted:
@@ -78,7 +78,7 @@ def build_app(studio: Studio) -> gr.Blocks:
     # api_open=False: direct POSTs to /run/<endpoint> would skip the queue and its concurrency limits.
     app.queue(default_concurrency_limit=hosting.LIGHT_CONCURRENCY, max_size=settings.max_queue or None,
               api_open=False)
-    hosting.apply(app, settings)
+    hosting.apply(app, settings, limiter, lane=studio.heavy)
     _name_tools_after_endpoints(app)
     _mark_stop_buttons(app)
     return app
@@ -116,7 +116,13 @@ def _housekeeping(studio: Studio) -> None:
 
 def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
     settings = studio.settings
-    app = build_app(studio)
+    limiter = hosting.RateLimiter(settings.rate_limit_per_minute)  # one count per address, page and APIs alike
+    app = build_app(studio, limiter)
+    middleware = [Middleware(LoginRequired)]
+    if settings.api or settings.api_key:
+        from studio.api import ExtraApis, build_api_app
+
+        middleware.insert(0, Middleware(ExtraApis, api_app=build_api_app(studio, limiter)))
     if settings.hosted:
         _housekeeping(studio)
     app.launch(
@@ -132,6 +138,6 @@ def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = F
         footer_links=["api", "settings"],
         run_history=False,
         mcp_server=settings.mcp,
-        app_kwargs={"middleware": [Middleware(LoginRequired)]},
+        app_kwargs={"middleware": middleware},
     )
     return app
