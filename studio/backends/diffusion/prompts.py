@@ -18,9 +18,10 @@ artist sees which word and can fix it instead of getting a silently different pi
 
 Encoding follows A1111's chunking (75 tokens + BOS/EOS per chunk, text after a comma moved to the
 next chunk when a chunk overflows within 20 tokens of it), multiplies each token's embedding by its
-weight and restores the chunk's original mean. A prompt whose syntax changes nothing (all weights 1,
-no BREAK, one chunk) is handed to diffusers as the plain string, so it makes exactly the picture it
-made before this module existed.
+weight and restores the chunk's original mean. It covers SD 1.x / 2.x (one CLIP text encoder) and
+SDXL (two, plus the pooled embedding), each encoded as diffusers' own `encode_prompt` encodes a
+chunk. A prompt whose syntax changes nothing (all weights 1, no BREAK, one chunk) is handed to
+diffusers as the plain string, so it makes exactly the picture diffusers makes of it.
 """
 
 from __future__ import annotations
@@ -94,12 +95,16 @@ def parse_prompt(prompt: str) -> ParsedPrompt:
     return ParsedPrompt(sections=parse_attention(_TAG.sub(take, prompt)), networks=tuple(networks))
 
 
+NETWORK_KINDS = ("lora", "lyco", "hypernet")  # the tags whose weight the studio reads (and checks)
+
+
 def _network_tag(kind: str, body: str) -> NetworkTag:
     name, *fields = body.split(":")
     # Named fields (te=0.5) are A1111 extras the studio does not use yet; the first plain one is the weight.
     positional = [f.strip() for f in fields if "=" not in f]
     weight = 1.0
-    if positional:
+    # Another tool's tag is taken out of the text like the others, its fields left alone.
+    if positional and kind in NETWORK_KINDS:
         weight = _number(positional[0], f"<{kind}:{_short(name, 12)}:0.8>")
     return NetworkTag(kind=kind, name=name.strip(), weight=weight)
 
@@ -224,18 +229,36 @@ class Chunk:
     length: int  # ids up to and including the end token (the rest is padding)
 
 
+@dataclass
+class Encoded:
+    """A prompt's embeddings, (1, 77 x chunks, width), and for SDXL its pooled embedding, (1, width)."""
+
+    embeds: Any
+    pooled: Any = None
+
+
+def is_sdxl(pipe: Any) -> bool:
+    """SDXL-type pipelines: a second (projecting) text encoder, whose hidden states and pooled output
+    both condition the UNet."""
+    return getattr(pipe, "text_encoder_2", None) is not None
+
+
 def can_weight(pipe: Any) -> bool:
-    """True for pipelines with one CLIP text encoder (SD 1.x / 2.x), the ones this module encodes for."""
-    return (
-        getattr(pipe, "tokenizer", None) is not None
-        and getattr(pipe, "text_encoder", None) is not None
-        and getattr(pipe, "text_encoder_2", None) is None
-    )
+    """True for pipelines with CLIP text encoders this module encodes for: SD 1.x / 2.x and SDXL."""
+    return bool(_encoders(pipe))
 
 
-def chunks(pipe: Any, parsed: ParsedPrompt) -> list[Chunk]:
+def _encoders(pipe: Any) -> list[tuple[Any, Any]]:
+    """(tokenizer, text encoder) pairs in the order diffusers concatenates their outputs."""
+    pairs = [(getattr(pipe, "tokenizer", None), getattr(pipe, "text_encoder", None))]
+    if is_sdxl(pipe):
+        pairs.append((getattr(pipe, "tokenizer_2", None), pipe.text_encoder_2))
+    return [(t, e) for t, e in pairs if t is not None and e is not None]
+
+
+def chunks(pipe: Any, parsed: ParsedPrompt, tokenizer: Any = None) -> list[Chunk]:
     """Lay a prompt's tokens out in chunks of 75 as A1111 does: a BREAK or an overflow starts a new one."""
-    tokenizer = pipe.tokenizer
+    tokenizer = tokenizer if tokenizer is not None else _encoders(pipe)[0][0]
     comma = tokenizer.get_vocab().get(",</w>")
     laid: list[tuple[list[int], list[float]]] = []
     tokens: list[int] = []
@@ -250,7 +273,7 @@ def chunks(pipe: Any, parsed: ParsedPrompt) -> list[Chunk]:
     for number, section in enumerate(parsed.sections):
         if number:
             close()
-        texts = [_converted(pipe, text) for text, _ in section]
+        texts = [_converted(pipe, text, tokenizer) for text, _ in section]
         ids_per_piece = tokenizer(texts, add_special_tokens=False, truncation=False).input_ids if texts else []
         for ids, (_, weight) in zip(ids_per_piece, section, strict=True):
             for token in ids:
@@ -286,38 +309,65 @@ def chunks(pipe: Any, parsed: ParsedPrompt) -> list[Chunk]:
     return out
 
 
-def _converted(pipe: Any, text: str) -> str:
+def _converted(pipe: Any, text: str, tokenizer: Any) -> str:
     """Textual-inversion tokens spelled out as diffusers does before tokenizing (a no-op without any)."""
     convert = getattr(pipe, "maybe_convert_prompt", None)
-    return convert(text, pipe.tokenizer) if convert is not None else text
+    return convert(text, tokenizer) if convert is not None else text
 
 
-def encode_chunks(pipe: Any, laid: list[Chunk]) -> Any:
-    """Encode each chunk as diffusers' `encode_prompt` does, weigh its tokens, restore its mean, and
-    join the chunks along the sequence axis: (1, 77 x chunks, width)."""
+def _weigh(z: Any, weights: tuple[float, ...]) -> Any:
+    """Each token's embedding times its weight, then the whole chunk scaled back to its original mean
+    (A1111's normalisation: emphasis shifts attention between tokens, not the overall level)."""
     import torch
 
-    encoder = pipe.text_encoder
+    if all(w == 1.0 for w in weights):
+        return z
+    z32 = z.float()
+    original_mean = z32.mean()
+    z32 = z32 * torch.tensor(weights, device=z.device, dtype=torch.float32)[None, :, None]
+    new_mean = z32.mean()
+    if torch.isfinite(new_mean) and new_mean != 0:  # a mean of 0 (every weight 0) has nothing to restore
+        z32 = z32 * (original_mean / new_mean)
+    return z32.to(z.dtype)
+
+
+def encode(pipe: Any, parsed: ParsedPrompt) -> Encoded:
+    """Encode a prompt chunk by chunk as diffusers' `encode_prompt` encodes one chunk, weigh its
+    tokens, and join the chunks along the sequence axis.
+
+    SD 1.x / 2.x: the text encoder's last hidden state (SD 2.x's converted encoder already ends at
+    the penultimate layer). SDXL: both encoders' penultimate hidden states side by side, and the
+    second encoder's pooled output of the first chunk, as A1111 takes it.
+    """
+    import torch
+
     device = pipe._execution_device
-    use_mask = bool(getattr(encoder.config, "use_attention_mask", False))
-    encoded = []
-    for chunk in laid:
-        ids = torch.tensor([chunk.ids], device=device)
-        mask = None
-        if use_mask:
-            mask = torch.tensor([[1] * chunk.length + [0] * (len(chunk.ids) - chunk.length)], device=device)
-        z = encoder(ids, attention_mask=mask)[0].to(dtype=encoder.dtype, device=device)
-        if any(w != 1.0 for w in chunk.weights):
-            z32 = z.float()
-            original_mean = z32.mean()
-            z32 = z32 * torch.tensor(chunk.weights, device=device, dtype=torch.float32)[None, :, None]
-            new_mean = z32.mean()
-            # A1111's normalisation; a mean of 0 (every weight 0) has nothing to restore.
-            if torch.isfinite(new_mean) and new_mean != 0:
-                z32 = z32 * (original_mean / new_mean)
-            z = z32.to(z.dtype)
-        encoded.append(z)
-    return torch.cat(encoded, dim=1)
+    sdxl = is_sdxl(pipe)
+    per_encoder = []
+    pooled = None
+    with torch.inference_mode():
+        for tokenizer, encoder in _encoders(pipe):
+            laid = chunks(pipe, parsed, tokenizer)
+            use_mask = not sdxl and bool(getattr(encoder.config, "use_attention_mask", False))
+            encoded = []
+            for n, chunk in enumerate(laid):
+                ids = torch.tensor([chunk.ids], device=device)
+                if sdxl:
+                    out = encoder(ids, output_hidden_states=True)
+                    if n == 0 and out[0].ndim == 2:
+                        pooled = out[0]
+                    z = out.hidden_states[-2]
+                else:
+                    mask = None
+                    if use_mask:
+                        mask = torch.tensor([[1] * chunk.length + [0] * (len(chunk.ids) - chunk.length)], device=device)
+                    z = encoder(ids, attention_mask=mask)[0].to(dtype=encoder.dtype, device=device)
+                encoded.append(_weigh(z, chunk.weights))
+            per_encoder.append(torch.cat(encoded, dim=1))
+        embeds = torch.cat(per_encoder, dim=-1)
+        if sdxl:
+            embeds = embeds.to(dtype=pipe.text_encoder_2.dtype, device=device)
+    return Encoded(embeds=embeds, pooled=pooled)
 
 
 def needs_embeddings(pipe: Any, parsed: ParsedPrompt) -> bool:
@@ -326,21 +376,24 @@ def needs_embeddings(pipe: Any, parsed: ParsedPrompt) -> bool:
     return parsed.weighted or len(chunks(pipe, parsed)) > 1
 
 
-def encode_pair(pipe: Any, positive: ParsedPrompt, negative: ParsedPrompt | None) -> tuple[Any, Any]:
+def encode_pair(pipe: Any, positive: ParsedPrompt, negative: ParsedPrompt | None) -> tuple[Encoded, Encoded | None]:
     """Embeddings for a prompt and (under guidance) its negative, padded to the same number of chunks
-    with chunks of the empty prompt, as A1111 pads them."""
+    with chunks of the empty prompt, as A1111 pads them. An SDXL model configured to zero an empty
+    negative prompt gets zeros, as diffusers (and A1111) give it."""
     import torch
 
-    with torch.inference_mode():
-        prompt_embeds = encode_chunks(pipe, chunks(pipe, positive))
-        if negative is None:
-            return prompt_embeds, None
-        negative_embeds = encode_chunks(pipe, chunks(pipe, negative))
-        longest = max(prompt_embeds.shape[1], negative_embeds.shape[1])
-        if prompt_embeds.shape[1] != negative_embeds.shape[1]:
-            empty = empty_embedding(pipe)
-            prompt_embeds, negative_embeds = pad_to(prompt_embeds, longest, empty), pad_to(negative_embeds, longest, empty)
-        return prompt_embeds, negative_embeds
+    prompt = encode(pipe, positive)
+    if negative is None:
+        return prompt, None
+    if is_sdxl(pipe) and not negative.text and getattr(pipe.config, "force_zeros_for_empty_prompt", False):
+        return prompt, Encoded(torch.zeros_like(prompt.embeds), torch.zeros_like(prompt.pooled))
+    negative_encoded = encode(pipe, negative)
+    longest = max(prompt.embeds.shape[1], negative_encoded.embeds.shape[1])
+    if prompt.embeds.shape[1] != negative_encoded.embeds.shape[1]:
+        empty = empty_embedding(pipe)
+        prompt.embeds = pad_to(prompt.embeds, longest, empty)
+        negative_encoded.embeds = pad_to(negative_encoded.embeds, longest, empty)
+    return prompt, negative_encoded
 
 
 def pad_to(embeds: Any, length: int, empty: Any) -> Any:
@@ -353,13 +406,10 @@ def pad_to(embeds: Any, length: int, empty: Any) -> Any:
 
 def empty_embedding(pipe: Any) -> Any:
     """The encoding of the empty prompt, one chunk: what shorter prompts are padded with."""
-    import torch
-
-    with torch.inference_mode():
-        return encode_chunks(pipe, chunks(pipe, ParsedPrompt(sections=((),))))
+    return encode(pipe, ParsedPrompt(sections=((),))).embeds
 
 
-SDXL_NOTE = "Emphasis weights and BREAK are not applied to SDXL-type models yet: the prompt was read without them."
+UNSUPPORTED_NOTE = "Emphasis weights and BREAK are not applied to this kind of model: the prompt was read without them."
 
 
 def prompt_inputs(pipe: Any, prompt: str, negative_prompt: str, guided: bool, notes: list[str]) -> dict[str, Any]:
@@ -367,25 +417,30 @@ def prompt_inputs(pipe: Any, prompt: str, negative_prompt: str, guided: bool, no
 
     The plain strings (syntax taken out) when the syntax changes nothing, so such prompts make the
     very pictures diffusers' own encoding makes; otherwise `prompt_embeds` and, under guidance,
-    `negative_prompt_embeds` of the same length.
+    `negative_prompt_embeds` of the same length (with the pooled ones for SDXL).
     """
     positive, negative = parse_prompt(prompt), parse_prompt(negative_prompt)
     plain = {"prompt": positive.text, "negative_prompt": negative.text or None}
     if not can_weight(pipe):
         if not positive.plain or (guided and not negative.plain):
-            notes.append(SDXL_NOTE)
+            notes.append(UNSUPPORTED_NOTE)
         return plain
     if not needs_embeddings(pipe, positive) and not (guided and needs_embeddings(pipe, negative)):
         return plain
-    prompt_embeds, negative_embeds = encode_pair(pipe, positive, negative if guided else None)
-    inputs: dict[str, Any] = {"prompt_embeds": prompt_embeds}
-    if negative_embeds is not None:
-        inputs["negative_prompt_embeds"] = negative_embeds
+    encoded, negative_encoded = encode_pair(pipe, positive, negative if guided else None)
+    inputs: dict[str, Any] = {"prompt_embeds": encoded.embeds}
+    if encoded.pooled is not None:
+        inputs["pooled_prompt_embeds"] = encoded.pooled
+    if negative_encoded is not None:
+        inputs["negative_prompt_embeds"] = negative_encoded.embeds
+        if negative_encoded.pooled is not None:
+            inputs["negative_pooled_prompt_embeds"] = negative_encoded.pooled
     return inputs
 
 
 def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided: bool) -> list[tuple[Any, Any]]:
-    """(prompt, negative) embeddings per keyframe prompt, all of one length so a walk can blend them.
+    """(prompt, negative) embeddings per keyframe prompt, all of one length so a walk can blend them
+    (SD 1.x / 2.x: walks do not take SDXL models).
 
     Plain prompts are encoded by diffusers' own `encode_prompt`, exactly as before; prompts with syntax
     go through `encode_pair`. Shorter ones are padded with empty-prompt chunks.
@@ -398,7 +453,8 @@ def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided:
         for prompt in prompts:
             positive = parse_prompt(prompt)
             if needs_embeddings(pipe, positive) or (guided and needs_embeddings(pipe, negative)):
-                out.append(encode_pair(pipe, positive, negative if guided else None))
+                encoded, negative_encoded = encode_pair(pipe, positive, negative if guided else None)
+                out.append((encoded.embeds, negative_encoded.embeds if negative_encoded is not None else None))
             else:
                 out.append(
                     pipe.encode_prompt(positive.text, pipe._execution_device, 1, guided, negative.text or None)
