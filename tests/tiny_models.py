@@ -154,6 +154,87 @@ def build_tiny_sd(path: Path) -> Path:
     return path
 
 
+def build_tiny_sdxl(path: Path) -> Path:
+    """Save a tiny ``StableDiffusionXLPipeline`` laid out like ``stabilityai/sdxl-turbo``: two CLIP text
+    encoders (the second projecting, its pooled output conditioning the UNet with the size and crop
+    ids), the second tokenizer padding with "!" as SDXL's does."""
+    from diffusers import (
+        AutoencoderKL,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection, CLIPTokenizer
+
+    path = Path(path)
+    _seed()
+    vocab, merges = _clip_vocab_and_merges()
+    tokenizers = []
+    for name, pad in (("tokenizer", "<|endoftext|>"), ("tokenizer_2", "!")):
+        folder = path / name
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / "vocab.json").write_text(json.dumps(vocab, ensure_ascii=False), encoding="utf-8")
+        (folder / "merges.txt").write_text("#version: 0.2\n" + "".join(f"{a} {b}\n" for a, b in merges), encoding="utf-8")
+        tokenizers.append(CLIPTokenizer.from_pretrained(folder, model_max_length=77, pad_token=pad))
+
+    def text_config(tokenizer) -> CLIPTextConfig:
+        return CLIPTextConfig(
+            vocab_size=len(vocab), hidden_size=32, intermediate_size=64, projection_dim=32, num_hidden_layers=2,
+            num_attention_heads=4, max_position_embeddings=77, hidden_act="gelu",
+            bos_token_id=tokenizer.bos_token_id, eos_token_id=tokenizer.eos_token_id,
+            pad_token_id=tokenizer.pad_token_id,
+        )
+
+    unet = UNet2DConditionModel(
+        sample_size=8,
+        in_channels=4,
+        out_channels=4,
+        down_block_types=("DownBlock2D", "CrossAttnDownBlock2D"),
+        up_block_types=("CrossAttnUpBlock2D", "UpBlock2D"),
+        block_out_channels=(16, 32),
+        layers_per_block=1,
+        norm_num_groups=8,
+        cross_attention_dim=64,  # both encoders' hidden states side by side
+        attention_head_dim=(2, 4),
+        use_linear_projection=True,
+        addition_embed_type="text_time",
+        addition_time_embed_dim=8,
+        projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids + the pooled text embedding
+    )
+    vae = AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=8,
+        latent_channels=4,
+        sample_size=64,
+        scaling_factor=0.13025,
+    )
+    scheduler = EulerDiscreteScheduler(
+        num_train_timesteps=1000,
+        beta_start=0.00085,
+        beta_end=0.012,
+        beta_schedule="scaled_linear",
+        timestep_spacing="trailing",
+        steps_offset=1,
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae,
+        text_encoder=CLIPTextModel(text_config(tokenizers[0])),
+        text_encoder_2=CLIPTextModelWithProjection(text_config(tokenizers[1])),
+        tokenizer=tokenizers[0],
+        tokenizer_2=tokenizers[1],
+        unet=unet,
+        scheduler=scheduler,
+        force_zeros_for_empty_prompt=True,
+    )
+    pipe.save_pretrained(path, safe_serialization=True)
+    return path
+
+
 def build_tiny_taesd(path: Path) -> Path:
     """Save a tiny ``AutoencoderTiny`` laid out like ``madebyollin/taesd`` (4 latent channels, 8x upscale)."""
     from diffusers import AutoencoderTiny

@@ -7,6 +7,7 @@ diffusers pipelines.
 - `openvino_unet`: the CPU path that runs the UNet and TAESD's decoder on OpenVINO
 - `canvas`: working sizes, masks, crops and the outpaint canvas
 - `metadata`: AUTOMATIC1111's `parameters` text, written and read back
+- `prompts`: AUTOMATIC1111's prompt syntax (emphasis, BREAK, `<lora:...>` tags) read and encoded
 - `walks`: prompt/seed walks and image morphs
 
 The names most callers need are importable from the package itself.

@@ -23,6 +23,7 @@ from PIL import Image
 from studio import hub
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
+from studio.backends.diffusion.prompts import prompt_inputs
 from studio.backends.diffusion.request import (
     FULL_VAE,
     MAX_SEED,
@@ -357,6 +358,8 @@ class DiffusionBackend:
             notes.append("The negative prompt only acts with guidance (CFG scale) above 1.")
 
         pipe, decoder_used = self._pipeline(model, request, notes)
+        # Emphasis and BREAK become embeddings once per request; a prompt without them stays a string.
+        prompts = prompt_inputs(pipe, request.prompt, request.negative_prompt, request.guidance > 1.0, notes)
         images: list[Image.Image] = []
         records: list[dict[str, Any]] = []
         per_batch = request.steps_run
@@ -364,7 +367,7 @@ class DiffusionBackend:
             cancel.raise_if_cancelled()
             seeds = [seed + batch * request.batch_size + i for i in range(request.batch_size)]
             done_before = batch * per_batch
-            made = self._run(pipe, model, request, seeds, work_image, work_mask, done_before, progress, cancel)
+            made = self._run(pipe, model, request, prompts, seeds, work_image, work_mask, done_before, progress, cancel)
             for offset, picture in enumerate(made):
                 if region is not None and blend is not None and image is not None:
                     picture = paste_back(image, picture, region, blend)
@@ -410,6 +413,7 @@ class DiffusionBackend:
         pipe,
         model: LoadedModel,
         request: ImageRequest,
+        prompts: dict[str, Any],
         seeds: list[int],
         work_image: Image.Image | None,
         work_mask: Image.Image | None,
@@ -428,8 +432,7 @@ class DiffusionBackend:
             return tensors
 
         kwargs: dict[str, Any] = {
-            "prompt": request.prompt,
-            "negative_prompt": request.negative_prompt or None,
+            **prompts,  # the prompt strings, or their embeddings (prompts.py)
             "num_inference_steps": request.steps,
             "guidance_scale": request.guidance,
             "num_images_per_prompt": request.batch_size,

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
+from studio.backends.diffusion.prompts import walk_embeddings
 from studio.backends.frames import FramesResult
 from studio.errors import InputError
 from studio.media.interpolation import slerp, walk_positions
@@ -87,11 +88,9 @@ def prompt_walk(
     latent_shape = (1, pipe.unet.config.in_channels, base.height // pipe.vae_scale_factor,
                     base.width // pipe.vae_scale_factor)
 
+    # The Image tab's own reading of each prompt (emphasis, BREAK), padded to one length to blend.
+    embeds = walk_embeddings(pipe, [key.prompt for key in request.keyframes], base.negative_prompt, guided)
     with torch.inference_mode():
-        embeds = [
-            pipe.encode_prompt(key.prompt, device, 1, guided, base.negative_prompt or None)
-            for key in request.keyframes
-        ]
         # The noise the pipeline itself draws for a seed: a CPU generator, the model's dtype.
         noises = [
             randn_tensor(latent_shape, generator=torch.Generator("cpu").manual_seed(key.seed),
