@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections import OrderedDict
 from dataclasses import replace
 from typing import Any
 
@@ -42,6 +43,7 @@ from studio.media.images import LoadedImage
 from studio.media.png_info import A1111_KEY, parse_a1111_parameters
 from studio.services.image import ImageOutcome
 
+MAX_OPTION_SETS = 10_000
 AUTOMATIC_VAE, NO_VAE = "Automatic", "None"  # AUTOMATIC1111's two `sd_vae` values that name no file
 SCHEDULERS = (("automatic", "Automatic"), ("karras", "Karras"))
 # AUTOMATIC1111's img2img fill modes, by number.
@@ -69,7 +71,8 @@ class A1111Api:
         self.gate = gate
         self.studio = gate.studio
         self.jobs = Jobs()
-        self._options: dict[str | None, dict[str, str]] = {}  # per address in hosted mode; one set locally
+        # Per address in hosted mode (the oldest forgotten past MAX_OPTION_SETS); one set locally.
+        self._options: OrderedDict[str | None, dict[str, str]] = OrderedDict()
 
     def routes(self) -> list[Route]:
         get, post = ["GET"], ["POST"]
@@ -181,7 +184,11 @@ class A1111Api:
             changes["sd_model_checkpoint"] = self.resolve_model(fields.raw("sd_model_checkpoint"))
         if fields.present("sd_vae"):
             changes["sd_vae"] = self.resolve_vae(fields.raw("sd_vae"))
-        self._options.setdefault(self._scope(self.gate.caller(request)), {}).update(changes)
+        scope = self._scope(self.gate.caller(request))
+        self._options.setdefault(scope, {}).update(changes)
+        self._options.move_to_end(scope)
+        while len(self._options) > MAX_OPTION_SETS:
+            self._options.popitem(last=False)
         return _json(None)
 
     async def sd_vae(self, request: Request) -> Response:
