@@ -257,3 +257,11 @@ def test_the_image_command_takes_lora_dir(tmp_path, catalog, lora_dir, tiny_sd_p
     assert done.returncode == 0, done.stderr
     assert json.loads(done.stdout)["parameters"][0]["loras"][0]["name"] == "ink_wash"
     assert "Lora hashes" in Image.open(out).text["parameters"]
+
+
+def test_a_walk_says_it_made_its_frames_without_loras(backend):
+    from studio.backends.diffusion.walks import Keyframe, PromptWalkRequest, prompt_walk
+
+    keys = (Keyframe("a red cat <lora:ink_wash:0.8>", 1), Keyframe("a blue dog", 2))
+    result = prompt_walk(backend, PromptWalkRequest(keyframes=keys, frames_between=1, settings=BASE))
+    assert any("<lora:...>" in note and "without them" in note for note in result.params["notes"])
