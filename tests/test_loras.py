@@ -50,6 +50,19 @@ def kohya_lora(unet, text_encoder, seed: int, widen: int = 0) -> dict[str, torch
     return weights
 
 
+def locon_lora(unet, seed: int) -> dict[str, torch.Tensor]:
+    """LoCon: kohya names on the UNet's convolutions too (`lora_down` a 3x3 conv, `lora_up` a 1x1)."""
+    generator = torch.Generator().manual_seed(seed)
+    weights: dict[str, torch.Tensor] = {}
+    for name, conv in unet.named_modules():
+        if isinstance(conv, torch.nn.Conv2d) and "resnets" in name and conv.kernel_size == (3, 3):
+            key = "lora_unet_" + name.replace(".", "_")
+            weights[f"{key}.lora_down.weight"] = torch.randn(4, conv.in_channels, 3, 3, generator=generator) * 0.3
+            weights[f"{key}.lora_up.weight"] = torch.randn(conv.out_channels, 4, 1, 1, generator=generator) * 0.3
+            weights[f"{key}.alpha"] = torch.tensor(4.0)
+    return weights
+
+
 def peft_lora(unet, text_encoder, seed: int) -> dict[str, torch.Tensor]:
     """diffusers/PEFT names (`unet.<module>.lora_A.weight`, `text_encoder.<module>.lora_B.weight`)."""
     generator = torch.Generator().manual_seed(seed)
@@ -86,6 +99,7 @@ def lora_dir(tmp_path_factory, tiny_sd_path) -> Path:
     (folder / "styles").mkdir()
     save_file(peft_lora(unet, text_encoder, 2), folder / "styles" / "paper_cut.safetensors")
     save_file(kohya_lora(unet, text_encoder, 3, widen=8), folder / "big_model_style.safetensors")
+    save_file(locon_lora(unet, 4), folder / "locon_grain.safetensors", metadata={"sshs_model_hash": "ab12" * 16})
     loha = {"lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.hada_w1_a": torch.ones(4, 16),
             "lora_unet_down_blocks_0_attentions_0_transformer_blocks_0_attn1_to_q.hada_w1_b": torch.ones(4, 16)}
     save_file(loha, folder / "loha_style.safetensors")
@@ -150,6 +164,13 @@ def test_the_diffusers_layout_and_two_loras_at_once(backend, plain_picture):
     # The same pair again makes the same picture: nothing of the first run lingers.
     again = backend.generate(with_prompt("a red cat on the beach <lora:ink_wash:0.8> <lora:paper_cut>"))
     assert np.array_equal(pixels(again.images[0]), pixels(both.images[0]))
+
+
+def test_locon_convolutions_apply_and_a_hash_the_file_carries_is_the_one_shown(backend, plain_picture):
+    result = backend.generate(with_prompt("a red cat on the beach <lora:locon_grain>"))
+    assert np.abs(pixels(result.images[0]) - plain_picture).mean() > 1
+    assert result.params[0]["loras"] == [{"name": "locon_grain", "weight": 1.0, "hash": "ab12ab12ab12"}]
+    assert np.array_equal(pixels(backend.generate(BASE).images[0]), plain_picture)
 
 
 def test_negative_prompt_tags_are_applied_too(backend, plain_picture):
@@ -259,9 +280,9 @@ def test_the_image_command_takes_lora_dir(tmp_path, catalog, lora_dir, tiny_sd_p
     assert "Lora hashes" in Image.open(out).text["parameters"]
 
 
-def test_a_walk_says_it_made_its_frames_without_loras(backend):
+def test_a_walk_refuses_lora_tags_rather_than_mixing_frames_with_and_without(backend):
     from studio.backends.diffusion.walks import Keyframe, PromptWalkRequest, prompt_walk
 
     keys = (Keyframe("a red cat <lora:ink_wash:0.8>", 1), Keyframe("a blue dog", 2))
-    result = prompt_walk(backend, PromptWalkRequest(keyframes=keys, frames_between=1, settings=BASE))
-    assert any("<lora:...>" in note and "without them" in note for note in result.params["notes"])
+    with pytest.raises(InputError, match="Prompt walks do not apply <lora:...> tags yet"):
+        prompt_walk(backend, PromptWalkRequest(keyframes=keys, frames_between=1, settings=BASE))

@@ -83,7 +83,9 @@ def prompt_walk(
     base = request.frame_request(request.keyframes[0])
     notes: list[str] = []
     if lora_tags(*(key.prompt for key in request.keyframes), base.negative_prompt):
-        notes.append("Walks do not apply <lora:...> tags yet: the frames were made without them.")
+        # Key frames are Image-tab runs, which would apply them, and in-between frames blend embeddings,
+        # which would not: refused rather than a walk whose ends do not match its middle.
+        raise InputError("Prompt walks do not apply <lora:...> tags yet: take them out of the prompts.")
     pipe, decoder_used = backend._pipeline(model, base, notes)
     device = model.pipe.device
     dtype = model.pipe.unet.dtype
