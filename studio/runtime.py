@@ -149,6 +149,7 @@ class CacheKey:
     model_id: str
     dtype: str
     device: str
+    variant: str = ""  # another form of the same weights kept beside it (e.g. "torch" beside an OpenVINO UNet)
 
 
 @dataclass

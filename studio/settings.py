@@ -34,6 +34,8 @@ class Settings:
     api: bool = False  # (or an api_key) also serve AUTOMATIC1111's /sdapi/v1 and an OpenAI-compatible /v1 on the same port
     api_key: str | None = None  # callers of those APIs must send `Authorization: Bearer <key>`
     openvino: bool = True  # run diffusion UNets and TAESD through OpenVINO on a CPU, where installed
+    # Folders of LoRA .safetensors files besides <data dir>/loras (an AUTOMATIC1111 models/Lora folder works).
+    lora_dirs: tuple[Path, ...] = ()
 
     # Sharing the machine: heavy model work runs this many at a time, behind a queue of this
     # length (0 = unbounded); each visitor may start this many heavy runs a minute (0 = no limit).
@@ -79,6 +81,11 @@ class Settings:
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 
+    @property
+    def lora_folders(self) -> tuple[Path, ...]:
+        """Where `<lora:NAME>` is looked for: the studio's own folder first, then the operator's."""
+        return (self.data_dir / "loras", *self.lora_dirs)
+
 
 # What hosted mode changes when the operator has not set a value: enough for a good demo, little
 # enough that one visitor cannot hold the machine for long.
@@ -122,6 +129,8 @@ def _coerce(name: str, kind: type, raw: str) -> object:
             return int(raw)
         if kind is Path:
             return Path(raw).expanduser()
+        if kind is tuple:  # folders, os.pathsep-separated like PATH
+            return tuple(Path(part).expanduser() for part in raw.split(os.pathsep) if part.strip())
         return raw
     except ValueError:
         raise SettingsError(f"{_env_name(name)}={raw!r} is not a valid {kind.__name__}") from None
@@ -141,6 +150,7 @@ _FIELD_TYPES: dict[str, type] = {
     "api": bool,
     "api_key": str,
     "openvino": bool,
+    "lora_dirs": tuple,
     "heavy_concurrency": int,
     "max_queue": int,
     "rate_limit_per_minute": int,
@@ -195,6 +205,9 @@ def validate(settings: Settings) -> Settings:
         raise SettingsError("auth must look like USER:PASS")
     if settings.api_key is not None and not settings.api_key.strip():
         raise SettingsError("api_key must not be empty")
+    for folder in settings.lora_dirs:
+        if folder.exists() and not folder.is_dir():
+            raise SettingsError(f"lora_dirs: {folder} is a file, not a folder of LoRAs")
     for name in POSITIVE_LIMITS:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
@@ -252,6 +265,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const=False,
         help="run diffusion on torch alone, not OpenVINO (STUDIO_OPENVINO=0; uses less memory, is slower on a CPU)",
     )
+    add_lora_dir_argument(parser)
+
+
+def add_lora_dir_argument(parser: argparse.ArgumentParser, **extra) -> None:
+    """`--lora-dir DIR`, repeatable; shared by the server and the image commands."""
+    parser.add_argument(
+        "--lora-dir",
+        dest="lora_dirs",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        help="also look for <lora:NAME> files in this folder; repeat for more "
+        f"(STUDIO_LORA_DIRS, folders separated by '{os.pathsep}'; <data dir>/loras is always searched)",
+        **extra,
+    )
 
 
 def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
@@ -262,4 +290,6 @@ def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -
         for f in fields(Settings)
         if f.name in _FIELD_TYPES and getattr(args, f.name, None) is not None
     }
+    if "lora_dirs" in given:  # argparse's append gives a list; Settings is frozen, so a tuple
+        given["lora_dirs"] = tuple(Path(p).expanduser() for p in given["lora_dirs"])
     return _resolve({**_env_values(environ), **given}, environ)

@@ -13,7 +13,7 @@ from pathlib import Path
 from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, DEFAULT_SAMPLER, FULL_VAE, SAMPLERS
 from studio.cli import batch as cli_batch
 from studio.errors import InputError
-from studio.settings import Settings
+from studio.settings import Settings, add_lora_dir_argument
 
 PNG_ONLY = "--out must be a .png file (the picture carries its parameters in it)"
 
@@ -72,6 +72,7 @@ def add_parsers(commands) -> None:
         parser.add_argument("--out-dir", type=Path, metavar="DIR",
                             help="write into this folder (made if missing): <mode>.png, or a batch's "
                                  "<mode>-p<prompt number>-s<seed>.png")
+        add_lora_dir_argument(parser)
         parser.add_argument("--json", action="store_true", help="print one JSON object describing the result")
         parser.add_argument("--no-gallery", action="store_true", help="do not list the result in the gallery")
 

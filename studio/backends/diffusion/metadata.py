@@ -11,6 +11,8 @@ from studio.backends.diffusion.request import DEFAULT_DECODER, DEFAULT_SAMPLER, 
 from studio.catalog import Catalog
 from studio.media.png_info import format_a1111_parameters
 
+LORA_NAME_SYMBOLS = str.maketrans("", "", ":,")  # AUTOMATIC1111 drops these from names in `Lora hashes`
+
 
 def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> str:
     """A result's record in the text AUTOMATIC1111 writes (and reads back)."""
@@ -39,6 +41,10 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         "Model id": model_id,
         "Model revision": params.get("model_revision"),
         "Decoder": params.get("decoder"),
+        # As AUTOMATIC1111 writes it: names without ':' or ',', each with its 12-digit hash.
+        "Lora hashes": ", ".join(
+            f"{lora['name'].translate(LORA_NAME_SYMBOLS)}: {lora['hash']}" for lora in params["loras"]
+        ) if params.get("loras") else None,
         "Version": f"creative-studio {__version__}",
     }
     return format_a1111_parameters(params["prompt"], params.get("negative_prompt", ""), settings)

@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
-from dataclasses import asdict, dataclass, replace
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -23,6 +25,7 @@ from PIL import Image
 from studio import hub
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
+from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, load_loras, lora_tags
 from studio.backends.diffusion.prompts import prompt_inputs
 from studio.backends.diffusion.request import (
     FULL_VAE,
@@ -65,6 +68,8 @@ class LoadedModel:
     latent_rgb: tuple | None  # preview factors for its latent space, if known
     accepts_taesd: bool
     engine: str = "torch"  # what runs the UNet: "torch" or "openvino <version>"
+    # Held while a run uses the pipeline: LoRAs change its shared modules for the length of a run.
+    lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
 
 def compute_dtype(device: str):
@@ -100,6 +105,7 @@ class DiffusionBackend:
         device: str = "auto",
         offline: bool = False,
         openvino_dir: Path | None = None,
+        lora_dirs: Sequence[Path] = (),
     ):
         self.cache = cache
         self.catalog = catalog
@@ -107,6 +113,8 @@ class DiffusionBackend:
         self.offline = offline
         # Where converted UNets are kept; None runs everything on torch.
         self.openvino_dir = openvino_dir
+        # Where <lora:NAME> files are found (Settings.lora_folders).
+        self.loras = LoraLibrary(lora_dirs)
 
     def uses_openvino(self, device: str, dtype) -> bool:
         """OpenVINO takes over fp32 CPU work when the operator allows it and it is installed."""
@@ -156,21 +164,26 @@ class DiffusionBackend:
         except (StudioError, OSError, ValueError, KeyError, TypeError):
             return 512
 
-    def load(self, model_id: str) -> LoadedModel:
+    def load(self, model_id: str, torch_unet: bool = False) -> LoadedModel:
+        """The model, loaded once. `torch_unet` asks for a copy whose UNet is torch's even where
+        OpenVINO runs the usual one (LoRAs change torch modules); it is kept beside it in the cache."""
         entry = self.catalog.get(model_id)
         if entry.family != "diffusers" or not set(entry.tasks) & {"txt2img", "img2img", "inpaint", "restyle"}:
             raise InputError(f"'{entry.name}' is not an image generation model.")
         device = self.device
         dtype = compute_dtype(device)
+        if torch_unet and self.uses_openvino(device, dtype):
+            key = CacheKey(model_id, dtype_name(dtype), device, variant="torch")
+            return self.cache.get(key, lambda: self._load(entry, dtype, device, openvino=False))
         key = CacheKey(model_id, dtype_name(dtype), device)
         return self.cache.get(key, lambda: self._load(entry, dtype, device))
 
-    def _load(self, entry: ModelEntry, dtype, device: str) -> tuple[LoadedModel, float]:
+    def _load(self, entry: ModelEntry, dtype, device: str, openvino: bool = True) -> tuple[LoadedModel, float]:
         where = hub.locate(entry, offline=self.offline)
         log.info("loading %s from %s", entry.id, where)
         quiet_loading()
         with loading_errors(entry.name, where):
-            return self._load_from(entry, where, dtype, device)
+            return self._load_from(entry, where, dtype, device, openvino=openvino)
 
     def _load_from(
         self, entry: ModelEntry, where: Path, dtype, device: str, openvino: bool = True
@@ -317,6 +330,11 @@ class DiffusionBackend:
         cancel.raise_if_cancelled()
         progress(0, request.steps_run * request.batch_count)
         model = self.load(request.model)
+        # <lora:...> tags of both prompts (as AUTOMATIC1111 reads them), each file read once.
+        loras = load_loras(self.loras, self.cache, lora_tags(request.prompt, request.negative_prompt))
+        if loras and model.engine.startswith("openvino"):
+            # LoRAs change torch modules: such runs use a torch UNet, and their records say so.
+            model = self.load(request.model, torch_unet=True)
         low, high = self.size_limits(model, max_side)
         notes: list[str] = []
 
@@ -358,21 +376,27 @@ class DiffusionBackend:
             notes.append("The negative prompt only acts with guidance (CFG scale) above 1.")
 
         pipe, decoder_used = self._pipeline(model, request, notes)
-        # Emphasis and BREAK become embeddings once per request; a prompt without them stays a string.
-        prompts = prompt_inputs(pipe, request.prompt, request.negative_prompt, request.guidance > 1.0, notes)
         images: list[Image.Image] = []
         records: list[dict[str, Any]] = []
         per_batch = request.steps_run
-        for batch in range(request.batch_count):
-            cancel.raise_if_cancelled()
-            seeds = [seed + batch * request.batch_size + i for i in range(request.batch_size)]
-            done_before = batch * per_batch
-            made = self._run(pipe, model, request, prompts, seeds, work_image, work_mask, done_before, progress, cancel)
-            for offset, picture in enumerate(made):
-                if region is not None and blend is not None and image is not None:
-                    picture = paste_back(image, picture, region, blend)
-                images.append(picture)
-                records.append(self._record(model, request, seeds[offset], decoder_used, picture, batch, offset))
+        # The LoRAs stay on the shared modules only inside this block, which no other run enters meanwhile.
+        with model.lock, applied(pipe, loras, model.entry.name):
+            # Emphasis and BREAK become embeddings once per request; a prompt without them stays a string.
+            prompts = prompt_inputs(pipe, request.prompt, request.negative_prompt, request.guidance > 1.0, notes)
+            for batch in range(request.batch_count):
+                cancel.raise_if_cancelled()
+                seeds = [seed + batch * request.batch_size + i for i in range(request.batch_size)]
+                done_before = batch * per_batch
+                made = self._run(
+                    pipe, model, request, prompts, seeds, work_image, work_mask, done_before, progress, cancel
+                )
+                for offset, picture in enumerate(made):
+                    if region is not None and blend is not None and image is not None:
+                        picture = paste_back(image, picture, region, blend)
+                    images.append(picture)
+                    records.append(
+                        self._record(model, request, seeds[offset], decoder_used, picture, batch, offset, loras)
+                    )
         progress(per_batch * request.batch_count, per_batch * request.batch_count)
         return ImageResult(images=images, params=records, seconds=time.perf_counter() - started, notes=notes)
 
@@ -460,6 +484,7 @@ class DiffusionBackend:
         picture: Image.Image,
         batch: int,
         index: int,
+        loras: Sequence[AppliedLora] = (),
     ) -> dict[str, Any]:
         # Recorded as a single picture with its own seed: that alone makes it again.
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
@@ -477,6 +502,10 @@ class DiffusionBackend:
             result_width=picture.width,
             result_height=picture.height,
         )
+        if loras:  # the prompt keeps its tags; this says which files they were
+            params["loras"] = [
+                {"name": lora.weights.name, "weight": lora.weight, "hash": lora.weights.short_hash} for lora in loras
+            ]
         return params
 
 

@@ -17,6 +17,7 @@ import numpy as np
 from PIL import Image
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
+from studio.backends.diffusion.loras import lora_tags
 from studio.backends.diffusion.prompts import walk_embeddings
 from studio.backends.frames import FramesResult
 from studio.errors import InputError
@@ -81,6 +82,10 @@ def prompt_walk(
         raise InputError(f"Prompt walks work with SD 1.x/2.x-family models such as SD-Turbo, not '{model.entry.name}'.")
     base = request.frame_request(request.keyframes[0])
     notes: list[str] = []
+    if lora_tags(*(key.prompt for key in request.keyframes), base.negative_prompt):
+        # Key frames are Image-tab runs, which would apply them, and in-between frames blend embeddings,
+        # which would not: refused rather than a walk whose ends do not match its middle.
+        raise InputError("Prompt walks do not apply <lora:...> tags yet: take them out of the prompts.")
     pipe, decoder_used = backend._pipeline(model, base, notes)
     device = model.pipe.device
     dtype = model.pipe.unet.dtype
@@ -183,6 +188,7 @@ def prompt_walk(
         "frames": len(positions),
         "positions": [[s, round(t, 6)] for s, t in positions],
         **{k: v for k, v in asdict(base).items() if k not in ("prompt", "seed", "mode", "batch_size", "batch_count")},
+        "notes": notes,  # as image morphs keep theirs
     }
     return FramesResult(frames=made, params=params, seconds=time.perf_counter() - started,
                         stopped=stopped or len(made) < len(frames))

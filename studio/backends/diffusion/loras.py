@@ -1,0 +1,250 @@
+"""LoRA files, as artists bring them from AUTOMATIC1111 and Civitai: `<lora:NAME:WEIGHT>` in a prompt.
+
+- Finding: a LoRA's name is its file's stem (as in AUTOMATIC1111), looked for in `<data dir>/loras`
+  and the operator's extra folders (Settings.lora_folders), subfolders included. Only `.safetensors`
+  is ever read: a `.pt`/`.ckpt`/`.bin` is a pickle, which can run code when loaded, so it is refused.
+- Reading: each file is read once into the runtime cache (its state dict and its AUTOMATIC1111 hash).
+- Applying: diffusers' own `load_lora_weights` + `set_adapters`, which knows both the kohya/A1111
+  key layout (LoRA and LoCon) and the diffusers/PEFT one. `applied()` always unloads them again, so
+  the next run sees the model's plain weights.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from studio.backends.diffusion.prompts import NetworkTag
+from studio.errors import InputError, StudioError
+from studio.runtime import CacheKey, ModelCache
+
+log = logging.getLogger(__name__)
+
+LORA_SUFFIX = ".safetensors"
+# Pickle formats: the same LoRAs exist in them, but unpickling a stranger's file can run its code.
+PICKLE_SUFFIXES = (".pt", ".pth", ".ckpt", ".bin")
+# LyCORIS kinds diffusers cannot apply: their keys say what they are.
+UNSUPPORTED_KINDS = {"hada_w1_a": "LoHa", "hada_w2_a": "LoHa", "lokr_w1": "LoKr", "lokr_w2": "LoKr",
+                     "lokr_w1_a": "LoKr", "lokr_w2_a": "LoKr", "oft_blocks": "OFT", "oft_diag": "OFT"}
+LORA_KINDS = ("lora", "lyco")  # AUTOMATIC1111 reads <lyco:...> as a LoRA too
+SHORT_HASH = 12  # what AUTOMATIC1111 shows in `Lora hashes:`
+
+
+@dataclass(frozen=True)
+class LoraWeights:
+    """One LoRA file read: what diffusers loads, and what the record says about it."""
+
+    name: str
+    path: Path
+    state_dict: dict[str, Any]
+    metadata: dict[str, str]
+    hash: str  # sha256 as AUTOMATIC1111 computes it (see addnet_hash)
+
+    @property
+    def short_hash(self) -> str:
+        return self.hash[:SHORT_HASH]
+
+
+@dataclass(frozen=True)
+class AppliedLora:
+    weights: LoraWeights
+    weight: float
+
+
+def lora_tags(*prompts: str) -> list[NetworkTag]:
+    """The LoRA tags of the prompts (the negative prompt's too, as AUTOMATIC1111 reads them)."""
+    from studio.backends.diffusion.prompts import parse_prompt
+
+    return [tag for prompt in prompts for tag in parse_prompt(prompt).networks if tag.kind in LORA_KINDS]
+
+
+class LoraLibrary:
+    """The LoRA files in the studio's folders, found by name. Folders are read again on every look-up,
+    so a file dropped in while the studio runs is found without a restart."""
+
+    def __init__(self, folders: Sequence[Path]):
+        self.folders = tuple(Path(f) for f in folders)
+
+    def _scan(self) -> tuple[dict[str, Path], dict[str, Path]]:
+        """(name -> .safetensors file, name -> pickle file); the first folder that has a name wins."""
+        usable: dict[str, Path] = {}
+        pickles: dict[str, Path] = {}
+        for folder in self.folders:
+            if not folder.is_dir():
+                continue
+            for path in sorted(folder.rglob("*")):
+                suffix = path.suffix.lower()
+                if suffix == LORA_SUFFIX and path.is_file():
+                    usable.setdefault(path.stem, path)
+                elif suffix in PICKLE_SUFFIXES and path.is_file():
+                    pickles.setdefault(path.stem, path)
+        return usable, pickles
+
+    def names(self) -> list[str]:
+        return sorted(self._scan()[0])
+
+    def find(self, name: str) -> Path:
+        """The `.safetensors` file named `name`; an InputError saying why not otherwise. The name is
+        only compared with the files found, never joined into a path."""
+        usable, pickles = self._scan()
+        if name in usable:
+            return usable[name]
+        if name in pickles:
+            raise InputError(
+                f"The LoRA file {pickles[name].name} is a pickle ({pickles[name].suffix}), which the studio never "
+                "loads because it can run code: use its .safetensors version."
+            )
+        close = difflib.get_close_matches(name, list(usable), n=5, cutoff=0.4)
+        hint = f" The closest names: {', '.join(close)}." if close else (
+            f" The LoRAs there: {', '.join(sorted(usable)[:8])}." if usable else
+            " There are no LoRA .safetensors files in the LoRA folders yet (<data dir>/loras, --lora-dir).")
+        raise InputError(f"No LoRA is named '{name}'.{hint}")
+
+
+def addnet_hash(data: bytes) -> str:
+    """AUTOMATIC1111's hash of a LoRA (`addnet_hash_safetensors`): sha256 of the tensor bytes after the
+    8-byte header length and the JSON header, so editing the metadata does not change it."""
+    length = int.from_bytes(data[:8], "little")
+    return hashlib.sha256(memoryview(data)[8 + length:]).hexdigest()
+
+
+def read_header(data: bytes, file_name: str) -> dict[str, Any]:
+    """The JSON header of a safetensors file, checked enough to say in one sentence why it is not one."""
+    bad = InputError(f"The LoRA file {file_name} is not a readable .safetensors file (damaged or incomplete?).")
+    if len(data) < 8:
+        raise bad
+    length = int.from_bytes(data[:8], "little")
+    if length <= 0 or 8 + length > len(data):
+        raise bad
+    try:
+        header = json.loads(data[8:8 + length])
+    except (UnicodeDecodeError, ValueError):
+        raise bad from None
+    if not isinstance(header, dict):
+        raise bad
+    return header
+
+
+def read_lora(path: Path, name: str) -> LoraWeights:
+    """Read and check one LoRA file (whole, once)."""
+    from safetensors.torch import load
+
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise InputError(f"The LoRA file {path.name} could not be read ({exc.strerror or exc}).") from None
+    header = read_header(data, path.name)
+    metadata = header.get("__metadata__") or {}
+    metadata = {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+    for key in header:
+        for marker, kind in UNSUPPORTED_KINDS.items():
+            if marker in key:
+                raise InputError(
+                    f"The LoRA file {path.name} is a LyCORIS {kind}, which the studio cannot apply yet; "
+                    "use a plain LoRA (or LoCon)."
+                )
+    try:
+        state_dict = load(data)
+    except Exception:  # noqa: BLE001 (safetensors raises its own error types for a damaged file)
+        raise InputError(
+            f"The LoRA file {path.name} is not a readable .safetensors file (damaged or incomplete?)."
+        ) from None
+    if not state_dict:
+        raise InputError(f"The LoRA file {path.name} holds no weights.")
+    # AUTOMATIC1111 shows a hash the file carries (sshs_model_hash) before computing one.
+    digest = metadata.get("sshs_model_hash") or addnet_hash(data)
+    return LoraWeights(name=name, path=path, state_dict=state_dict, metadata=metadata, hash=digest)
+
+
+def trigger_words(weights: LoraWeights, most: int = 20) -> list[str]:
+    """The training captions' most frequent tags (kohya's `ss_tag_frequency`): the words that call the
+    LoRA's subject up. Empty when the file does not say."""
+    try:
+        frequency = json.loads(weights.metadata.get("ss_tag_frequency", "{}"))
+    except ValueError:
+        return []
+    counts: dict[str, int] = {}
+    if isinstance(frequency, dict):
+        for tags in frequency.values():
+            if isinstance(tags, dict):
+                for tag, count in tags.items():
+                    if isinstance(count, int | float):
+                        counts[tag.strip()] = counts.get(tag.strip(), 0) + int(count)
+    return [tag for tag, _ in sorted(counts.items(), key=lambda item: (-item[1], item[0]))[:most] if tag]
+
+
+def load_loras(library: LoraLibrary, cache: ModelCache, tags: Sequence[NetworkTag]) -> list[AppliedLora]:
+    """The tags' LoRAs, read once each into the cache. One name twice adds its weights: a LoRA's
+    change is linear in its weight, so that is what applying it twice would do."""
+    weights: dict[str, float] = {}
+    for tag in tags:
+        weights[tag.name] = weights.get(tag.name, 0.0) + tag.weight
+    applied = []
+    for name, weight in weights.items():
+        path = library.find(name)
+        stat = path.stat()
+        # Keyed by the file and its size and time: an edited or replaced file is read again.
+        key = CacheKey(f"lora:{path.resolve()}", f"{stat.st_size}-{stat.st_mtime_ns}", "cpu")
+        lora = cache.get(key, lambda path=path, name=name: (read_lora(path, name), path.stat().st_size / 2**20))
+        applied.append(AppliedLora(lora, weight))
+    return applied
+
+
+@contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """transformers prints a table of every text-encoder weight "MISSING" when an adapter is added:
+    the base weights, which an adapter never holds. Nothing for the log."""
+    import transformers.utils.logging as transformers_logging
+
+    before = transformers_logging.get_verbosity()
+    transformers_logging.set_verbosity_error()
+    try:
+        yield
+    finally:
+        transformers_logging.set_verbosity(before)
+
+
+def _adapters_in(pipe: Any) -> set[str]:
+    return {name for names in pipe.get_list_adapters().values() for name in names}
+
+
+@contextmanager
+def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterator[None]:
+    """The LoRAs applied to the pipeline's UNet and text encoder(s) for the duration of the block.
+    Afterwards they are unloaded (the PEFT layers removed, the original modules put back), so a run
+    without them gives exactly the pictures a fresh start gives."""
+    if not loras:
+        yield
+        return
+    adapters: list[str] = []
+    try:
+        for index, lora in enumerate(loras):
+            adapter = f"studio_lora_{index}"  # file names may hold dots, which module names cannot
+            try:
+                # A copy: diffusers pops keys from the dict it converts, and the cached one is reused.
+                with _quiet_transformers():
+                    pipe.load_lora_weights(dict(lora.weights.state_dict), adapter_name=adapter)
+            except StudioError:
+                raise
+            except Exception:  # noqa: BLE001 (diffusers and peft raise many kinds for keys/shapes that do not fit)
+                log.info("LoRA %s did not fit %s", lora.weights.path, model_name, exc_info=True)
+                raise InputError(
+                    f"The LoRA file {lora.weights.path.name} was made for another model than '{model_name}'."
+                ) from None
+            if adapter not in _adapters_in(pipe):  # no key matched any layer: nothing would change
+                raise InputError(
+                    f"The LoRA file {lora.weights.path.name} was made for another model than '{model_name}'."
+                )
+            adapters.append(adapter)
+        pipe.set_adapters(adapters, [lora.weight for lora in loras])
+        yield
+    finally:
+        pipe.unload_lora_weights()
+
