@@ -43,10 +43,26 @@ def write_models(folder: Path, sd_path: Path, taesd_path: Path) -> Path:
     return path
 
 
+def write_lora(folder: Path, sd_path: Path) -> None:
+    """A tiny kohya-layout LoRA in the data dir's LoRA folder, with training tags."""
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+    from transformers import CLIPTextModel
+
+    from tests.test_loras import kohya_lora
+
+    unet = UNet2DConditionModel.from_pretrained(sd_path / "unet")
+    text_encoder = CLIPTextModel.from_pretrained(sd_path / "text_encoder")
+    folder.mkdir(parents=True, exist_ok=True)
+    save_file(kohya_lora(unet, text_encoder, 1), folder / "ink_wash.safetensors",
+              metadata={"ss_tag_frequency": json.dumps({"10_ink": {"ink wash": 12}})})
+
+
 @pytest.fixture(scope="module")
 def app(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
     folder = tmp_path_factory.mktemp("http-apis")
     models = write_models(folder, tiny_sd_path, tiny_taesd_path)
+    write_lora(folder / "data" / "loras", tiny_sd_path)
     with RunningApp(folder / "data", "--api", "--offline", "--models-file", str(models)) as running:
         yield running
 
@@ -160,7 +176,13 @@ def test_switching_the_model_through_options(sd):
 def test_lists_clients_read_at_start(sd):
     assert {s["name"] for s in sd.get_samplers()} >= {"Euler", "Euler a", "DPM++ 2M", "DDIM"}
     assert [s["name"] for s in sd.get_schedulers()] == ["automatic", "karras"]
-    assert sd.get_loras() == [] and sd.get_upscalers() == []
+    assert sd.get_upscalers() == []
+    [lora] = sd.get_loras()
+    assert lora["name"] == "ink_wash" and json.loads(lora["metadata"]["ss_tag_frequency"]) == {"10_ink": {"ink wash": 12}}
+    plain = sd.txt2img(prompt=PROMPT, seed=9, width=64, height=64)
+    inked = sd.txt2img(prompt=PROMPT + " <lora:ink_wash:0.8>", seed=9, width=64, height=64)
+    assert np.abs(pixels(inked.image) - pixels(plain.image)).mean() > 0.5
+    assert 'Lora hashes: "ink_wash: ' in inked.info["infotexts"][0]
     assert sd.get_embeddings() == {"loaded": {}, "skipped": {}}
     karras = sd.txt2img(prompt=PROMPT, seed=9, width=64, height=64, sampler_name="DPM++ 2M", scheduler="Karras")
     assert "Sampler: DPM++ 2M, Schedule type: Karras" in karras.info["infotexts"][0]

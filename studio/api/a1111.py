@@ -38,6 +38,7 @@ from studio.backends.diffusion import (
     ImageRequest,
     a1111_parameters,
 )
+from studio.backends.diffusion.loras import file_metadata
 from studio.errors import Cancelled, InputError
 from studio.media.images import LoadedImage
 from studio.media.png_info import A1111_KEY, parse_a1111_parameters
@@ -88,7 +89,8 @@ class A1111Api:
             ("/interrupt", self.interrupt, post),
             ("/skip", self.interrupt, post),
             ("/png-info", self.png_info, post),
-            ("/loras", self.empty_list, get),
+            ("/loras", self.loras, get),
+            ("/refresh-loras", self.nothing, post),
             ("/embeddings", self.embeddings, get),
             ("/upscalers", self.empty_list, get),
             ("/scripts", self.scripts, get),
@@ -193,6 +195,15 @@ class A1111Api:
 
     async def sd_vae(self, request: Request) -> Response:
         return _json([{"model_name": entry.id, "filename": entry.id} for entry in self.studio.image.decoder_entries()])
+
+    async def loras(self, request: Request) -> Response:
+        """The LoRA files `<lora:NAME:WEIGHT>` can use, as AUTOMATIC1111 lists them (hosted: no paths)."""
+        hosted = self.studio.settings.hosted
+        listed = []
+        for name, path in self.studio.image.loras.files().items():
+            listed.append({"name": name, "alias": name, "path": path.name if hosted else str(path),
+                           "metadata": file_metadata(path)})
+        return _json(listed)
 
     async def empty_list(self, request: Request) -> Response:
         return _json([])

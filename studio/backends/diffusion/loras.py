@@ -35,6 +35,7 @@ UNSUPPORTED_KINDS = {"hada_w1_a": "LoHa", "hada_w2_a": "LoHa", "lokr_w1": "LoKr"
                      "lokr_w1_a": "LoKr", "lokr_w2_a": "LoKr", "oft_blocks": "OFT", "oft_diag": "OFT"}
 LORA_KINDS = ("lora", "lyco")  # AUTOMATIC1111 reads <lyco:...> as a LoRA too
 SHORT_HASH = 12  # what AUTOMATIC1111 shows in `Lora hashes:`
+MAX_HEADER_BYTES = 100 * 2**20  # safetensors' own limit on a header
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,10 @@ class LoraLibrary:
     def names(self) -> list[str]:
         return sorted(self._scan()[0])
 
+    def files(self) -> dict[str, Path]:
+        """Every usable LoRA by name, from one look at the folders."""
+        return dict(sorted(self._scan()[0].items()))
+
     def find(self, name: str) -> Path:
         """The `.safetensors` file named `name`; an InputError saying why not otherwise. The name is
         only compared with the files found, never joined into a path."""
@@ -130,6 +135,21 @@ def read_header(data: bytes, file_name: str) -> dict[str, Any]:
     if not isinstance(header, dict):
         raise bad
     return header
+
+
+def file_metadata(path: Path) -> dict[str, str]:
+    """A safetensors file's `__metadata__` (training tags and the like), reading only its header;
+    empty when the file has none or is not readable (listing a folder never fails on one bad file)."""
+    try:
+        with path.open("rb") as handle:
+            length = int.from_bytes(handle.read(8), "little")
+            if not 0 < length <= MAX_HEADER_BYTES:
+                return {}
+            header = json.loads(handle.read(length))
+    except (OSError, UnicodeDecodeError, ValueError):
+        return {}
+    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
 
 
 def read_lora(path: Path, name: str) -> LoraWeights:
