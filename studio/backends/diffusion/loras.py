@@ -235,11 +235,39 @@ def _adapters_in(pipe: Any) -> set[str]:
     return {name for names in pipe.get_list_adapters().values() for name in names}
 
 
+STATE = "_studio_loras"  # on the UNet the pipelines share: which LoRAs (hash, weight) are on it now
+
+
+def _loaded(pipe: Any) -> tuple:
+    return getattr(pipe.unet, STATE, ())
+
+
+def _unload(pipe: Any) -> None:
+    pipe.unload_lora_weights()
+    setattr(pipe.unet, STATE, ())
+
+
+def without_loras(pipe: Any) -> None:
+    """Put the model's plain weights back if a LoRA run left its LoRAs on (for work that uses the
+    modules directly, such as a walk's frames)."""
+    if _loaded(pipe):
+        _unload(pipe)
+
+
 @contextmanager
 def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterator[None]:
-    """The LoRAs applied to the pipeline's UNet and text encoder(s) for the duration of the block.
-    Afterwards they are unloaded (the PEFT layers removed, the original modules put back), so a run
-    without them gives exactly the pictures a fresh start gives."""
+    """The pipeline's UNet and text encoder(s) with exactly these LoRAs on for the block.
+
+    Loading a LoRA into the model takes seconds, so the LoRAs of a run stay on afterwards and the
+    next run with the same files and weights starts at once. Any other run first takes them off
+    (unloading removes the PEFT layers and puts the original modules back), so a run without them
+    gives exactly the pictures a fresh start gives.
+    """
+    wanted = tuple((lora.weights.hash, lora.weight) for lora in loras)
+    if _loaded(pipe) == wanted:
+        yield
+        return
+    without_loras(pipe)
     if not loras:
         yield
         return
@@ -264,7 +292,8 @@ def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterato
                 )
             adapters.append(adapter)
         pipe.set_adapters(adapters, [lora.weight for lora in loras])
-        yield
-    finally:
-        pipe.unload_lora_weights()
-
+    except BaseException:
+        _unload(pipe)  # half-loaded: back to the plain weights
+        raise
+    setattr(pipe.unet, STATE, wanted)
+    yield

@@ -17,7 +17,7 @@ import numpy as np
 from PIL import Image
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
-from studio.backends.diffusion.loras import lora_tags
+from studio.backends.diffusion.loras import lora_tags, without_loras
 from studio.backends.diffusion.prompts import walk_embeddings
 from studio.backends.frames import FramesResult
 from studio.errors import InputError
@@ -80,6 +80,8 @@ def prompt_walk(
     model = backend.load(request.settings.model)
     if hasattr(model.pipe, "text_encoder_2"):
         raise InputError(f"Prompt walks work with SD 1.x/2.x-family models such as SD-Turbo, not '{model.entry.name}'.")
+    with model.lock:  # the frames between keyframes use the modules directly: no LoRA may stay on them
+        without_loras(model.pipe)
     base = request.frame_request(request.keyframes[0])
     notes: list[str] = []
     if lora_tags(*(key.prompt for key in request.keyframes), base.negative_prompt):
