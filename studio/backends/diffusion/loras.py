@@ -248,3 +248,53 @@ def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterato
     finally:
         pipe.unload_lora_weights()
 
+
+
+# -- what the LoRA picker shows (read-only: headers and preview pictures, never the weights) -----------
+
+PREVIEW_SUFFIXES = (".preview.png", ".png", ".preview.jpg", ".jpg", ".preview.jpeg", ".jpeg",
+                    ".preview.webp", ".webp")  # as AUTOMATIC1111 and the Civitai helpers save them
+MAX_HEADER = 100 * 2**20  # safetensors' own limit on a header
+
+
+@dataclass(frozen=True)
+class LoraCard:
+    """One LoRA as the picker lists it: its name, the picture beside its file, its trigger words."""
+
+    name: str
+    path: Path
+    preview: Path | None
+    trigger_words: tuple[str, ...]
+
+
+def preview_of(path: Path) -> Path | None:
+    """`NAME.preview.png` (or `NAME.png`, .jpg, .webp) beside the LoRA file, if there is one."""
+    for suffix in PREVIEW_SUFFIXES:
+        candidate = path.with_name(path.stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def read_metadata(path: Path) -> dict[str, str]:
+    """The `__metadata__` of a safetensors file, reading its header only; empty when unreadable."""
+    try:
+        with open(path, "rb") as handle:
+            start = handle.read(8)
+            length = int.from_bytes(start, "little") if len(start) == 8 else 0
+            if not 0 < length <= MAX_HEADER:
+                return {}
+            header = read_header(start + handle.read(length), path.name)
+    except (OSError, InputError):
+        return {}
+    metadata = header.get("__metadata__")
+    return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
+
+
+def lora_cards(library: LoraLibrary) -> list[LoraCard]:
+    """Every usable LoRA of the library's folders, by name."""
+    cards = []
+    for name, path in sorted(library._scan()[0].items()):
+        shell = LoraWeights(name=name, path=path, state_dict={}, metadata=read_metadata(path), hash="")
+        cards.append(LoraCard(name, path, preview_of(path), tuple(trigger_words(shell))))
+    return cards
