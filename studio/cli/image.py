@@ -8,9 +8,12 @@ import re
 import sys
 import time
 from dataclasses import replace
+from functools import reduce
 from pathlib import Path
 
 from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, DEFAULT_SAMPLER, FULL_VAE, SAMPLERS
+from studio.backends.diffusion.lora_tags import parse_lora_argument, reweight_lora
+from studio.backends.diffusion.loras import LORA_SUFFIX, LoraLibrary
 from studio.cli import batch as cli_batch
 from studio.errors import InputError
 from studio.settings import Settings, add_lora_dir_argument
@@ -73,6 +76,9 @@ def add_parsers(commands) -> None:
                             help="write into this folder (made if missing): <mode>.png, or a batch's "
                                  "<mode>-p<prompt number>-s<seed>.png")
         add_lora_dir_argument(parser)
+        parser.add_argument("--lora", dest="lora_files", action="append", metavar="FILE[:WEIGHT]",
+                            help="apply this LoRA .safetensors file (weight 1 unless given); repeat for more: "
+                                 "its folder is searched and <lora:NAME:WEIGHT> added to the prompt")
         parser.add_argument("--json", action="store_true", help="print one JSON object describing the result")
         parser.add_argument("--no-gallery", action="store_true", help="do not list the result in the gallery")
 
@@ -95,6 +101,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if args.seeds is not None and args.seed is not None:
         raise InputError("give --seed or --seeds, not both")
     prompts = cli_batch.read_prompts(args.prompts) if args.prompts is not None else [args.prompt]
+    settings, tags = _lora_files(args.lora_files or [], settings)
+    prompts = [reduce(lambda text, tag: reweight_lora(text, *tag), tags, p) for p in prompts]
     out = _destination(args, mode)
 
     studio = Studio(settings)
@@ -160,6 +168,32 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             failed=[r for r in results if r.error])
     print(cli_batch.summary(results), file=sys.stderr)
     return cli_batch.EXIT_SOME_FAILED if len(made) < len(results) else 0
+
+
+def _lora_files(given: list[str], settings: Settings) -> tuple[Settings, list[tuple[str, float]]]:
+    """`--lora FILE[:WEIGHT]`: each file's folder joins the LoRA folders for this run; the (name, weight)
+    tags to write into the prompt. A LoRA of the same name found first in another folder is refused
+    rather than silently applied in the file's place."""
+    folders, tags = list(settings.lora_dirs), []
+    for text in given:
+        file, weight = parse_lora_argument(text)
+        path = Path(file).expanduser()
+        if path.suffix.lower() != LORA_SUFFIX:
+            raise InputError(f"--lora {file}: a LoRA must be a .safetensors file (pickles are never loaded)")
+        if not path.is_file():
+            raise InputError(f"--lora {file}: no such file")
+        if path.parent.resolve() not in {f.resolve() for f in folders}:
+            folders.append(path.parent.resolve())
+        tags.append((path.stem, weight))
+    if not tags:
+        return settings, []
+    settings = replace(settings, lora_dirs=tuple(folders))
+    library = LoraLibrary(settings.lora_folders)
+    for text, (name, _) in zip(given, tags, strict=True):
+        found = library.find(name)
+        if found.resolve() != Path(parse_lora_argument(text)[0]).expanduser().resolve():
+            raise InputError(f"--lora {text}: another LoRA named '{name}' comes first, {found}; rename one of them")
+    return settings, tags
 
 
 def _destination(args: argparse.Namespace, mode: str) -> Path:

@@ -33,7 +33,7 @@ from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
 from studio.services.image import ImageOutcome, mask_from_layers
-from studio.ui import image_setup
+from studio.ui import image_setup, lora_picker
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
@@ -138,6 +138,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                       info="TAESD decodes ~20x faster than the full VAE")
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk, oil painting",
                                 elem_id="image-prompt")
+            loras = lora_picker.build(studio, prompt)
             negative = gr.Textbox(value="", label="Negative prompt", lines=1, placeholder="blurry, low quality",
                                   info="acts only with guidance above 1")
             with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
@@ -471,12 +472,14 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     setup.to_patterns.click(lambda: gr.Tabs(selected="patterns"), None, modes, api_visibility="private")
 
     def on_load() -> tuple:
-        """A model fetched (or pointed at) since the studio started: hide the notice, list it as here."""
+        """A model fetched (or pointed at) since the studio started: hide the notice, list it as here;
+        LoRA files dropped in meanwhile are listed too."""
         choices, default = model_choices(studio)
-        return image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default)
+        return image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default), *lora_picker.listing_update(studio)
 
     return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
-                    send_to_style=send_to_style, setup=setup, load_fn=on_load, load_outputs=[setup.box, model])
+                    send_to_style=send_to_style, setup=setup, load_fn=on_load,
+                    load_outputs=[setup.box, model, *loras.listing_outputs])
 
 
 def picked(files: list | None, index: float | None) -> str:

@@ -297,3 +297,37 @@ def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterato
         raise
     setattr(pipe.unet, STATE, wanted)
     yield
+
+
+# -- what the LoRA picker shows (read-only: headers and preview pictures, never the weights) -----------
+
+PREVIEW_SUFFIXES = (".preview.png", ".png", ".preview.jpg", ".jpg", ".preview.jpeg", ".jpeg",
+                    ".preview.webp", ".webp")  # as AUTOMATIC1111 and the Civitai helpers save them
+
+
+@dataclass(frozen=True)
+class LoraCard:
+    """One LoRA as the picker lists it: its name, the picture beside its file, its trigger words."""
+
+    name: str
+    path: Path
+    preview: Path | None
+    trigger_words: tuple[str, ...]
+
+
+def preview_of(path: Path) -> Path | None:
+    """`NAME.preview.png` (or `NAME.png`, .jpg, .webp) beside the LoRA file, if there is one."""
+    for suffix in PREVIEW_SUFFIXES:
+        candidate = path.with_name(path.stem + suffix)
+        if candidate.is_file():
+            return candidate
+    return None
+
+
+def lora_cards(library: LoraLibrary) -> list[LoraCard]:
+    """Every usable LoRA of the library's folders, by name."""
+    cards = []
+    for name, path in library.files().items():
+        shell = LoraWeights(name=name, path=path, state_dict={}, metadata=file_metadata(path), hash="")
+        cards.append(LoraCard(name, path, preview_of(path), tuple(trigger_words(shell))))
+    return cards
