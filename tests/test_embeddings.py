@@ -355,3 +355,21 @@ def test_tags_are_renamed_in_every_spelling_and_a_changed_file_is_used_with_a_no
     assert relocated.negative_prompt == "<lora:film_v2>"
     assert not relocated.missing
     assert "'grain' in your folders is not the file the picture was made with" in relocated.notes[1]
+
+
+def test_the_image_command_takes_embeddings_dir(tmp_path, embedding_dir, tiny_sd_path, tiny_taesd_path):
+    import json
+    import subprocess
+    import sys
+
+    models = write_models_file(tmp_path / "models", tiny_sd_path, tiny_taesd_path)
+    out = tmp_path / "ink.png"
+    env = dict(os.environ, STUDIO_DATA_DIR=str(tmp_path / "data"), STUDIO_MODELS_FILE=str(models), STUDIO_OFFLINE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "studio", "image", "--embeddings-dir", str(embedding_dir), "a red cat, ink_style",
+         "--model", TINY_SD, "--decoder", TINY_TAESD, "--size", "64x64", "--seed", "3", "--out", str(out), "--json"],
+        cwd=Path(__file__).resolve().parent.parent, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["parameters"][0]["embeddings"][0]["name"] == "ink_style"
+    assert 'TI hashes: "ink_style: ' in Image.open(out).text["parameters"]
