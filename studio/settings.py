@@ -36,6 +36,8 @@ class Settings:
     openvino: bool = True  # run diffusion UNets and TAESD through OpenVINO on a CPU, where installed
     # Folders of LoRA .safetensors files besides <data dir>/loras (an AUTOMATIC1111 models/Lora folder works).
     lora_dirs: tuple[Path, ...] = ()
+    # Folders of textual-inversion embeddings besides <data dir>/embeddings (A1111's embeddings folder works).
+    embedding_dirs: tuple[Path, ...] = ()
 
     # Sharing the machine: heavy model work runs this many at a time, behind a queue of this
     # length (0 = unbounded); each visitor may start this many heavy runs a minute (0 = no limit).
@@ -85,6 +87,11 @@ class Settings:
     def lora_folders(self) -> tuple[Path, ...]:
         """Where `<lora:NAME>` is looked for: the studio's own folder first, then the operator's."""
         return (self.data_dir / "loras", *self.lora_dirs)
+
+    @property
+    def embedding_folders(self) -> tuple[Path, ...]:
+        """Where an embedding named in a prompt is looked for: the studio's own folder first, then the operator's."""
+        return (self.data_dir / "embeddings", *self.embedding_dirs)
 
 
 # What hosted mode changes when the operator has not set a value: enough for a good demo, little
@@ -151,6 +158,7 @@ _FIELD_TYPES: dict[str, type] = {
     "api_key": str,
     "openvino": bool,
     "lora_dirs": tuple,
+    "embedding_dirs": tuple,
     "heavy_concurrency": int,
     "max_queue": int,
     "rate_limit_per_minute": int,
@@ -208,6 +216,9 @@ def validate(settings: Settings) -> Settings:
     for folder in settings.lora_dirs:
         if folder.exists() and not folder.is_dir():
             raise SettingsError(f"lora_dirs: {folder} is a file, not a folder of LoRAs")
+    for folder in settings.embedding_dirs:
+        if folder.exists() and not folder.is_dir():
+            raise SettingsError(f"embedding_dirs: {folder} is a file, not a folder of embeddings")
     for name in POSITIVE_LIMITS:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
@@ -265,11 +276,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         const=False,
         help="run diffusion on torch alone, not OpenVINO (STUDIO_OPENVINO=0; uses less memory, is slower on a CPU)",
     )
-    add_lora_dir_argument(parser)
+    add_network_dir_arguments(parser)
 
 
-def add_lora_dir_argument(parser: argparse.ArgumentParser, **extra) -> None:
-    """`--lora-dir DIR`, repeatable; shared by the server and the image commands."""
+def add_network_dir_arguments(parser: argparse.ArgumentParser, **extra) -> None:
+    """`--lora-dir DIR` and `--embeddings-dir DIR`, each repeatable; shared by the server and the image commands."""
     parser.add_argument(
         "--lora-dir",
         dest="lora_dirs",
@@ -280,6 +291,20 @@ def add_lora_dir_argument(parser: argparse.ArgumentParser, **extra) -> None:
         f"(STUDIO_LORA_DIRS, folders separated by '{os.pathsep}'; <data dir>/loras is always searched)",
         **extra,
     )
+    parser.add_argument(
+        "--embeddings-dir",
+        dest="embedding_dirs",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        help="also look for textual-inversion embeddings (NAME.safetensors, called by NAME in a prompt) in this "
+        f"folder; repeat for more (STUDIO_EMBEDDING_DIRS, folders separated by '{os.pathsep}'; "
+        "<data dir>/embeddings is always searched)",
+        **extra,
+    )
+
+
+add_lora_dir_argument = add_network_dir_arguments  # the name the image commands import
 
 
 def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -> Settings:
@@ -290,6 +315,7 @@ def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -
         for f in fields(Settings)
         if f.name in _FIELD_TYPES and getattr(args, f.name, None) is not None
     }
-    if "lora_dirs" in given:  # argparse's append gives a list; Settings is frozen, so a tuple
-        given["lora_dirs"] = tuple(Path(p).expanduser() for p in given["lora_dirs"])
+    for name in ("lora_dirs", "embedding_dirs"):
+        if name in given:  # argparse's append gives a list; Settings is frozen, so a tuple
+            given[name] = tuple(Path(p).expanduser() for p in given[name])
     return _resolve({**_env_values(environ), **given}, environ)

@@ -60,6 +60,7 @@ class Studio:
             settings.offline,
             openvino_dir=settings.cache_dir / "openvino" if settings.openvino else None,
             lora_dirs=settings.lora_folders,
+            embedding_dirs=settings.embedding_folders,
         )
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
         # The services, one per task group.

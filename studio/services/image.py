@@ -20,7 +20,8 @@ from studio.backends.diffusion import (
     a1111_parameters,
     fit_size,
 )
-from studio.errors import StudioError
+from studio.backends.diffusion.metadata import relocate_networks
+from studio.errors import InputError, StudioError
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
 from studio.media.png_info import A1111_KEY
@@ -114,6 +115,7 @@ class ImageService:
             image = self.open_image(self.gallery.input_path(params["input"]))
         if params.get("mask"):
             mask = self.open_image(self.gallery.input_path(params["mask"]))
+        params, _ = with_networks_found(params, self.backend)
         try:
             request = request_from_record(params)
         except TypeError as exc:
@@ -142,6 +144,17 @@ def mask_picture(mask: LoadedImage) -> Image.Image:
     if mask.alpha is not None and mask.alpha.getextrema()[0] < 255:
         return mask.alpha
     return mask.rgb.convert("L")
+
+
+def with_networks_found(params: dict[str, Any], backend: DiffusionBackend) -> tuple[dict[str, Any], list[str]]:
+    """A record's prompts with its LoRAs and embeddings found by hash in the folders (renamed files
+    named as they are now), and notes saying what changed or is missing. A LoRA no folder holds stops
+    the run with one line naming it: without its file the picture cannot be made again."""
+    relocated = relocate_networks(params, backend.loras, backend.embeddings)
+    if relocated.missing_loras:
+        raise InputError(" ".join(relocated.missing_loras))
+    found = {**params, "prompt": relocated.prompt, "negative_prompt": relocated.negative_prompt}
+    return found, relocated.notes + relocated.missing
 
 
 def request_from_record(params: dict[str, Any]) -> ImageRequest:

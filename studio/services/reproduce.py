@@ -106,6 +106,7 @@ def _studio_record(raw: str | None) -> dict[str, Any] | None:
 
 def _a1111_recipe(path: Path, raw: str, studio: Studio) -> Recipe:
     from studio.backends.diffusion import fields_from_parameters
+    from studio.backends.diffusion.metadata import parse_hashes
 
     parsed = parse_a1111_parameters(raw)
     values, notes = fields_from_parameters(parsed, studio.catalog)
@@ -118,7 +119,10 @@ def _a1111_recipe(path: Path, raw: str, studio: Studio) -> Recipe:
     if "seed" not in values:
         raise InputError(f"{path.name} does not record its seed, so it cannot be made again.")
     task = values.pop("mode", "txt2img")
-    return Recipe(task, {**values, "task": task}, "AUTOMATIC1111", notes)
+    # Which files the LoRA tags and embedding words meant, looked up by hash when the picture is made.
+    networks = {"loras": parse_hashes(parsed.get("Lora hashes", "")),
+                "embeddings": parse_hashes(parsed.get("TI hashes", ""))}
+    return Recipe(task, {**values, **networks, "task": task}, "AUTOMATIC1111", notes)
 
 
 def _check_model(record: dict[str, Any], studio: Studio) -> None:
@@ -163,9 +167,9 @@ def reproduce(
 
 def _image(studio: Studio, recipe: Recipe, picture: Path | None, mask: Path | None, keep: bool) -> Reproduction:
     from studio.backends.diffusion import a1111_parameters
-    from studio.services.image import request_from_record
+    from studio.services.image import request_from_record, with_networks_found
 
-    params = recipe.params
+    params, found_notes = with_networks_found(recipe.params, studio.image)
     try:
         request = request_from_record(params)
     except TypeError as exc:
@@ -180,7 +184,7 @@ def _image(studio: Studio, recipe: Recipe, picture: Path | None, mask: Path | No
     record = outcome.items[0].params if outcome.items else outcome.result.params[0]
     png_text = {STUDIO_KEY: _json(record), A1111_KEY: a1111_parameters(record)}
     return Reproduction(outcome.result.images[0], record, png_text, outcome.result.seconds,
-                        outcome.items[0] if outcome.items else None, recipe.notes + outcome.notes)
+                        outcome.items[0] if outcome.items else None, recipe.notes + found_notes + outcome.notes)
 
 
 def _input(studio: Studio, given: Path | None, stored: str | None, what: str, flag: str) -> LoadedImage:

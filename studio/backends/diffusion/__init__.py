@@ -8,6 +8,8 @@ diffusers pipelines.
 - `canvas`: working sizes, masks, crops and the outpaint canvas
 - `metadata`: AUTOMATIC1111's `parameters` text, written and read back
 - `prompts`: AUTOMATIC1111's prompt syntax (emphasis, BREAK, `<lora:...>` tags) read and encoded
+- `loras`: `<lora:NAME:WEIGHT>` files found, read once and applied for a run
+- `embeddings`: textual-inversion files called by name in a prompt, loaded for a run
 - `walks`: prompt/seed walks and image morphs
 
 The names most callers need are importable from the package itself.

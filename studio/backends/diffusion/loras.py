@@ -66,12 +66,17 @@ def lora_tags(*prompts: str) -> list[NetworkTag]:
     return [tag for prompt in prompts for tag in parse_prompt(prompt).networks if tag.kind in LORA_KINDS]
 
 
-class LoraLibrary:
-    """The LoRA files in the studio's folders, found by name. Folders are read again on every look-up,
-    so a file dropped in while the studio runs is found without a restart."""
+class FileLibrary:
+    """Files of one kind in the studio's folders, found by stem. Folders are read again on every
+    look-up, so a file dropped in while the studio runs is found without a restart."""
+
+    what = "file"  # what the files are, in messages
+    where = ""  # where they go, in messages
 
     def __init__(self, folders: Sequence[Path]):
         self.folders = tuple(Path(f) for f in folders)
+        # path -> ((size, mtime), full hash): files are hashed once while they stay the same
+        self._hashes: dict[Path, tuple[tuple[int, int], str]] = {}
 
     def _scan(self) -> tuple[dict[str, Path], dict[str, Path]]:
         """(name -> .safetensors file, name -> pickle file); the first folder that has a name wins."""
@@ -103,14 +108,55 @@ class LoraLibrary:
             return usable[name]
         if name in pickles:
             raise InputError(
-                f"The LoRA file {pickles[name].name} is a pickle ({pickles[name].suffix}), which the studio never "
-                "loads because it can run code: use its .safetensors version."
+                f"The {self.what} file {pickles[name].name} is a pickle ({pickles[name].suffix}), which the studio "
+                "never loads because it can run code: use its .safetensors version."
             )
         close = difflib.get_close_matches(name, list(usable), n=5, cutoff=0.4)
         hint = f" The closest names: {', '.join(close)}." if close else (
-            f" The LoRAs there: {', '.join(sorted(usable)[:8])}." if usable else
-            " There are no LoRA .safetensors files in the LoRA folders yet (<data dir>/loras, --lora-dir).")
-        raise InputError(f"No LoRA is named '{name}'.{hint}")
+            f" The {self.what}s there: {', '.join(sorted(usable)[:8])}." if usable else
+            f" There are no {self.what} .safetensors files in the {self.what} folders yet ({self.where}).")
+        raise InputError(f"No {self.what} is named '{name}'.{hint}")
+
+    def file_hash(self, path: Path) -> str:
+        """The file's full hash as AUTOMATIC1111 records it for this kind; remembered while the file's
+        size and time stay the same."""
+        stat = path.stat()
+        stamp = (stat.st_size, stat.st_mtime_ns)
+        known = self._hashes.get(path)
+        if known is not None and known[0] == stamp:
+            return known[1]
+        digest = self._compute_hash(path)
+        self._hashes[path] = (stamp, digest)
+        return digest
+
+    def _compute_hash(self, path: Path) -> str:
+        raise NotImplementedError
+
+    def find_by_hash(self, short_hash: str, name: str | None = None) -> str | None:
+        """The name of the file whose hash starts with `short_hash` (as a picture's text records it),
+        whatever it is called now; the file called `name` is tried first. None when no file has it."""
+        wanted = short_hash.strip().lower()
+        if not wanted:
+            return None
+        usable = self._scan()[0]
+        order = ([name] if name in usable else []) + [n for n in usable if n != name]
+        for candidate in order:
+            try:
+                if self.file_hash(usable[candidate]).lower().startswith(wanted):
+                    return candidate
+            except (OSError, InputError):
+                continue  # unreadable or damaged: not the file looked for
+        return None
+
+
+class LoraLibrary(FileLibrary):
+    """The LoRA files in the studio's folders, found by name."""
+
+    what = "LoRA"
+    where = "<data dir>/loras, --lora-dir"
+
+    def _compute_hash(self, path: Path) -> str:
+        return file_addnet_hash(path)
 
 
 def addnet_hash(data: bytes) -> str:
@@ -120,9 +166,22 @@ def addnet_hash(data: bytes) -> str:
     return hashlib.sha256(memoryview(data)[8 + length:]).hexdigest()
 
 
-def read_header(data: bytes, file_name: str) -> dict[str, Any]:
+def file_addnet_hash(path: Path) -> str:
+    """`addnet_hash` of a file read in pieces (or the hash its metadata carries, which A1111 shows first),
+    for looking a LoRA up by hash without holding it in memory."""
+    with open(path, "rb") as handle:
+        start = handle.read(8)
+        length = int.from_bytes(start, "little") if len(start) == 8 else 0
+        header = read_header(start + handle.read(length), path.name) if length else {}
+        metadata = header.get("__metadata__")
+        if isinstance(metadata, dict) and metadata.get("sshs_model_hash"):
+            return str(metadata["sshs_model_hash"])
+        return hashlib.file_digest(handle, "sha256").hexdigest()
+
+
+def read_header(data: bytes, file_name: str, what: str = "LoRA") -> dict[str, Any]:
     """The JSON header of a safetensors file, checked enough to say in one sentence why it is not one."""
-    bad = InputError(f"The LoRA file {file_name} is not a readable .safetensors file (damaged or incomplete?).")
+    bad = InputError(f"The {what} file {file_name} is not a readable .safetensors file (damaged or incomplete?).")
     if len(data) < 8:
         raise bad
     length = int.from_bytes(data[:8], "little")
@@ -218,7 +277,7 @@ def load_loras(library: LoraLibrary, cache: ModelCache, tags: Sequence[NetworkTa
 
 
 @contextmanager
-def _quiet_transformers() -> Iterator[None]:
+def quiet_transformers() -> Iterator[None]:
     """transformers prints a table of every text-encoder weight "MISSING" when an adapter is added:
     the base weights, which an adapter never holds. Nothing for the log."""
     import transformers.utils.logging as transformers_logging
@@ -277,7 +336,7 @@ def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterato
             adapter = f"studio_lora_{index}"  # file names may hold dots, which module names cannot
             try:
                 # A copy: diffusers pops keys from the dict it converts, and the cached one is reused.
-                with _quiet_transformers():
+                with quiet_transformers():
                     pipe.load_lora_weights(dict(lora.weights.state_dict), adapter_name=adapter)
             except StudioError:
                 raise

@@ -3,13 +3,19 @@ ours or another tool's into the fields of an ImageRequest."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from studio import __version__
 from studio.backends.diffusion.request import DEFAULT_DECODER, DEFAULT_SAMPLER, FULL_VAE, MODES, SAMPLERS
 from studio.catalog import Catalog
 from studio.media.png_info import format_a1111_parameters
+
+if TYPE_CHECKING:
+    from studio.backends.diffusion.embeddings import EmbeddingLibrary
+    from studio.backends.diffusion.loras import LoraLibrary
 
 LORA_NAME_SYMBOLS = str.maketrans("", "", ":,")  # AUTOMATIC1111 drops these from names in `Lora hashes`
 
@@ -45,14 +51,25 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         "Lora hashes": ", ".join(
             f"{lora['name'].translate(LORA_NAME_SYMBOLS)}: {lora['hash']}" for lora in params["loras"]
         ) if params.get("loras") else None,
+        # Embeddings likewise (A1111's hash of an embedding is the sha256 of the whole file).
+        "TI hashes": ", ".join(
+            f"{e['name'].translate(LORA_NAME_SYMBOLS)}: {e['hash']}" for e in params["embeddings"]
+        ) if params.get("embeddings") else None,
         "Version": f"creative-studio {__version__}",
     }
     return format_a1111_parameters(params["prompt"], params.get("negative_prompt", ""), settings)
 
 
-def fields_from_parameters(parsed: dict[str, str], catalog: Catalog) -> tuple[dict[str, Any], list[str]]:
+def fields_from_parameters(
+    parsed: dict[str, str],
+    catalog: Catalog,
+    *,
+    loras: LoraLibrary | None = None,
+    embeddings: EmbeddingLibrary | None = None,
+) -> tuple[dict[str, Any], list[str]]:
     """ImageRequest fields from parsed AUTOMATIC1111 parameters (ours or another tool's), plus notes
-    about what could not be carried over."""
+    about what could not be carried over. Given the libraries, the `Lora hashes` and `TI hashes`
+    entries are looked up by hash (see `relocate_networks`)."""
     values: dict[str, Any] = {"prompt": parsed.get("prompt", ""), "negative_prompt": parsed.get("negative_prompt", "")}
     notes: list[str] = []
 
@@ -109,7 +126,81 @@ def fields_from_parameters(parsed: dict[str, str], catalog: Catalog) -> tuple[di
         values["model"] = model
     elif parsed.get("Model"):
         notes.append(f"The model '{parsed['Model']}' is not in the catalogue; add it to your models file to use it.")
+    if loras is not None or embeddings is not None:
+        recorded = {"loras": parse_hashes(parsed.get("Lora hashes", "")),
+                    "embeddings": parse_hashes(parsed.get("TI hashes", ""))}
+        relocated = relocate_networks({**values, **recorded}, loras, embeddings)
+        values["prompt"], values["negative_prompt"] = relocated.prompt, relocated.negative_prompt
+        notes += relocated.notes + relocated.missing
     return values, notes
+
+
+def parse_hashes(text: str) -> list[dict[str, str]]:
+    """`Lora hashes` / `TI hashes` as AUTOMATIC1111 writes them ("name: hash, name: hash")."""
+    entries = []
+    for part in text.split(","):
+        name, colon, digest = part.rpartition(":")
+        if colon and name.strip() and digest.strip():
+            entries.append({"name": name.strip(), "hash": digest.strip()})
+    return entries
+
+
+@dataclass
+class Relocated:
+    """A record's prompts with every LoRA and embedding named as its file is called now."""
+
+    prompt: str
+    negative_prompt: str
+    notes: list[str] = field(default_factory=list)  # names rewritten
+    missing: list[str] = field(default_factory=list)  # one line per file that no folder holds
+    missing_loras: list[str] = field(default_factory=list)  # those of them a run cannot go without
+
+
+def relocate_networks(
+    params: dict[str, Any], loras: LoraLibrary | None, embeddings: EmbeddingLibrary | None
+) -> Relocated:
+    """Find the record's LoRAs and embeddings (`loras`/`embeddings`: [{name, hash}]) by hash in the
+    folders, whatever their files are called now. A file found under another name has the prompts'
+    `<lora:OLD:w>` tags (or the embedding's word) rewritten to that name, with a note; a hash no file
+    has gets a line of `missing` (a file of the old name but another hash, a note: it is used)."""
+    from studio.backends.diffusion.embeddings import word_pattern
+    from studio.backends.diffusion.loras import LORA_KINDS
+    from studio.backends.diffusion.prompts import outside_tags
+
+    out = Relocated(params.get("prompt", ""), params.get("negative_prompt", "") or "")
+    for kind, library, entries in (("LoRA", loras, params.get("loras")), ("embedding", embeddings,
+                                                                          params.get("embeddings"))):
+        if library is None or not isinstance(entries, list):
+            continue
+        for entry in entries:
+            if not isinstance(entry, dict) or not entry.get("name") or not entry.get("hash"):
+                continue
+            old, digest = str(entry["name"]), str(entry["hash"])
+            found = library.find_by_hash(digest, old)
+            if found is None and old in library.names():
+                out.notes.append(f"The {kind} '{old}' in your folders is not the file the picture was made with "
+                                 f"(hash {digest}): the picture may differ.")
+                continue
+            if found is None:
+                line = f"The {kind} '{old}' (hash {digest}) is not in your {kind} folders."
+                out.missing.append(line)
+                if kind == "LoRA":
+                    out.missing_loras.append(line)
+                continue
+            if found == old:
+                continue
+            if kind == "LoRA":
+                tag = re.compile(rf"<({'|'.join(LORA_KINDS)}):{re.escape(old)}(?=[:>])")
+                def rename(text: str, tag=tag, found=found) -> str:
+                    return tag.sub(lambda m: f"<{m.group(1)}:{found}", text)
+            else:
+                word = word_pattern(old)
+                def rename(text: str, word=word, found=found) -> str:
+                    return outside_tags(text, lambda part: word.sub(lambda _: found, part))
+            out.prompt, out.negative_prompt = rename(out.prompt), rename(out.negative_prompt)
+            out.notes.append(f"The {kind} '{old}' is called '{found}' in your folders now (same hash {digest}); "
+                             "the prompt names it so.")
+    return out
 
 
 def _match_model(parsed: dict[str, str], catalog: Catalog) -> str | None:

@@ -23,7 +23,9 @@ from typing import Any
 from PIL import Image
 
 from studio import hub
+from studio.backends.diffusion import embeddings as ti
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
+from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
 from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, load_loras, lora_tags
 from studio.backends.diffusion.prompts import prompt_inputs
@@ -106,6 +108,7 @@ class DiffusionBackend:
         offline: bool = False,
         openvino_dir: Path | None = None,
         lora_dirs: Sequence[Path] = (),
+        embedding_dirs: Sequence[Path] = (),
     ):
         self.cache = cache
         self.catalog = catalog
@@ -115,6 +118,8 @@ class DiffusionBackend:
         self.openvino_dir = openvino_dir
         # Where <lora:NAME> files are found (Settings.lora_folders).
         self.loras = LoraLibrary(lora_dirs)
+        # Where textual-inversion embeddings, called by their names in a prompt, are found.
+        self.embeddings = EmbeddingLibrary(embedding_dirs)
 
     def uses_openvino(self, device: str, dtype) -> bool:
         """OpenVINO takes over fp32 CPU work when the operator allows it and it is installed."""
@@ -335,6 +340,8 @@ class DiffusionBackend:
         if loras and model.engine.startswith("openvino"):
             # LoRAs change torch modules: such runs use a torch UNet, and their records say so.
             model = self.load(request.model, torch_unet=True)
+        # Embeddings whose names stand as words in either prompt, each file read once.
+        embeddings = load_embeddings(self.embeddings, self.cache, request.prompt, request.negative_prompt)
         low, high = self.size_limits(model, max_side)
         notes: list[str] = []
 
@@ -380,9 +387,13 @@ class DiffusionBackend:
         records: list[dict[str, Any]] = []
         per_batch = request.steps_run
         # The LoRAs stay on the shared modules only inside this block, which no other run enters meanwhile.
-        with model.lock, applied(pipe, loras, model.entry.name):
+        # So do the embeddings' tokens and vectors on the tokenizers and text encoders.
+        with model.lock, applied(pipe, loras, model.entry.name), \
+                ti.applied(pipe, embeddings, model.entry.name) as spell:
             # Emphasis and BREAK become embeddings once per request; a prompt without them stays a string.
-            prompts = prompt_inputs(pipe, request.prompt, request.negative_prompt, request.guidance > 1.0, notes)
+            prompts = prompt_inputs(
+                pipe, spell(request.prompt), spell(request.negative_prompt), request.guidance > 1.0, notes
+            )
             for batch in range(request.batch_count):
                 cancel.raise_if_cancelled()
                 seeds = [seed + batch * request.batch_size + i for i in range(request.batch_size)]
@@ -395,7 +406,9 @@ class DiffusionBackend:
                         picture = paste_back(image, picture, region, blend)
                     images.append(picture)
                     records.append(
-                        self._record(model, request, seeds[offset], decoder_used, picture, batch, offset, loras)
+                        self._record(
+                            model, request, seeds[offset], decoder_used, picture, batch, offset, loras, embeddings
+                        )
                     )
         progress(per_batch * request.batch_count, per_batch * request.batch_count)
         return ImageResult(images=images, params=records, seconds=time.perf_counter() - started, notes=notes)
@@ -485,6 +498,7 @@ class DiffusionBackend:
         batch: int,
         index: int,
         loras: Sequence[AppliedLora] = (),
+        embeddings: Sequence[Embedding] = (),
     ) -> dict[str, Any]:
         # Recorded as a single picture with its own seed: that alone makes it again.
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
@@ -506,6 +520,8 @@ class DiffusionBackend:
             params["loras"] = [
                 {"name": lora.weights.name, "weight": lora.weight, "hash": lora.weights.short_hash} for lora in loras
             ]
+        if embeddings:  # likewise the embeddings its words called up
+            params["embeddings"] = [{"name": e.name, "hash": e.short_hash} for e in embeddings]
         return params
 
 

@@ -209,6 +209,15 @@ def parse_attention(text: str) -> tuple[tuple[Piece, ...], ...]:
     return tuple(tuple(section) for section in sections)
 
 
+def outside_tags(text: str, change: Any) -> str:
+    """`text` with `change` (str -> str) applied to every stretch outside `<kind:...>` tags, which stay as written."""
+    out, last = [], 0
+    for tag in _TAG.finditer(text):
+        out += [change(text[last : tag.start()]), tag.group(0)]
+        last = tag.end()
+    return "".join([*out, change(text[last:])])
+
+
 def _check_weight(text: str, weight: float) -> None:
     if not math.isfinite(weight) or abs(weight) > MAX_WEIGHT:
         raise InputError(

@@ -88,6 +88,9 @@ def prompt_walk(
         # Key frames are Image-tab runs, which would apply them, and in-between frames blend embeddings,
         # which would not: refused rather than a walk whose ends do not match its middle.
         raise InputError("Prompt walks do not apply <lora:...> tags yet: take them out of the prompts.")
+    named = backend.embeddings.named_in(*(key.prompt for key in request.keyframes), base.negative_prompt)
+    if named:  # likewise: key frames would use the embedding, the frames between would read a plain word
+        raise InputError(f"Prompt walks do not apply embeddings yet: take '{named[0]}' out of the prompts.")
     pipe, decoder_used = backend._pipeline(model, base, notes)
     device = model.pipe.device
     dtype = model.pipe.unet.dtype
