@@ -16,9 +16,11 @@ import httpx
 import numpy as np
 import openai
 import pytest
+import torch
 import webuiapi
 from gradio_client import Client
 from PIL import Image
+from safetensors.torch import save_file
 
 from studio.history import Gallery
 from studio.media.png_info import parse_a1111_parameters
@@ -63,6 +65,9 @@ def app(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
     folder = tmp_path_factory.mktemp("http-apis")
     models = write_models(folder, tiny_sd_path, tiny_taesd_path)
     write_lora(folder / "data" / "loras", tiny_sd_path)
+    (folder / "data" / "embeddings").mkdir(parents=True)
+    save_file({"emb_params": torch.randn(2, 32, generator=torch.Generator().manual_seed(3))},
+              folder / "data" / "embeddings" / "grainy.safetensors")
     with RunningApp(folder / "data", "--api", "--offline", "--models-file", str(models)) as running:
         yield running
 
@@ -183,7 +188,10 @@ def test_lists_clients_read_at_start(sd):
     inked = sd.txt2img(prompt=PROMPT + " <lora:ink_wash:0.8>", seed=9, width=64, height=64)
     assert np.abs(pixels(inked.image) - pixels(plain.image)).mean() > 0.5
     assert 'Lora hashes: "ink_wash: ' in inked.info["infotexts"][0]
-    assert sd.get_embeddings() == {"loaded": {}, "skipped": {}}
+    embeddings = sd.get_embeddings()
+    assert embeddings["loaded"]["grainy"]["vectors"] == 2 and embeddings["loaded"]["grainy"]["shape"] == 32
+    named = sd.txt2img(prompt=PROMPT + ", grainy", seed=9, width=64, height=64)
+    assert 'TI hashes: "grainy: ' in named.info["infotexts"][0]
     karras = sd.txt2img(prompt=PROMPT, seed=9, width=64, height=64, sampler_name="DPM++ 2M", scheduler="Karras")
     assert "Sampler: DPM++ 2M, Schedule type: Karras" in karras.info["infotexts"][0]
     hires = sd.txt2img(prompt=PROMPT, seed=9, width=64, height=64, enable_hr=True, restore_faces=True)

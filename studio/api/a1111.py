@@ -38,7 +38,7 @@ from studio.backends.diffusion import (
     ImageRequest,
     a1111_parameters,
 )
-from studio.backends.diffusion.loras import file_metadata
+from studio.backends.diffusion.loras import file_header, file_metadata
 from studio.errors import Cancelled, InputError
 from studio.media.images import LoadedImage
 from studio.media.png_info import A1111_KEY, parse_a1111_parameters
@@ -209,7 +209,15 @@ class A1111Api:
         return _json([])
 
     async def embeddings(self, request: Request) -> Response:
-        return _json({"loaded": {}, "skipped": {}})
+        """The embeddings a prompt can name, as AUTOMATIC1111 lists them (vector count and size from the
+        file's header)."""
+        loaded = {}
+        for name, path in self.studio.image.embeddings.files().items():
+            shapes = [v.get("shape") for k, v in file_header(path).items() if k != "__metadata__" and isinstance(v, dict)]
+            shape = shapes[0] if len(shapes) == 1 and isinstance(shapes[0], list) and len(shapes[0]) == 2 else None
+            loaded[name] = {"step": None, "sd_checkpoint": None, "sd_checkpoint_name": None,
+                            "shape": shape[1] if shape else None, "vectors": shape[0] if shape else None}
+        return _json({"loaded": loaded, "skipped": {}})
 
     async def scripts(self, request: Request) -> Response:
         return _json({"txt2img": [], "img2img": []})

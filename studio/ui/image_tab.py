@@ -417,7 +417,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         parsed = read_a1111_parameters(png)
         if parsed is None:
             raise gr.Error("This picture carries no generation parameters (no 'parameters' text in the PNG).")
-        values, notes = fields_from_parameters(parsed, studio.catalog)
+        values, notes = fields_from_parameters(parsed, studio.catalog, loras=studio.image.loras,
+                                              embeddings=studio.image.embeddings)
         if values.get("model") not in {m for _, m in models}:
             values.pop("model", None)
 

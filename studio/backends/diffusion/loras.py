@@ -196,9 +196,9 @@ def read_header(data: bytes, file_name: str, what: str = "LoRA") -> dict[str, An
     return header
 
 
-def file_metadata(path: Path) -> dict[str, str]:
-    """A safetensors file's `__metadata__` (training tags and the like), reading only its header;
-    empty when the file has none or is not readable (listing a folder never fails on one bad file)."""
+def file_header(path: Path) -> dict[str, Any]:
+    """A safetensors file's JSON header (tensor names, shapes, `__metadata__`), reading the header alone;
+    empty when the file is not readable (listing a folder never fails on one bad file)."""
     try:
         with path.open("rb") as handle:
             length = int.from_bytes(handle.read(8), "little")
@@ -207,7 +207,12 @@ def file_metadata(path: Path) -> dict[str, str]:
             header = json.loads(handle.read(length))
     except (OSError, UnicodeDecodeError, ValueError):
         return {}
-    metadata = header.get("__metadata__") if isinstance(header, dict) else None
+    return header if isinstance(header, dict) else {}
+
+
+def file_metadata(path: Path) -> dict[str, str]:
+    """A safetensors file's `__metadata__` (training tags and the like), from its header alone."""
+    metadata = file_header(path).get("__metadata__")
     return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
 
 
