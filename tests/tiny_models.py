@@ -70,13 +70,31 @@ def _clip_vocab_and_merges() -> tuple[dict[str, int], list[tuple[str, str]]]:
     return {token: i for i, token in enumerate(tokens)}, merges
 
 
+
+def _tiny_vae(scaling_factor: float):
+    """A tiny AutoencoderKL with the real one's 8x downscale and 4 latent channels."""
+    from diffusers import AutoencoderKL
+
+    return AutoencoderKL(
+        in_channels=3,
+        out_channels=3,
+        down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4,
+        block_out_channels=(8, 8, 16, 16),
+        layers_per_block=1,
+        norm_num_groups=8,
+        latent_channels=4,
+        sample_size=64,
+        scaling_factor=scaling_factor,
+    )
+
 def build_tiny_sd(path: Path) -> Path:
     """Save a tiny ``StableDiffusionPipeline`` laid out like ``stabilityai/sd-turbo``.
 
     64x64 images map to 4x8x8 latents (VAE scale factor 8, like the real one); the scheduler is
     Euler with trailing timestep spacing, as sd-turbo ships it, so one step works.
     """
-    from diffusers import AutoencoderKL, EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
+    from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
 
     path = Path(path)
@@ -117,18 +135,7 @@ def build_tiny_sd(path: Path) -> Path:
         attention_head_dim=8,
         use_linear_projection=True,
     )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        norm_num_groups=8,
-        latent_channels=4,
-        sample_size=64,
-        scaling_factor=0.18215,
-    )
+    vae = _tiny_vae(scaling_factor=0.18215)
     scheduler = EulerDiscreteScheduler(
         num_train_timesteps=1000,
         beta_start=0.00085,
@@ -159,7 +166,6 @@ def build_tiny_sdxl(path: Path) -> Path:
     encoders (the second projecting, its pooled output conditioning the UNet with the size and crop
     ids), the second tokenizer padding with "!" as SDXL's does."""
     from diffusers import (
-        AutoencoderKL,
         EulerDiscreteScheduler,
         StableDiffusionXLPipeline,
         UNet2DConditionModel,
@@ -201,18 +207,7 @@ def build_tiny_sdxl(path: Path) -> Path:
         addition_time_embed_dim=8,
         projection_class_embeddings_input_dim=6 * 8 + 32,  # six size/crop ids + the pooled text embedding
     )
-    vae = AutoencoderKL(
-        in_channels=3,
-        out_channels=3,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        norm_num_groups=8,
-        latent_channels=4,
-        sample_size=64,
-        scaling_factor=0.13025,
-    )
+    vae = _tiny_vae(scaling_factor=0.13025)
     scheduler = EulerDiscreteScheduler(
         num_train_timesteps=1000,
         beta_start=0.00085,
