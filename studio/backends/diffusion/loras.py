@@ -15,6 +15,7 @@ import difflib
 import hashlib
 import json
 import logging
+from abc import ABC, abstractmethod
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -66,7 +67,7 @@ def lora_tags(*prompts: str) -> list[NetworkTag]:
     return [tag for prompt in prompts for tag in parse_prompt(prompt).networks if tag.kind in LORA_KINDS]
 
 
-class FileLibrary:
+class FileLibrary(ABC):
     """Files of one kind in the studio's folders, found by stem. Folders are read again on every
     look-up, so a file dropped in while the studio runs is found without a restart."""
 
@@ -129,8 +130,9 @@ class FileLibrary:
         self._hashes[path] = (stamp, digest)
         return digest
 
+    @abstractmethod
     def _compute_hash(self, path: Path) -> str:
-        raise NotImplementedError
+        """The hash AUTOMATIC1111 records for this kind of file (each kind hashes differently)."""
 
     def find_by_hash(self, short_hash: str, name: str | None = None) -> str | None:
         """The name of the file whose hash starts with `short_hash` (as a picture's text records it),
