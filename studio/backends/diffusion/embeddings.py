@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from studio.backends.diffusion.loras import SHORT_HASH, FileLibrary, quiet_transformers, read_header
+from studio.backends.diffusion.loras import SHORT_HASH, FileLibrary, quiet_transformers, read_safetensors
 from studio.backends.diffusion.prompts import is_sdxl, outside_tags, parse_prompt
 from studio.errors import InputError, StudioError
 from studio.runtime import CacheKey, ModelCache
@@ -105,21 +105,7 @@ def _vectors(state: dict[str, Any], file_name: str) -> dict[str, Any]:
 
 def read_embedding(path: Path, name: str) -> Embedding:
     """Read and check one embedding file (whole, once)."""
-    from safetensors.torch import load
-
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise InputError(f"The embedding file {path.name} could not be read ({exc.strerror or exc}).") from None
-    read_header(data, path.name, "embedding")
-    try:
-        state = load(data)
-    except Exception:  # noqa: BLE001 (safetensors raises its own error types for a damaged file)
-        raise InputError(
-            f"The embedding file {path.name} is not a readable .safetensors file (damaged or incomplete?)."
-        ) from None
-    if not state:
-        raise InputError(f"The embedding file {path.name} holds no vectors.")
+    data, _, state = read_safetensors(path, "embedding", "vectors")
     vectors = {key: tensor.float() for key, tensor in _vectors(state, path.name).items()}
     return Embedding(name=name, path=path, vectors=vectors, hash=hashlib.sha256(data).hexdigest())
 

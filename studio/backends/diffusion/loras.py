@@ -218,15 +218,30 @@ def file_metadata(path: Path) -> dict[str, str]:
     return {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
 
 
-def read_lora(path: Path, name: str) -> LoraWeights:
-    """Read and check one LoRA file (whole, once)."""
+def read_safetensors(path: Path, what: str, contents: str) -> tuple[bytes, dict[str, Any], dict[str, Any]]:
+    """(the file's bytes, its header, its tensors), read whole and once; or one sentence naming the
+    file that says why it cannot be used (`what`: "LoRA"; `contents`: what an empty one lacks)."""
     from safetensors.torch import load
 
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise InputError(f"The LoRA file {path.name} could not be read ({exc.strerror or exc}).") from None
-    header = read_header(data, path.name)
+        raise InputError(f"The {what} file {path.name} could not be read ({exc.strerror or exc}).") from None
+    header = read_header(data, path.name, what)
+    try:
+        tensors = load(data)
+    except Exception:  # noqa: BLE001 (safetensors raises its own error types for a damaged file)
+        raise InputError(
+            f"The {what} file {path.name} is not a readable .safetensors file (damaged or incomplete?)."
+        ) from None
+    if not tensors:
+        raise InputError(f"The {what} file {path.name} holds no {contents}.")
+    return data, header, tensors
+
+
+def read_lora(path: Path, name: str) -> LoraWeights:
+    """Read and check one LoRA file (whole, once)."""
+    data, header, state_dict = read_safetensors(path, "LoRA", "weights")
     metadata = header.get("__metadata__") or {}
     metadata = {str(k): str(v) for k, v in metadata.items()} if isinstance(metadata, dict) else {}
     for key in header:
@@ -236,14 +251,6 @@ def read_lora(path: Path, name: str) -> LoraWeights:
                     f"The LoRA file {path.name} is a LyCORIS {kind}, which the studio cannot apply yet; "
                     "use a plain LoRA (or LoCon)."
                 )
-    try:
-        state_dict = load(data)
-    except Exception:  # noqa: BLE001 (safetensors raises its own error types for a damaged file)
-        raise InputError(
-            f"The LoRA file {path.name} is not a readable .safetensors file (damaged or incomplete?)."
-        ) from None
-    if not state_dict:
-        raise InputError(f"The LoRA file {path.name} holds no weights.")
     # AUTOMATIC1111 shows a hash the file carries (sshs_model_hash) before computing one.
     digest = metadata.get("sshs_model_hash") or addnet_hash(data)
     return LoraWeights(name=name, path=path, state_dict=state_dict, metadata=metadata, hash=digest)
