@@ -37,6 +37,15 @@ def tiny_musicgen_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def catalog(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
+    """The catalogue with the tiny SD pipeline and tiny TAESD as local entries, loaded by the real code."""
+    from studio.catalog import load_catalog
+    from tests.image_models import write_models_file
+
+    return load_catalog(write_models_file(tmp_path_factory.mktemp("models"), tiny_sd_path, tiny_taesd_path))
+
+
+@pytest.fixture(scope="session")
 def open_studio(tmp_path_factory, tiny_sd_path, tiny_taesd_path, tiny_musicgen_path):
     """The running studio as strangers meet it (no login), with the tiny models in its catalogue and a few
     files uploaded; `args` holds valid arguments for every endpoint. Shared by the security and fuzz tests."""

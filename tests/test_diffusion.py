@@ -21,14 +21,9 @@ from studio.backends.diffusion.canvas import crop_around_mask
 from studio.catalog import load_catalog
 from studio.errors import Cancelled, InputError, ModelUnavailable, StudioError
 from studio.runtime import CancelToken, ModelCache
-from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
+from tests.image_models import TINY_SD, TINY_TAESD
 
 BASE = ImageRequest("a red cat on the beach", model=TINY_SD, decoder=TINY_TAESD, width=64, height=64, seed=11)
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
-    return load_catalog(write_models_file(tmp_path_factory.mktemp("models"), tiny_sd_path, tiny_taesd_path))
 
 
 @pytest.fixture(scope="module")

@@ -59,11 +59,6 @@ def embedding_dir(tmp_path_factory) -> Path:
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
-    return load_catalog(write_models_file(tmp_path_factory.mktemp("models"), tiny_sd_path, tiny_taesd_path))
-
-
-@pytest.fixture(scope="module")
 def backend(catalog, embedding_dir):
     return DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True, embedding_dirs=[embedding_dir])
 

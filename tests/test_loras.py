@@ -21,7 +21,6 @@ from safetensors.torch import save_file
 from studio import settings as settings_mod
 from studio.backends.diffusion import DiffusionBackend, ImageRequest, a1111_parameters, pipelines
 from studio.backends.diffusion.loras import LoraLibrary, read_lora, trigger_words
-from studio.catalog import load_catalog
 from studio.errors import InputError
 from studio.media.png_info import parse_a1111_parameters
 from studio.runtime import ModelCache
@@ -109,11 +108,6 @@ def lora_dir(tmp_path_factory, tiny_sd_path) -> Path:
     with open(folder / "pickled.pt", "wb") as handle:
         pickle.dump(Explodes(folder / "UNPICKLED"), handle)
     return folder
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
-    return load_catalog(write_models_file(tmp_path_factory.mktemp("models"), tiny_sd_path, tiny_taesd_path))
 
 
 @pytest.fixture(scope="module")

@@ -11,11 +11,10 @@ import torch
 from PIL import Image
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest, openvino_unet, pipelines
-from studio.catalog import load_catalog
 from studio.errors import Cancelled
 from studio.runtime import CancelToken, ModelCache
 from studio.services.reproduce import machine_notes
-from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
+from tests.image_models import TINY_SD, TINY_TAESD
 
 pytest.importorskip("openvino")
 
@@ -27,11 +26,6 @@ def a_cpu_without_native_bf16(monkeypatch):
     """OpenVINO takes the fp32 CPU path; a CPU with native bf16 instructions runs torch in bf16
     instead. These tests are about the fp32 path, whatever CPU runs them."""
     monkeypatch.setattr(pipelines, "cpu_has_native_bf16", lambda: False)
-
-
-@pytest.fixture(scope="module")
-def catalog(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
-    return load_catalog(write_models_file(tmp_path_factory.mktemp("models"), tiny_sd_path, tiny_taesd_path))
 
 
 @pytest.fixture(scope="module")

@@ -171,11 +171,6 @@ def test_a_ten_thousand_character_prompt_is_read_quickly_and_refused_clearly(bac
 
 
 @pytest.fixture(scope="module")
-def catalog(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
-    return load_catalog(write_models_file(tmp_path_factory.mktemp("models"), tiny_sd_path, tiny_taesd_path))
-
-
-@pytest.fixture(scope="module")
 def backend(catalog):
     return DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True)
 
