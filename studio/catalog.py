@@ -15,6 +15,13 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.errors import StudioError
+from studio.model_folders import (
+    IMAGE_TASKS,
+    FoundCheckpoint,
+    checkpoint_id,
+    inspect_checkpoint,
+    scan_checkpoints,
+)
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
@@ -297,8 +304,10 @@ _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", 
 class Catalog:
     """All entries by id, in a stable order: built-in first, then downloads, then the user's own."""
 
-    def __init__(self, entries: list[ModelEntry] | tuple[ModelEntry, ...]):
+    def __init__(self, entries: list[ModelEntry] | tuple[ModelEntry, ...], skipped: tuple[str, ...] = ()):
         self._entries: dict[str, ModelEntry] = {}
+        # Files found in the model folders and not offered, each with the reason in one sentence.
+        self.skipped = skipped
         for entry in entries:
             if entry.id in self._entries:
                 raise CatalogError(f"Two catalogue entries share the id '{entry.id}'.")
@@ -316,6 +325,13 @@ class Catalog:
         except (KeyError, TypeError):  # TypeError: not even a name (a list from a careless API call)
             raise StudioError(f"'{model_id!s:.100}' is not in the model catalogue.") from None
 
+    def add(self, entry: ModelEntry) -> ModelEntry:
+        """One more entry (the operator's `--model PATH`); its id must be new."""
+        if entry.id in self._entries:
+            raise CatalogError(f"Two catalogue entries share the id '{entry.id}'.")
+        self._entries[entry.id] = entry
+        return entry
+
     def entries(self) -> list[ModelEntry]:
         return list(self._entries.values())
 
@@ -323,12 +339,62 @@ class Catalog:
         return [e for e in self._entries.values() if task in e.tasks]
 
 
-def load_catalog(models_file: Path | None = None) -> Catalog:
-    """The built-in and download entries, plus the user's TOML entries if a file is given."""
+def load_catalog(models_file: Path | None = None, checkpoint_folders: tuple[Path, ...] = ()) -> Catalog:
+    """The built-in and download entries, the user's TOML entries if a file is given, then every
+    single-file checkpoint in the checkpoint folders (no TOML needed for those)."""
     entries = list(BUILTIN_ENTRIES) + list(DOWNLOAD_ENTRIES)
     if models_file is not None:
         entries += load_user_entries(models_file)
-    return Catalog(entries)
+    found, skipped = folder_entries(checkpoint_folders, {e.id for e in entries})
+    return Catalog(entries + found, skipped)
+
+
+def path_entry(path: Path, taken: set[str]) -> ModelEntry:
+    """An entry for a model the operator names by its path: a diffusers pipeline folder or a
+    single-file .safetensors checkpoint. Only the person at the terminal gets to do this."""
+    path = Path(path).expanduser().resolve()
+    if not path.exists():
+        raise CatalogError(f"{path} does not exist.")
+    if path.is_dir():
+        if not (path / "model_index.json").is_file():
+            raise CatalogError(f"{path} is not a diffusers model folder (it has no model_index.json).")
+        return ModelEntry(id=checkpoint_id(path.name, set(taken)), name=f"{path.name} (folder)", family="diffusers",
+                          tasks=IMAGE_TASKS, licence="unknown (check the model's page before sharing outputs)",
+                          size_mb=0, source="local", path=path, description=f"The model folder {path}.")
+    if path.suffix.lower() in PICKLE_SUFFIXES:
+        raise CatalogError(f"{path.name} is a pickle checkpoint; the studio loads .safetensors files only.")
+    entries, skipped = _file_entries([inspect_checkpoint(path)], set(taken))
+    if not entries:
+        raise CatalogError(skipped[0] if skipped else f"{path} is not a .safetensors checkpoint.")
+    return entries[0]
+
+
+def folder_entries(folders: tuple[Path, ...], taken: set[str]) -> tuple[list[ModelEntry], tuple[str, ...]]:
+    """Catalogue entries for the checkpoints found in these folders, and why the others are not offered."""
+    return _file_entries(scan_checkpoints(folders), taken)
+
+
+def _file_entries(found_files: list[FoundCheckpoint], taken: set[str]) -> tuple[list[ModelEntry], tuple[str, ...]]:
+    entries: list[ModelEntry] = []
+    skipped: list[str] = []
+    taken = set(taken)
+    for found in found_files:
+        if found.problem is not None:
+            skipped.append(found.problem)
+            continue
+        kind = f"{found.family} inpainting" if found.inpainting else found.family
+        entries.append(ModelEntry(
+            id=checkpoint_id(found.path.stem, taken),
+            name=f"{found.path.stem} ({kind})",
+            family="diffusers",
+            tasks=("inpaint",) if found.inpainting else IMAGE_TASKS,
+            licence="unknown (check the model's page before sharing outputs)",
+            size_mb=round(found.size_mb, 1),
+            source="local",
+            path=found.path,
+            description=f"A {kind} checkpoint from {found.path.parent}.",
+        ))
+    return entries, tuple(skipped)
 
 
 def load_user_entries(models_file: Path) -> list[ModelEntry]:

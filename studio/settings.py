@@ -38,6 +38,8 @@ class Settings:
     lora_dirs: tuple[Path, ...] = ()
     # Folders of textual-inversion embeddings besides <data dir>/embeddings (A1111's embeddings folder works).
     embedding_dirs: tuple[Path, ...] = ()
+    # AUTOMATIC1111/Forge or ComfyUI installations whose model folders are read in place.
+    models_from: tuple[Path, ...] = ()
 
     # Sharing the machine: heavy model work runs this many at a time, behind a queue of this
     # length (0 = unbounded); each visitor may start this many heavy runs a minute (0 = no limit).
@@ -83,15 +85,32 @@ class Settings:
     def cache_dir(self) -> Path:
         return self.data_dir / "cache"
 
+    def tool_folders(self, kind: str) -> tuple[Path, ...]:
+        """The `kind` folders ("checkpoints", "loras", ...) of every --models-from installation."""
+        from studio.model_folders import ModelFolderError, read_tool_folders
+
+        found: list[Path] = []
+        for root in self.models_from:
+            try:
+                found += read_tool_folders(root).of(kind)
+            except ModelFolderError:  # validate() said so at start; a folder removed since is skipped
+                continue
+        return tuple(found)
+
+    @property
+    def checkpoint_folders(self) -> tuple[Path, ...]:
+        """Where single-file checkpoints are listed from: the studio's own folder, then other tools'."""
+        return (self.data_dir / "models" / "checkpoints", *self.tool_folders("checkpoints"))
+
     @property
     def lora_folders(self) -> tuple[Path, ...]:
         """Where `<lora:NAME>` is looked for: the studio's own folder first, then the operator's."""
-        return (self.data_dir / "loras", *self.lora_dirs)
+        return (self.data_dir / "loras", *self.lora_dirs, *self.tool_folders("loras"))
 
     @property
     def embedding_folders(self) -> tuple[Path, ...]:
         """Where an embedding named in a prompt is looked for: the studio's own folder first, then the operator's."""
-        return (self.data_dir / "embeddings", *self.embedding_dirs)
+        return (self.data_dir / "embeddings", *self.embedding_dirs, *self.tool_folders("embeddings"))
 
 
 # What hosted mode changes when the operator has not set a value: enough for a good demo, little
@@ -159,6 +178,7 @@ _FIELD_TYPES: dict[str, type] = {
     "openvino": bool,
     "lora_dirs": tuple,
     "embedding_dirs": tuple,
+    "models_from": tuple,
     "heavy_concurrency": int,
     "max_queue": int,
     "rate_limit_per_minute": int,
@@ -219,6 +239,13 @@ def validate(settings: Settings) -> Settings:
     for folder in settings.embedding_dirs:
         if folder.exists() and not folder.is_dir():
             raise SettingsError(f"embedding_dirs: {folder} is a file, not a folder of embeddings")
+    for root in settings.models_from:
+        from studio.model_folders import ModelFolderError, read_tool_folders
+
+        try:
+            read_tool_folders(root)
+        except ModelFolderError as exc:
+            raise SettingsError(str(exc)) from None
     for name in POSITIVE_LIMITS:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
@@ -277,6 +304,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run diffusion on torch alone, not OpenVINO (STUDIO_OPENVINO=0; uses less memory, is slower on a CPU)",
     )
     add_network_dir_arguments(parser)
+    add_models_from_argument(parser)
+
+
+def add_models_from_argument(parser: argparse.ArgumentParser, **extra) -> None:
+    """`--models-from DIR`, repeatable; shared by the server and the image commands."""
+    parser.add_argument(
+        "--models-from",
+        dest="models_from",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        help="use the checkpoints, LoRAs and embeddings of an AUTOMATIC1111/Forge or ComfyUI installation in "
+        f"place; repeat for more (STUDIO_MODELS_FROM, folders separated by '{os.pathsep}')",
+        **extra,
+    )
 
 
 def add_network_dir_arguments(parser: argparse.ArgumentParser, **extra) -> None:
@@ -315,7 +357,7 @@ def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -
         for f in fields(Settings)
         if f.name in _FIELD_TYPES and getattr(args, f.name, None) is not None
     }
-    for name in ("lora_dirs", "embedding_dirs"):
+    for name in ("lora_dirs", "embedding_dirs", "models_from"):
         if name in given:  # argparse's append gives a list; Settings is frozen, so a tuple
             given[name] = tuple(Path(p).expanduser() for p in given[name])
     return _resolve({**_env_values(environ), **given}, environ)

@@ -136,5 +136,5 @@ def test_no_gradio_below_the_ui(layer):
 def test_the_root_keeps_only_what_every_part_uses():
     root_modules = sorted(p.stem for p in PACKAGE.glob("*.py") if p.stem not in ("__init__", "__main__"))
     assert root_modules == sorted(
-        ["settings", "catalog", "runtime", "hub", "history", "errors", "limits", "hosting", "claims", "space"]
+        ["settings", "catalog", "runtime", "hub", "history", "errors", "limits", "hosting", "claims", "space", "model_folders"]
     )

@@ -195,6 +195,8 @@ def documented_home(tmp_path_factory, tiny_sd_path, tiny_taesd_path, tiny_musicg
     work = home / "work"
     work.mkdir()
     _inputs(work)
+    for folder in ("models/Stable-diffusion", "models/Lora", "embeddings"):  # an empty AUTOMATIC1111 beside it
+        (home / "stable-diffusion-webui" / folder).mkdir(parents=True)
     env = dict(
         os.environ,
         PYTHONPATH=str(ROOT),

@@ -18,9 +18,12 @@ def add_parsers(commands: argparse._SubParsersAction) -> None:
 def list_models(settings: settings_mod.Settings) -> int:
     from studio.catalog import load_catalog
 
-    for entry in load_catalog(settings.models_file).entries():
+    catalog = load_catalog(settings.models_file, settings.checkpoint_folders)
+    for entry in catalog.entries():
         flag = "" if entry.commercial_use else "  [non-commercial]"
         print(f"{entry.id:48} {entry.source:9} {entry.size_text():>8}  {', '.join(entry.tasks)}  ({entry.licence}){flag}")
+    for reason in catalog.skipped:
+        print(f"not listed: {reason}", file=sys.stderr)
     return 0
 
 
@@ -28,7 +31,7 @@ def download(model_id: str, settings: settings_mod.Settings) -> int:
     from studio import hub
     from studio.catalog import load_catalog
 
-    entry = load_catalog(settings.models_file).get(model_id)
+    entry = load_catalog(settings.models_file, settings.checkpoint_folders).get(model_id)
     if entry.source != "download":
         return fail(f"'{model_id}' is {'built in' if entry.builtin else 'a local model'}; there is nothing to download")
     print(f"Downloading {entry.name} ({entry.repo}, about {entry.size_text()}, licence: {entry.licence})", file=sys.stderr)

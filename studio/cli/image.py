@@ -14,6 +14,7 @@ from pathlib import Path
 from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, DEFAULT_SAMPLER, FULL_VAE, SAMPLERS
 from studio.backends.diffusion.lora_tags import parse_lora_argument, reweight_lora
 from studio.backends.diffusion.loras import LORA_SUFFIX, LoraLibrary
+from studio.catalog import Catalog, path_entry
 from studio.cli import batch as cli_batch
 from studio.errors import InputError
 from studio.settings import Settings, add_lora_dir_argument
@@ -59,7 +60,8 @@ def add_parsers(commands) -> None:
             parser.add_argument("--strength", type=float, default=None,
                                 help="0..1: how far to move from the input (default 1 to paint, 0.5 for img2img)")
         parser.add_argument("--negative", default="", help="what the picture should not show")
-        parser.add_argument("--model", default=DEFAULT_MODEL, help=f"a catalogue id (default {DEFAULT_MODEL})")
+        parser.add_argument("--model", default=DEFAULT_MODEL, help=f"a catalogue id (default {DEFAULT_MODEL}; see `models`), or the path of a "
+                                 "diffusers model folder or a .safetensors checkpoint")
         parser.add_argument("--seed", type=int, help="the same seed and settings give the same picture (default random)")
         parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 1; 2 for img2img)")
         parser.add_argument("--guidance", type=float, default=0.0, help="CFG scale (default 0, right for SD-Turbo)")
@@ -106,6 +108,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     out = _destination(args, mode)
 
     studio = Studio(settings)
+    args.model = model_argument(studio.catalog, args.model)
     picture = studio.open_image(args.input) if mode != "txt2img" else None
     mask = studio.open_image(args.mask) if mode == "inpaint" else None
     if args.size:
@@ -168,6 +171,18 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             failed=[r for r in results if r.error])
     print(cli_batch.summary(results), file=sys.stderr)
     return cli_batch.EXIT_SOME_FAILED if len(made) < len(results) else 0
+
+
+def model_argument(catalog: Catalog, given: str) -> str:
+    """`--model` as a catalogue id; a path names the operator's own folder or file, listed for this run."""
+    if given in catalog:
+        return given
+    path = Path(given).expanduser()
+    if not path.exists():
+        raise InputError(f"--model {given}: not in the catalogue (see `python -m studio models`) and no such file "
+                         "or folder")
+    taken = {entry.id for entry in catalog.entries()}
+    return catalog.add(path_entry(path, taken)).id
 
 
 def _lora_files(given: list[str], settings: Settings) -> tuple[Settings, list[tuple[str, float]]]:

@@ -22,13 +22,15 @@ from studio.errors import Cancelled, StudioError
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = Parser(prog="python -m studio", description="Creative Studio from the command line.")
+    # No abbreviations at the top: they would claim a command's own options ("--model" is not "--models-from").
+    parser = Parser(prog="python -m studio", description="Creative Studio from the command line.", allow_abbrev=False)
     parser.add_argument("--data-dir", type=Path, help="gallery and outputs folder (STUDIO_DATA_DIR)")
     parser.add_argument("--device", choices=settings_mod.DEVICES, help="where models run (STUDIO_DEVICE)")
     parser.add_argument("--models-file", type=Path, help="extra catalogue entries, TOML (STUDIO_MODELS_FILE)")
     parser.add_argument(
         "--offline", action="store_const", const=True, help="never contact the model hub (STUDIO_OFFLINE)"
     )
+    settings_mod.add_models_from_argument(parser)
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     cli_style.add_parser(commands)
     cli_text.add_parser(commands)

@@ -4,6 +4,7 @@ and backends wired together once, and one method per task, each handed to its se
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,11 +39,15 @@ from studio.services.text import TextService
 from studio.services.walks import FramesOutcome, WalkService
 from studio.settings import Settings
 
+log = logging.getLogger(__name__)
+
 
 class Studio:
     def __init__(self, settings: Settings):
         self.settings = settings
-        self.catalog: Catalog = load_catalog(settings.models_file)
+        self.catalog: Catalog = load_catalog(settings.models_file, settings.checkpoint_folders)
+        for reason in self.catalog.skipped:  # files in the model folders the studio will not offer
+            log.warning("not listed: %s", reason)
         self.cache = ModelCache(settings.model_memory_budget_mb)
         self.gallery = Gallery(settings.data_dir)
         # Model work from the page and from the HTTP APIs waits in this one line.
