@@ -8,12 +8,15 @@ download, so they can never be loaded by accident.
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
+import shutil
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 from studio.catalog import ModelEntry
 from studio.errors import ModelUnavailable, StudioError
+from studio.runtime import NEVER_CANCELLED, CancelToken
 
 log = logging.getLogger(__name__)
 
@@ -127,15 +130,87 @@ def _download_errors(entry: ModelEntry) -> Iterator[None]:
         raise ModelUnavailable(missing_message(entry, f"the download failed ({exc})")) from None
 
 
-def download(entry: ModelEntry) -> Path:
-    """Fetch `entry` into the Hugging Face cache (with a progress bar on the terminal)."""
-    from huggingface_hub import snapshot_download
+def _no_bytes_progress(done: int, total: int) -> None:
+    """Where download progress goes when nobody is watching (the terminal's own bar still shows)."""
+
+
+def download(
+    entry: ModelEntry,
+    progress: Callable[[int, int], None] = _no_bytes_progress,
+    cancel: CancelToken = NEVER_CANCELLED,
+) -> Path:
+    """Fetch `entry` into the Hugging Face cache: `progress(bytes done, bytes in all)` as it goes,
+    Stop honoured between chunks. The disk space is checked first. A stopped or broken download
+    leaves its partial files, and the next try resumes from them."""
+    from huggingface_hub import constants, snapshot_download
 
     if entry.source != "download" or not entry.repo:
         raise StudioError(f"'{entry.id}' is not a hub model; nothing to download.")
     allow, ignore = download_patterns(entry)
+    # The client reports and checks Stop once per read; 1 MB reads (not its 10 MB) keep both lively.
+    constants.DOWNLOAD_CHUNK_SIZE = min(constants.DOWNLOAD_CHUNK_SIZE, READ_BYTES)
     log.info("downloading %s (%s)", entry.repo, entry.size_text())
     with _download_errors(entry):
-        return Path(
-            snapshot_download(entry.repo, revision=entry.revision, allow_patterns=allow, ignore_patterns=ignore)
+        planned = snapshot_download(entry.repo, revision=entry.revision, allow_patterns=allow,
+                                    ignore_patterns=ignore, dry_run=True)
+        if not any(name.filename.endswith(SAFE_WEIGHTS) for name in planned):
+            raise ModelUnavailable(
+                f"The hub repository '{entry.repo}' offers no safetensors, GGUF or ONNX weights for this model "
+                "(only formats the studio never loads, such as pickles)."
+            )
+        check_disk_space(entry, sum(f.file_size or 0 for f in planned if f.will_download))
+        return Path(snapshot_download(entry.repo, revision=entry.revision, allow_patterns=allow,
+                                      ignore_patterns=ignore, tqdm_class=_progress_bars(progress, cancel)))
+
+
+READ_BYTES = 2**20
+# What a download must bring for the model to be usable.
+SAFE_WEIGHTS = (".safetensors", ".gguf", ".onnx")
+# Room kept free beyond the download itself, so the machine is not left with a full disk.
+DISK_MARGIN_BYTES = 512 * 2**20
+
+
+def cache_folder() -> Path:
+    from huggingface_hub import constants
+
+    return Path(constants.HF_HUB_CACHE)
+
+
+def free_bytes() -> int:
+    """Free space on the disk the model cache is (or will be) on."""
+    probe = cache_folder()
+    while not probe.exists() and probe != probe.parent:
+        probe = probe.parent
+    return shutil.disk_usage(probe).free
+
+
+def check_disk_space(entry: ModelEntry, needed: int) -> None:
+    """Refuse before the first byte when the files would not fit."""
+    folder, free = cache_folder(), free_bytes()
+    if needed + DISK_MARGIN_BYTES > free:
+        raise ModelUnavailable(
+            f"'{entry.name}' needs {needed / 2**30:.1f} GB, and only {free / 2**30:.1f} GB is free at {folder}. "
+            "Free some space (the Models tab deletes downloaded models) or set HF_HOME to a bigger disk."
         )
+
+
+def _progress_bars(report: Callable[[int, int], None], cancel: CancelToken) -> type:
+    """A tqdm class for snapshot_download: its byte bar's updates go to `report`, and every update
+    checks Stop, so a stopped download ends within one chunk."""
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    class DownloadProgress(hub_tqdm):
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            # snapshot_download's "Reconstructing" bar counts the bytes written to disk, over all files.
+            self.counts_bytes = kwargs.get("unit") == "B" and str(kwargs.get("desc", "")).startswith("Reconstructing")
+            self.bytes_done = 0
+
+        def update(self, n: float | None = 1) -> bool | None:
+            cancel.raise_if_cancelled()
+            if self.counts_bytes:
+                self.bytes_done += int(n or 0)
+                report(self.bytes_done, int(self.total or 0))
+            return super().update(n)
+
+    return DownloadProgress

@@ -114,6 +114,8 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
         "gallery_list": ["All"],
         "gallery_rerun": [1, "All"],
         "gallery_delete": [999_999, "All"],
+        "models_download": ["madebyollin/taesd"],
+        "models_delete": ["madebyollin/taesd"],
     }
 
 

@@ -25,6 +25,7 @@ from studio.media.images import LoadedImage, open_image
 from studio.media.melody_tokens import Melody
 from studio.runtime import NEVER_CANCELLED, CancelToken, HeavyLane, ModelCache, ProgressCallback, no_progress
 from studio.services.image import ImageOutcome, ImageService
+from studio.services.models import ModelManager
 from studio.services.music import (
     AnalysisOutcome,
     MelodyOutcome,
@@ -67,6 +68,7 @@ class Studio:
             lora_dirs=settings.lora_folders,
             embedding_dirs=settings.embedding_folders,
         )
+        self.models = ModelManager(settings, self.catalog, self.cache)
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
         # The services, one per task group.
         self.image_service = ImageService(settings, self.gallery, self.image)

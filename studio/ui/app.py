@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 
 from studio import __version__, hosting
 from studio.services import Studio
-from studio.ui import gallery_tab, image_tab, interpolate_tab, music_tab, style_tab, text_tab
+from studio.ui import gallery_tab, image_tab, interpolate_tab, models_tab, music_tab, style_tab, text_tab
 from studio.ui.common import StopButtons
 from studio.ui.guard import LoginRequired, StudioBlocks
 
@@ -54,6 +54,8 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
                 interpolate_tab.build(studio, stops)
             with gr.Tab("Gallery", id="gallery", elem_id="tab-gallery") as gallery_page:
                 gallery = gallery_tab.build(studio)
+            with gr.Tab("Models", id="models", elem_id="tab-models") as models_page:
+                models = models_tab.build(studio, stops)
 
         style.send_to_image.click(
             lambda path: (path, gr.Tabs(selected="image"), gr.Tabs(selected="img2img")),
@@ -75,6 +77,8 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
         app.load(image.load_fn, None, image.load_outputs, api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
+        models_page.select(lambda: models.refresh(studio), None, [models.table, models.usage],
+                           api_visibility="private")
     # api_open=False: direct POSTs to /run/<endpoint> would skip the queue and its concurrency limits.
     app.queue(default_concurrency_limit=hosting.LIGHT_CONCURRENCY, max_size=settings.max_queue or None,
               api_open=False)

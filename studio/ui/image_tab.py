@@ -129,7 +129,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     models, default_model = model_choices(studio)
     decoders, default_decoder = decoder_choices(studio)
     native = studio.image.native_size(default_model)
-    setup = image_setup.build(studio)
+    setup = image_setup.build(studio, stops)
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             with gr.Row():
