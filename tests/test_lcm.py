@@ -140,6 +140,9 @@ def test_the_artists_own_loras_combine_with_it(backend):
     assert f'Lora hashes: "lcm-lora-sdv1-5: {record["lcm_lora"]["hash"]}, style: {record["loras"][0]["hash"]}"' in text
     # And off again: the switch's LoRA leaves nothing behind.
     assert np.array_equal(pixels(backend.generate(fast).images[0]), alone)
+    # Its own file as a tag as well would put it on twice.
+    with pytest.raises(InputError, match=r"<lora:lcm-lora-sdv1-5> is the LCM-LoRA the fast LCM switch already puts on"):
+        backend.generate(replace(fast, prompt=f"{BASE.prompt} <lora:lcm-lora-sdv1-5:1>"))
 
 
 def test_the_png_text_says_lcm_and_reads_back_into_the_same_picture(backend, world):

@@ -345,6 +345,10 @@ class DiffusionBackend:
         # The fast LCM switch: the model's LCM-LoRA goes on first, through the same machinery.
         fast = lcm.lcm_lora(self.catalog, self.cache, entry, model.pipe, offline=self.offline) \
             if request.fast_lcm else None
+        twice = [lora.weights.name for lora in loras if fast is not None and lora.weights.hash == fast.weights.hash]
+        if twice:
+            raise InputError(f"<lora:{twice[0]}> is the LCM-LoRA the fast LCM switch already puts on; remove the tag "
+                             "or turn the switch off.")
         if (loras or fast) and model.engine.startswith("openvino"):
             # LoRAs change torch modules: such runs use a torch UNet, and their records and notes say so.
             model = self.load(request.model, torch_unet=True)
