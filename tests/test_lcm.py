@@ -246,3 +246,21 @@ def test_a_local_copy_in_the_models_file_stands_in_for_the_download(world, tmp_p
     local = DiffusionBackend(ModelCache(4096), catalog, device="cpu", offline=True)
     made = local.generate(with_fast_lcm(BASE))
     assert made.params[0]["lcm_lora"]["name"] == "lcm-lora-sdv1-5"
+
+
+def test_the_image_tabs_api_takes_the_switch_and_loading_the_png_turns_it_on(backend, world):
+    from gradio_client import Client, handle_file
+
+    from tests.running_app import RunningApp
+
+    with RunningApp(world["folder"] / "app-data", "--models-file", str(world["models"]), "--offline",
+                    env={"HF_HUB_CACHE": str(world["hub"])}) as running:
+        client = Client(running.url, verbose=False)
+        settings = [TINY_SD15, TINY_TAESD, BASE.prompt, "", "LCM", 4, 1.0, 64, 64, False, 11, 1, 1]
+        _preview, files, _info, _seed = client.predict(*settings, True, api_name="/txt2img")
+        made = files[0]["image"]
+        assert np.array_equal(pixels(Image.open(made)), pixels(backend.generate(with_fast_lcm(BASE)).images[0]))
+        loaded = client.predict(handle_file(made), api_name="/image_read_parameters")
+        assert (loaded[4], loaded[5], loaded[6]) == ("LCM", 4, 1.0) and loaded[-2] is True  # the switch, before the note
+        with pytest.raises(Exception, match="already a few-step model"):
+            client.predict(TINY_TURBO, *settings[1:], True, api_name="/txt2img")
