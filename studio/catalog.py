@@ -41,6 +41,7 @@ TASKS = (
     "music",
     "transcribe",
     "patterns",
+    "lora",  # weights a feature adds to an image model (the fast LCM switch's LCM-LoRAs)
 )
 # Only these formats are ever loaded: no pickle, ever.
 SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
@@ -261,6 +262,28 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         description="Distilled SDXL: 1-4 steps at 512 px; needs more memory than SD-Turbo.",
     ),
     ModelEntry(
+        id="latent-consistency/lcm-lora-sdv1-5",
+        name="LCM-LoRA for SD 1.5",
+        family="diffusers",
+        tasks=("lora",),
+        licence="OpenRAIL++",
+        size_mb=135,
+        source="download",
+        repo="latent-consistency/lcm-lora-sdv1-5",
+        description="Latent consistency LoRA: any SD 1.5 model in 4 steps at guidance 1 (the Fast LCM switch).",
+    ),
+    ModelEntry(
+        id="latent-consistency/lcm-lora-sdxl",
+        name="LCM-LoRA for SDXL",
+        family="diffusers",
+        tasks=("lora",),
+        licence="OpenRAIL++",
+        size_mb=394,
+        source="download",
+        repo="latent-consistency/lcm-lora-sdxl",
+        description="Latent consistency LoRA: any SDXL model in 4 steps at guidance 1 (the Fast LCM switch).",
+    ),
+    ModelEntry(
         id="HuggingFaceTB/SmolLM2-360M-Instruct",
         name="SmolLM2 360M Instruct",
         family="transformers",
@@ -344,9 +367,17 @@ def load_catalog(models_file: Path | None = None, checkpoint_folders: tuple[Path
     single-file checkpoint in the checkpoint folders (no TOML needed for those)."""
     entries = list(BUILTIN_ENTRIES) + list(DOWNLOAD_ENTRIES)
     if models_file is not None:
-        entries += load_user_entries(models_file)
+        entries = _with_local_copies(entries, load_user_entries(models_file))
     found, skipped = folder_entries(checkpoint_folders, {e.id for e in entries})
     return Catalog(entries + found, skipped)
+
+
+def _with_local_copies(entries: list[ModelEntry], user: list[ModelEntry]) -> list[ModelEntry]:
+    """The user's entries added; one with a hub model's id and a `path` is that model's local copy (what the
+    offline message suggests), used in its place: features that ask for the model by id find it too."""
+    downloads = {entry.id for entry in DOWNLOAD_ENTRIES}
+    copies = {entry.id: entry for entry in user if entry.source == "local" and entry.id in downloads}
+    return [copies.get(entry.id, entry) for entry in entries] + [e for e in user if e.id not in copies]
 
 
 def path_entry(path: Path, taken: set[str]) -> ModelEntry:

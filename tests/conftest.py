@@ -19,6 +19,12 @@ def tiny_sd_path(tmp_path_factory):
 
 
 @pytest.fixture(scope="session")
+def tiny_sd15_path(tmp_path_factory):
+    """A tiny Stable Diffusion pipeline with SD 1.5's architecture (the tiny SD above is SD 2.x-like)."""
+    return build_tiny_sd(tmp_path_factory.mktemp("tiny-sd15"), like_sd15=True)
+
+
+@pytest.fixture(scope="session")
 def tiny_taesd_path(tmp_path_factory):
     """A tiny AutoencoderTiny folder laid out like madebyollin/taesd."""
     return build_tiny_taesd(tmp_path_factory.mktemp("tiny-taesd"))

@@ -89,10 +89,11 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
             {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]
     editor = {"background": photo, "layers": [], "composite": None}
     return {
-        "txt2img": image_settings(),
-        "img2img": [*image_settings(steps=2), photo, 0.5],
-        "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0],
-        "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0],
+        # The image endpoints end with the fast LCM switch (off).
+        "txt2img": [*image_settings(), False],
+        "img2img": [*image_settings(steps=2), photo, 0.5, False],
+        "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False],
+        "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0, False],
         "image_read_parameters": [files["png"]],
         "image_patterns": [5, "ocean", 1.0, 64, 64],
         "restyle": [photo, TINY_SD, TINY_TAESD, "watercolor painting", 0.5, 2, False, 3],

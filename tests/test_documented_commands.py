@@ -3,8 +3,8 @@
 Commands are read from the documents themselves: each line of a shell code block, and each inline
 `python -m studio ...` / `python app.py ...` / `make ...` in the prose (placeholders such as `...`
 or `<command>` excepted). Every studio command is parsed by the real parser, then run in a folder
-holding the input files it names, with the hub models it needs (SD-Turbo, TAESD, MusicGen small)
-replaced by the tiny random-weight models laid out in a Hugging Face cache, offline. Commands that
+holding the input files it names, with the hub models it needs (SD-Turbo, SD 1.5 and its LCM-LoRA, TAESD, MusicGen
+small) replaced by the tiny random-weight models laid out in a Hugging Face cache, offline. Commands that
 only make sense with the internet (`download`), that start a server, or that make long animations
 run with `--help`; `make` targets are checked with `make -n`.
 """
@@ -185,11 +185,16 @@ def _inputs(folder: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def documented_home(tmp_path_factory, tiny_sd_path, tiny_taesd_path, tiny_musicgen_path):
+def documented_home(tmp_path_factory, tiny_sd_path, tiny_sd15_path, tiny_taesd_path, tiny_musicgen_path):
     """A working folder with the inputs, and an environment whose hub models are the tiny ones."""
+    from tests.tiny_models import build_tiny_lcm_lora
+
     home = tmp_path_factory.mktemp("documented")
     hub = home / ".hf" / "hub"
     _hub_snapshot(hub, "stabilityai/sd-turbo", tiny_sd_path, variant="fp16")
+    _hub_snapshot(hub, "stable-diffusion-v1-5/stable-diffusion-v1-5", tiny_sd15_path, variant="fp16")
+    lcm_lora = build_tiny_lcm_lora(tiny_sd15_path, home / "lcm" / "pytorch_lora_weights.safetensors")
+    _hub_snapshot(hub, "latent-consistency/lcm-lora-sdv1-5", lcm_lora.parent)
     _hub_snapshot(hub, "madebyollin/taesd", tiny_taesd_path)
     _hub_snapshot(hub, "facebook/musicgen-small", tiny_musicgen_path)
     work = home / "work"
@@ -249,7 +254,7 @@ def test_every_documented_studio_command_runs(documented_home):
     assert not failures, "\n".join(failures)
     assert ran >= 15
     # What they made is where they said it would be.
-    for name in ("out.png", "fixed.png", "wider.png", "tune.mid", "more.mid", "clip.wav", "morph.mid", "walk.mp4",
+    for name in ("out.png", "fast.png", "fixed.png", "wider.png", "tune.mid", "more.mid", "clip.wav", "morph.mid", "walk.mp4",
                  "art.png", "walk.gif", "tune-s4.mid", "lighthouses"):
         assert (work / name).exists() and (work / name).stat().st_size > 0, name
     assert Image.open(work / "wider.png").width == Image.open(work / "photo.png").width + 128

@@ -88,11 +88,13 @@ def _tiny_vae(scaling_factor: float):
         scaling_factor=scaling_factor,
     )
 
-def build_tiny_sd(path: Path) -> Path:
+def build_tiny_sd(path: Path, like_sd15: bool = False) -> Path:
     """Save a tiny ``StableDiffusionPipeline`` laid out like ``stabilityai/sd-turbo``.
 
     64x64 images map to 4x8x8 latents (VAE scale factor 8, like the real one); the scheduler is
-    Euler with trailing timestep spacing, as sd-turbo ships it, so one step works.
+    Euler with trailing timestep spacing, as sd-turbo ships it, so one step works. `like_sd15` builds
+    SD 1.5's architecture instead of SD 2.x's: 1x1-convolution attention projections (no linear ones)
+    and CLIP's quick-GELU text encoder.
     """
     from diffusers import EulerDiscreteScheduler, StableDiffusionPipeline, UNet2DConditionModel
     from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
@@ -116,7 +118,7 @@ def build_tiny_sd(path: Path) -> Path:
             num_hidden_layers=2,
             num_attention_heads=4,
             max_position_embeddings=77,
-            hidden_act="gelu",
+            hidden_act="quick_gelu" if like_sd15 else "gelu",
             bos_token_id=tokenizer.bos_token_id,
             eos_token_id=tokenizer.eos_token_id,
             pad_token_id=tokenizer.pad_token_id,
@@ -133,7 +135,7 @@ def build_tiny_sd(path: Path) -> Path:
         norm_num_groups=8,
         cross_attention_dim=32,
         attention_head_dim=8,
-        use_linear_projection=True,
+        use_linear_projection=not like_sd15,
     )
     vae = _tiny_vae(scaling_factor=0.18215)
     scheduler = EulerDiscreteScheduler(
@@ -395,3 +397,36 @@ def build_tiny_musicgen(path: Path) -> Path:
     )
     MusicgenProcessor(feature_extractor=feature_extractor, tokenizer=tokenizer).save_pretrained(path)
     return path
+
+
+def build_tiny_lcm_lora(pipeline_path: Path, target: Path, seed: int = 0, rank: int = 4) -> Path:
+    """A LoRA shaped like the latent-consistency LCM-LoRAs, for the tiny pipeline at `pipeline_path`: kohya
+    names on the UNet alone (none on the text encoders), on every attention and feed-forward linear, the
+    transformers' input/output projections (1x1 convolutions on SD 1.5, linears on SDXL) and the resnets'
+    convolutions and time embeddings. Random weights, large enough to change every picture."""
+    import torch
+    from diffusers import UNet2DConditionModel
+    from safetensors.torch import save_file
+
+    unet = UNet2DConditionModel.from_pretrained(Path(pipeline_path) / "unet")
+    generator = torch.Generator().manual_seed(seed)
+    weights: dict[str, torch.Tensor] = {}
+    for name, layer in unet.named_modules():
+        if "attentions" not in name and "resnets" not in name:
+            continue
+        key = "lora_unet_" + name.replace(".", "_")
+        if isinstance(layer, torch.nn.Linear):
+            down = torch.randn(rank, layer.in_features, generator=generator)
+            up = torch.randn(layer.out_features, rank, generator=generator)
+        elif isinstance(layer, torch.nn.Conv2d) and layer.kernel_size in ((1, 1), (3, 3)):
+            down = torch.randn(rank, layer.in_channels, *layer.kernel_size, generator=generator)
+            up = torch.randn(layer.out_channels, rank, 1, 1, generator=generator)
+        else:
+            continue
+        weights[f"{key}.lora_down.weight"] = down * 0.3
+        weights[f"{key}.lora_up.weight"] = up * 0.3
+        weights[f"{key}.alpha"] = torch.tensor(float(rank))
+    target = Path(target)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    save_file(weights, target)
+    return target

@@ -14,6 +14,7 @@ from pathlib import Path
 from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, DEFAULT_SAMPLER, FULL_VAE, SAMPLERS
 from studio.backends.diffusion.lora_tags import parse_lora_argument, reweight_lora
 from studio.backends.diffusion.loras import LORA_SUFFIX, LoraLibrary
+from studio.backends.diffusion.request import LCM_GUIDANCE, LCM_SAMPLER, LCM_STEPS
 from studio.catalog import Catalog, path_entry
 from studio.cli import batch as cli_batch
 from studio.errors import InputError
@@ -64,8 +65,13 @@ def add_parsers(commands) -> None:
                                  "diffusers model folder or a .safetensors checkpoint")
         parser.add_argument("--seed", type=int, help="the same seed and settings give the same picture (default random)")
         parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 1; 2 for img2img)")
-        parser.add_argument("--guidance", type=float, default=0.0, help="CFG scale (default 0, right for SD-Turbo)")
-        parser.add_argument("--sampler", default=DEFAULT_SAMPLER, choices=list(SAMPLERS))
+        parser.add_argument("--guidance", type=float, default=None,
+                            help="CFG scale (default 0, right for SD-Turbo; 1 with --fast-lcm)")
+        parser.add_argument("--sampler", default=None, choices=list(SAMPLERS), help=f"default {DEFAULT_SAMPLER}")
+        parser.add_argument("--fast-lcm", action="store_true",
+                            help=f"SD 1.5 / SDXL models in {LCM_STEPS} steps: their LCM-LoRA (downloaded on first "
+                                 f"use), the {LCM_SAMPLER} sampler and guidance {LCM_GUIDANCE:g}, unless "
+                                 "--steps/--guidance say otherwise")
         parser.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default 512x512, or the input's shape)")
         parser.add_argument("--batch-size", type=int, default=1, help="pictures made together")
         parser.add_argument("--batch-count", type=int, default=1, help="batches made one after another")
@@ -121,7 +127,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     else:
         width = height = 512
     strength = args.strength if getattr(args, "strength", None) is not None else (0.5 if mode == "img2img" else 1.0)
-    steps = args.steps if args.steps is not None else (2 if mode == "img2img" else 1)
+    steps, guidance, sampler = _sampling(args, mode)
     extra = {}
     if mode == "inpaint":
         extra.update(only_masked=args.only_masked, padding=args.padding)
@@ -131,7 +137,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         extra["mask_blur"] = args.mask_blur
     base = ImageRequest(
         prompt=prompts[0], mode=mode, negative_prompt=args.negative, model=args.model, steps=steps,
-        guidance=args.guidance, width=width, height=height, seed=args.seed, sampler=args.sampler,
+        guidance=guidance, width=width, height=height, seed=args.seed, sampler=sampler, fast_lcm=args.fast_lcm,
         batch_size=args.batch_size, batch_count=args.batch_count, strength=strength, decoder=args.decoder, **extra,
     )
     keep = not args.no_gallery
@@ -171,6 +177,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             failed=[r for r in results if r.error])
     print(cli_batch.summary(results), file=sys.stderr)
     return cli_batch.EXIT_SOME_FAILED if len(made) < len(results) else 0
+
+
+def _sampling(args: argparse.Namespace, mode: str) -> tuple[int, float, str]:
+    """(steps, guidance, sampler): what was given, else the defaults (SD-Turbo's, or the fast LCM switch's)."""
+    if args.fast_lcm:
+        if args.sampler not in (None, LCM_SAMPLER):
+            raise InputError(f"--fast-lcm runs the {LCM_SAMPLER} sampler; leave out --sampler {args.sampler}")
+        return (args.steps if args.steps is not None else LCM_STEPS,
+                args.guidance if args.guidance is not None else LCM_GUIDANCE, LCM_SAMPLER)
+    steps = args.steps if args.steps is not None else (2 if mode == "img2img" else 1)
+    return steps, args.guidance if args.guidance is not None else 0.0, args.sampler or DEFAULT_SAMPLER
 
 
 def model_argument(catalog: Catalog, given: str) -> str:

@@ -106,7 +106,7 @@ def _studio_record(raw: str | None) -> dict[str, Any] | None:
 
 def _a1111_recipe(path: Path, raw: str, studio: Studio) -> Recipe:
     from studio.backends.diffusion import fields_from_parameters
-    from studio.backends.diffusion.metadata import parse_hashes
+    from studio.backends.diffusion.metadata import recorded_networks
 
     parsed = parse_a1111_parameters(raw)
     values, notes = fields_from_parameters(parsed, studio.catalog)
@@ -120,8 +120,7 @@ def _a1111_recipe(path: Path, raw: str, studio: Studio) -> Recipe:
         raise InputError(f"{path.name} does not record its seed, so it cannot be made again.")
     task = values.pop("mode", "txt2img")
     # Which files the LoRA tags and embedding words meant, looked up by hash when the picture is made.
-    networks = {"loras": parse_hashes(parsed.get("Lora hashes", "")),
-                "embeddings": parse_hashes(parsed.get("TI hashes", ""))}
+    networks = recorded_networks(parsed)
     return Recipe(task, {**values, **networks, "task": task}, "AUTOMATIC1111", notes)
 
 

@@ -16,6 +16,9 @@ from studio.backends.diffusion import (
     DEFAULT_MODEL,
     DEFAULT_SAMPLER,
     FULL_VAE,
+    LCM_GUIDANCE,
+    LCM_SAMPLER,
+    LCM_STEPS,
     MAX_BATCH_COUNT,
     MAX_BATCH_SIZE,
     MAX_EXTEND,
@@ -53,6 +56,8 @@ IMAGE_SETTINGS = {
     "seed": "the seed when random_seed is false; picture n of a batch uses seed + n",
     "batch_count": f"batches made one after another, 1-{MAX_BATCH_COUNT}",
     "batch_size": f"pictures made together in each batch, 1-{MAX_BATCH_SIZE}",
+    "fast_lcm": f"true: an SD 1.5 or SDXL model in few steps with its LCM-LoRA (sampler {LCM_SAMPLER}, "
+                f"{LCM_STEPS} steps, guidance {LCM_GUIDANCE:g}); false by default",
 }
 IMAGE_RETURNS = "the live preview (empty at the end), the pictures with captions, a summary, the seed used"
 
@@ -198,6 +203,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                       info="SD-Turbo: 1-4")
                     guidance = gr.Slider(0, 15, value=0.0, step=0.5, label="Guidance (CFG scale)",
                                          info="SD-Turbo: 0")
+                fast_lcm_switch = gr.Checkbox(value=False, label=f"Fast (LCM, {LCM_STEPS} steps)",
+                                              info="SD 1.5 / SDXL models: their LCM-LoRA (downloaded on first use), "
+                                                   f"the {LCM_SAMPLER} sampler, guidance {LCM_GUIDANCE:g}")
                 with gr.Row():
                     width = gr.Slider(64, limit, value=native, step=8, label="Width", elem_id="image-width")
                     height = gr.Slider(64, limit, value=native, step=8, label="Height", elem_id="image-height")
@@ -278,10 +286,10 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     @api_doc("Make pictures from a prompt (text to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS)
     def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
-                batch_count: float, batch_size: float, request: gr.Request, progress=gr.Progress()):
+                batch_count: float, batch_size: float, fast_lcm: bool, request: gr.Request, progress=gr.Progress()):
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
-        yield from run(request_of("txt2img", settings), None, None, request, progress)
+        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm)), None, None, request, progress)
 
     @user_errors
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
@@ -289,13 +297,13 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
              strength="0.05-1: how far to move from the picture; steps x strength must be at least 1")
     def img2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
-                batch_count: float, batch_size: float, picture: str | None, strength: float, request: gr.Request,
-                progress=gr.Progress()):
+                batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
+                request: gr.Request, progress=gr.Progress()):
         if not picture:
             raise gr.Error("Upload an input picture first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
-        image_request = request_of("img2img", settings, strength=float(strength))
+        image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm))
         yield from run(image_request, studio.open_image(picture), None, request, progress)
 
     @user_errors
@@ -312,7 +320,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     def inpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: dict | None, mask: str | None, mask_blur: float,
-                padding: float, only_masked: bool, strength: float, request: gr.Request, progress=gr.Progress()):
+                padding: float, only_masked: bool, strength: float, fast_lcm: bool, request: gr.Request,
+                progress=gr.Progress()):
         background = (picture or {}).get("background")
         if not background:
             raise gr.Error("Upload a picture to inpaint first.")
@@ -328,7 +337,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
         image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
-                                   padding=_whole(padding), only_masked=bool(only_masked))
+                                   padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm))
         yield from run(image_request, loaded, loaded_mask, request, progress)
 
     @user_errors
@@ -347,7 +356,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                  guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                  batch_count: float, batch_size: float, picture: str | None, extend_left: float,
                  extend_right: float, extend_top: float, extend_bottom: float, mask_blur: float, strength: float,
-                 request: gr.Request, progress=gr.Progress()):
+                 fast_lcm: bool, request: gr.Request, progress=gr.Progress()):
         if not picture:
             raise gr.Error("Upload a picture to extend first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
@@ -355,18 +364,19 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         image_request = request_of(
             "outpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
             extend_left=_whole(extend_left), extend_right=_whole(extend_right), extend_top=_whole(extend_top),
-            extend_bottom=_whole(extend_bottom),
+            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm),
         )
         yield from run(image_request, studio.open_image(picture), None, request, progress)
 
     events = [
-        run_txt2img.click(txt2img, common, outputs, api_name="txt2img", concurrency_id="heavy"),
-        run_img2img.click(img2img, common + [init_image, strength], outputs, api_name="img2img",
+        # The fast LCM switch comes last, so calls written before it existed still fit.
+        run_txt2img.click(txt2img, [*common, fast_lcm_switch], outputs, api_name="txt2img", concurrency_id="heavy"),
+        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch], outputs, api_name="img2img",
                           concurrency_id="heavy"),
-        run_inpaint.click(inpaint, common + [editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength],
-                          outputs, api_name="inpaint", concurrency_id="heavy"),
-        run_outpaint.click(outpaint, common + [outpaint_image, *sides, outpaint_blur, outpaint_strength], outputs,
-                           api_name="outpaint", concurrency_id="heavy"),
+        run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
+                                    fast_lcm_switch], outputs, api_name="inpaint", concurrency_id="heavy"),
+        run_outpaint.click(outpaint, [*common, outpaint_image, *sides, outpaint_blur, outpaint_strength,
+                                      fast_lcm_switch], outputs, api_name="outpaint", concurrency_id="heavy"),
     ]
 
     def stop_run(request: gr.Request) -> None:
@@ -376,6 +386,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     # -- seeds, sizes and parameters ------------------------------------------------------------
 
+    # The switch sets the LCM sampler, steps and guidance together; off, the tab's own defaults come back.
+    fast_lcm_switch.input(lambda on: (LCM_SAMPLER, LCM_STEPS, LCM_GUIDANCE) if on else (DEFAULT_SAMPLER, 1, 0.0),
+                          fast_lcm_switch, [sampler, steps, guidance], api_visibility="private")
     reuse.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()), last_seed, [seed, random_seed],
                 api_visibility="private")
 
@@ -401,15 +414,16 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                   api_visibility="private")
 
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
-                         strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur, modes,
-                         info]
+                         strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
+                         fast_lcm_switch, modes, info]
 
     @user_errors
     @api_doc(
         "Read the generation parameters a PNG carries (made here or in AUTOMATIC1111) into the form's fields.",
         png="a PNG with a 'parameters' text chunk",
         returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
-                "(false), seed, strengths, mask and outpaint settings, then a note on what was loaded",
+                "(false), seed, strengths, mask and outpaint settings, the fast LCM switch, then a note on what "
+                "was loaded",
     )
     def image_read_parameters(png: str | None):
         if not png:
@@ -431,7 +445,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("guidance"), get("width"), get("height"), False if "seed" in values else gr.skip(), get("seed"),
             get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
             *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
-            gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
+            bool(values.get("fast_lcm", False)), gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
 
     params_png.upload(image_read_parameters, params_png, parameter_outputs, api_name="image_read_parameters")

@@ -9,6 +9,7 @@ diffusers pipelines.
 - `metadata`: AUTOMATIC1111's `parameters` text, written and read back
 - `prompts`: AUTOMATIC1111's prompt syntax (emphasis, BREAK, `<lora:...>` tags) read and encoded
 - `loras`: `<lora:NAME:WEIGHT>` files found, read once and applied for a run
+- `lcm`: the fast LCM switch: the model's LCM-LoRA from the catalogue, on through `loras`
 - `embeddings`: textual-inversion files called by name in a prompt, loaded for a run
 - `walks`: prompt/seed walks and image morphs
 
@@ -23,6 +24,9 @@ from studio.backends.diffusion.request import (
     DEFAULT_MODEL,
     DEFAULT_SAMPLER,
     FULL_VAE,
+    LCM_GUIDANCE,
+    LCM_SAMPLER,
+    LCM_STEPS,
     MAX_BATCH_COUNT,
     MAX_BATCH_SIZE,
     MAX_EXTEND,
@@ -36,11 +40,13 @@ from studio.backends.diffusion.request import (
     ImageRequest,
     ImageResult,
     steps_for_strength,
+    with_fast_lcm,
 )
 
 __all__ = [
-    "DEFAULT_DECODER", "DEFAULT_MODEL", "DEFAULT_SAMPLER", "FULL_VAE", "MAX_BATCH_COUNT", "MAX_BATCH_SIZE",
+    "DEFAULT_DECODER", "DEFAULT_MODEL", "DEFAULT_SAMPLER", "FULL_VAE", "LCM_GUIDANCE", "LCM_SAMPLER",
+    "LCM_STEPS", "MAX_BATCH_COUNT", "MAX_BATCH_SIZE",
     "MAX_EXTEND", "MAX_GUIDANCE", "MAX_IMAGES", "MAX_PROMPT_CHARS", "MAX_SEED", "MAX_STEPS", "MODES", "SAMPLERS",
     "DiffusionBackend", "ImageRequest", "ImageResult", "LoadedModel", "a1111_parameters", "compute_dtype",
-    "fields_from_parameters", "fit_size", "steps_for_strength",
+    "fields_from_parameters", "fit_size", "steps_for_strength", "with_fast_lcm",
 ]

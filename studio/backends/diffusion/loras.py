@@ -279,15 +279,15 @@ def load_loras(library: LoraLibrary, cache: ModelCache, tags: Sequence[NetworkTa
     weights: dict[str, float] = {}
     for tag in tags:
         weights[tag.name] = weights.get(tag.name, 0.0) + tag.weight
-    applied = []
-    for name, weight in weights.items():
-        path = library.find(name)
-        stat = path.stat()
-        # Keyed by the file and its size and time: an edited or replaced file is read again.
-        key = CacheKey(f"lora:{path.resolve()}", f"{stat.st_size}-{stat.st_mtime_ns}", "cpu")
-        lora = cache.get(key, lambda path=path, name=name: (read_lora(path, name), path.stat().st_size / 2**20))
-        applied.append(AppliedLora(lora, weight))
-    return applied
+    return [AppliedLora(cached_lora(cache, library.find(name), name), weight) for name, weight in weights.items()]
+
+
+def cached_lora(cache: ModelCache, path: Path, name: str) -> LoraWeights:
+    """One LoRA file, read once into the cache under `name`."""
+    stat = path.stat()
+    # Keyed by the file and its size and time: an edited or replaced file is read again.
+    key = CacheKey(f"lora:{path.resolve()}", f"{stat.st_size}-{stat.st_mtime_ns}", "cpu")
+    return cache.get(key, lambda: (read_lora(path, name), path.stat().st_size / 2**20))
 
 
 @contextmanager

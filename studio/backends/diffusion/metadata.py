@@ -27,6 +27,7 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
     if sampler.endswith(" Karras"):
         sampler, schedule = sampler.removesuffix(" Karras"), "Karras"
     model_id = params["model"]
+    loras = ([params["lcm_lora"]] if params.get("lcm_lora") else []) + list(params.get("loras") or [])
     settings: dict[str, Any] = {
         "Steps": params["steps"],
         "Sampler": sampler,
@@ -47,10 +48,12 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         "Model id": model_id,
         "Model revision": params.get("model_revision"),
         "Decoder": params.get("decoder"),
-        # As AUTOMATIC1111 writes it: names without ':' or ',', each with its 12-digit hash.
+        # As AUTOMATIC1111 writes it: names without ':' or ',', each with its 12-digit hash; the fast LCM
+        # switch's LoRA first (AUTOMATIC1111 users add it as a tag; here the switch says so: `Fast LCM`).
         "Lora hashes": ", ".join(
-            f"{lora['name'].translate(LORA_NAME_SYMBOLS)}: {lora['hash']}" for lora in params["loras"]
-        ) if params.get("loras") else None,
+            f"{lora['name'].translate(LORA_NAME_SYMBOLS)}: {lora['hash']}" for lora in loras
+        ) if loras else None,
+        "Fast LCM": params["lcm_lora"]["name"] if params.get("lcm_lora") else None,
         # Embeddings likewise (A1111's hash of an embedding is the sha256 of the whole file).
         "TI hashes": ", ".join(
             f"{e['name'].translate(LORA_NAME_SYMBOLS)}: {e['hash']}" for e in params["embeddings"]
@@ -126,13 +129,22 @@ def fields_from_parameters(
         values["model"] = model
     elif parsed.get("Model"):
         notes.append(f"The model '{parsed['Model']}' is not in the catalogue; add it to your models file to use it.")
+    if parsed.get("Fast LCM"):  # the fast LCM switch was on: its LoRA comes from the catalogue again
+        values["fast_lcm"] = True
     if loras is not None or embeddings is not None:
-        recorded = {"loras": parse_hashes(parsed.get("Lora hashes", "")),
-                    "embeddings": parse_hashes(parsed.get("TI hashes", ""))}
+        recorded = recorded_networks(parsed)
         relocated = relocate_networks({**values, **recorded}, loras, embeddings)
         values["prompt"], values["negative_prompt"] = relocated.prompt, relocated.negative_prompt
         notes += relocated.notes + relocated.missing
     return values, notes
+
+
+def recorded_networks(parsed: dict[str, str]) -> dict[str, list[dict[str, str]]]:
+    """The `Lora hashes` and `TI hashes` of parsed parameters, as [{name, hash}], to look up in the folders;
+    the fast LCM switch's LoRA (named by `Fast LCM`) is left out: the catalogue holds it, not the folders."""
+    switch = parsed.get("Fast LCM", "").translate(LORA_NAME_SYMBOLS).strip()
+    loras = [lora for lora in parse_hashes(parsed.get("Lora hashes", "")) if not switch or lora["name"] != switch]
+    return {"loras": loras, "embeddings": parse_hashes(parsed.get("TI hashes", ""))}
 
 
 def parse_hashes(text: str) -> list[dict[str, str]]:
@@ -210,7 +222,7 @@ def _match_model(parsed: dict[str, str], catalog: Catalog) -> str | None:
     if not name:
         return None
     for entry in catalog.entries():
-        if entry.family != "diffusers":
+        if entry.family != "diffusers" or "lora" in entry.tasks:  # a LoRA is never the picture's model
             continue
         candidates = {entry.id.lower(), entry.id.split("/")[-1].lower(), entry.name.lower()}
         if entry.path is not None:

@@ -24,6 +24,7 @@ from PIL import Image
 
 from studio import hub
 from studio.backends.diffusion import embeddings as ti
+from studio.backends.diffusion import lcm
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
@@ -31,6 +32,7 @@ from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, l
 from studio.backends.diffusion.prompts import prompt_inputs
 from studio.backends.diffusion.request import (
     FULL_VAE,
+    LCM_MAX_GUIDANCE,
     MAX_SEED,
     MIN_SIDE,
     SAMPLERS,
@@ -334,16 +336,26 @@ class DiffusionBackend:
         request = replace(request, seed=seed)
         cancel.raise_if_cancelled()
         progress(0, request.steps_run * request.batch_count)
+        if request.fast_lcm:
+            lcm.refuse_by_name(entry)  # SD-Turbo and the like: said before anything is loaded or downloaded
         model = self.load(request.model)
+        notes: list[str] = []
         # <lora:...> tags of both prompts (as AUTOMATIC1111 reads them), each file read once.
         loras = load_loras(self.loras, self.cache, lora_tags(request.prompt, request.negative_prompt))
-        if loras and model.engine.startswith("openvino"):
-            # LoRAs change torch modules: such runs use a torch UNet, and their records say so.
+        # The fast LCM switch: the model's LCM-LoRA goes on first, through the same machinery.
+        fast = lcm.lcm_lora(self.catalog, self.cache, entry, model.pipe, offline=self.offline) \
+            if request.fast_lcm else None
+        twice = [lora.weights.name for lora in loras if fast is not None and lora.weights.hash == fast.weights.hash]
+        if twice:
+            raise InputError(f"<lora:{twice[0]}> is the LCM-LoRA the fast LCM switch already puts on; remove the tag "
+                             "or turn the switch off.")
+        if (loras or fast) and model.engine.startswith("openvino"):
+            # LoRAs change torch modules: such runs use a torch UNet, and their records and notes say so.
             model = self.load(request.model, torch_unet=True)
+            notes.append(f"With LoRAs the UNet ran on {model.engine} (OpenVINO runs it only without them).")
         # Embeddings whose names stand as words in either prompt, each file read once.
         embeddings = load_embeddings(self.embeddings, self.cache, request.prompt, request.negative_prompt)
         low, high = self.size_limits(model, max_side)
-        notes: list[str] = []
 
         canvas = region = blend = None
         work_image = work_mask = None
@@ -381,6 +393,8 @@ class DiffusionBackend:
                 )
         if request.guidance <= 1.0 and request.negative_prompt.strip():
             notes.append("The negative prompt only acts with guidance (CFG scale) above 1.")
+        if fast is not None and request.guidance > LCM_MAX_GUIDANCE:
+            notes.append(f"LCM-LoRA works best with guidance 1-{LCM_MAX_GUIDANCE:g}; above that pictures burn.")
 
         pipe, decoder_used = self._pipeline(model, request, notes)
         images: list[Image.Image] = []
@@ -388,7 +402,7 @@ class DiffusionBackend:
         per_batch = request.steps_run
         # The LoRAs stay on the shared modules only inside this block, which no other run enters meanwhile.
         # So do the embeddings' tokens and vectors on the tokenizers and text encoders.
-        with model.lock, applied(pipe, loras, model.entry.name), \
+        with model.lock, applied(pipe, ([fast] if fast else []) + loras, model.entry.name), \
                 ti.applied(pipe, embeddings, model.entry.name) as spell:
             # Emphasis and BREAK become embeddings once per request; a prompt without them stays a string.
             prompts = prompt_inputs(
@@ -407,7 +421,8 @@ class DiffusionBackend:
                     images.append(picture)
                     records.append(
                         self._record(
-                            model, request, seeds[offset], decoder_used, picture, batch, offset, loras, embeddings
+                            model, request, seeds[offset], decoder_used, picture, batch, offset, loras, embeddings,
+                            fast,
                         )
                     )
         progress(per_batch * request.batch_count, per_batch * request.batch_count)
@@ -499,6 +514,7 @@ class DiffusionBackend:
         index: int,
         loras: Sequence[AppliedLora] = (),
         embeddings: Sequence[Embedding] = (),
+        fast: AppliedLora | None = None,
     ) -> dict[str, Any]:
         # Recorded as a single picture with its own seed: that alone makes it again.
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
@@ -522,6 +538,10 @@ class DiffusionBackend:
             ]
         if embeddings:  # likewise the embeddings its words called up
             params["embeddings"] = [{"name": e.name, "hash": e.short_hash} for e in embeddings]
+        if fast is not None:  # the fast LCM switch's LoRA: which file, by hash, as for the prompt's own
+            params["lcm_lora"] = {"name": fast.weights.name, "weight": fast.weight, "hash": fast.weights.short_hash}
+        else:
+            params.pop("fast_lcm")  # off: records stay as they were before the switch existed
         return params
 
 

@@ -4,7 +4,7 @@ checks, the samplers the studio offers (named as AUTOMATIC1111 names them), and 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from PIL import Image
@@ -28,6 +28,12 @@ SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {
     "LCM": ("LCMScheduler", {}),
 }
 DEFAULT_SAMPLER = "Euler"
+# The fast LCM switch: the LCM-LoRA with its own sampler, few steps and almost no guidance (LCM-LoRA
+# wants guidance 1-2: above that its pictures burn; 1 also skips the unconditional half of each step).
+LCM_SAMPLER = "LCM"
+LCM_STEPS = 4
+LCM_GUIDANCE = 1.0
+LCM_MAX_GUIDANCE = 2.0
 MAX_STEPS = 150
 MAX_GUIDANCE = 30.0
 MAX_BATCH_SIZE = 8
@@ -73,6 +79,7 @@ class ImageRequest:
     extend_right: int = 0
     extend_top: int = 0
     extend_bottom: int = 0
+    fast_lcm: bool = False  # the LCM-LoRA for the model's base (SD 1.5 or SDXL) added to the run
 
     def validate(self) -> None:
         """Checks that need no model; sizes are checked against the model once it is known."""
@@ -91,6 +98,9 @@ class ImageRequest:
             _whole("seed", self.seed, 0, MAX_SEED, "leave it empty (random) or use a whole number from 0")
         if self.sampler not in SAMPLERS:
             raise InputError(f"The sampler must be one of {', '.join(SAMPLERS)}, not '{self.sampler}'.")
+        if self.fast_lcm and self.sampler != LCM_SAMPLER:
+            raise InputError(f"The fast LCM switch runs the {LCM_SAMPLER} sampler, not {self.sampler}; "
+                             f"choose {LCM_SAMPLER} or turn the switch off.")
         _whole("batch size", self.batch_size, 1, MAX_BATCH_SIZE, "images made together")
         _whole("batch count", self.batch_count, 1, MAX_BATCH_COUNT, "batches made one after another")
         if self.batch_size * self.batch_count > MAX_IMAGES:
@@ -127,6 +137,11 @@ class ImageRequest:
     def steps_run(self) -> int:
         """Denoising steps actually run per batch (image-to-image skips the first 1 - strength)."""
         return self.steps if self.mode == "txt2img" else min(self.steps, int(self.steps * self.strength))
+
+
+def with_fast_lcm(request: ImageRequest) -> ImageRequest:
+    """The fast LCM switch turned on: the LCM-LoRA, its sampler, 4 steps and guidance 1, set together."""
+    return replace(request, fast_lcm=True, sampler=LCM_SAMPLER, steps=LCM_STEPS, guidance=LCM_GUIDANCE)
 
 
 def steps_for_strength(steps: int, strength: float) -> int:
