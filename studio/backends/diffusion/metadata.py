@@ -27,6 +27,10 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
     if sampler.endswith(" Karras"):
         sampler, schedule = sampler.removesuffix(" Karras"), "Karras"
     model_id = params["model"]
+    # A hires fix: `Size` stays the first pass's, as A1111 writes it; the strength is the second pass's.
+    hires = float(params.get("hires_scale") or 1) > 1 and params["task"] == "txt2img"
+    strength = params.get("strength") if params.get("strength") is not None else (
+        params.get("hires_strength") if hires else None)
     settings: dict[str, Any] = {
         "Steps": params["steps"],
         "Sampler": sampler,
@@ -35,7 +39,10 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         "Seed": params["seed"],
         "Size": f"{params['width']}x{params['height']}",
         "Model": model_name or Path(model_id).name.removesuffix(".safetensors"),
-        "Denoising strength": f"{params['strength']:g}" if params.get("strength") is not None else None,
+        "Denoising strength": f"{strength:g}" if strength is not None else None,
+        "Hires upscale": f"{params['hires_scale']:g}" if hires else None,
+        "Hires steps": params.get("hires_steps") or None if hires else None,  # A1111 leaves out 0 (as many)
+        "Hires upscaler": params.get("hires_upscaler") if hires else None,
         "Mask blur": params.get("mask_blur"),
         "Inpaint area": ("Only masked" if params.get("only_masked") else "Whole picture")
         if params["task"] == "inpaint" else None,
@@ -106,6 +113,7 @@ def fields_from_parameters(
         else:
             notes.append(f"The sampler '{name}' is not one the studio offers; using {DEFAULT_SAMPLER}.")
             values["sampler"] = DEFAULT_SAMPLER
+    notes += _hires_fields(parsed, values)
     if parsed.get("Inpaint area"):
         values["only_masked"] = parsed["Inpaint area"].lower().startswith("only masked")
     if parsed.get("Outpaint"):
@@ -133,6 +141,39 @@ def fields_from_parameters(
         values["prompt"], values["negative_prompt"] = relocated.prompt, relocated.negative_prompt
         notes += relocated.notes + relocated.missing
     return values, notes
+
+
+def _hires_fields(parsed: dict[str, str], values: dict[str, Any]) -> list[str]:
+    """A1111's hires fix entries into `values` (`Denoising strength` is then the second pass's);
+    a target size (`Hires resize`) becomes the scale that reaches it. Notes on what was not read."""
+    scale_text, resize = parsed.get("Hires upscale"), parsed.get("Hires resize")
+    if scale_text is None and resize is None:
+        return []
+    notes: list[str] = []
+    scale = None
+    try:
+        if scale_text is not None:
+            scale = float(scale_text)
+        else:
+            assert resize is not None
+            target_w, target_h = (int(v) for v in resize.lower().split("x", 1))
+            scale = max(target_w / values["width"], target_h / values["height"])
+            notes.append(f"The picture was made with 'Hires resize: {resize}'; the studio upscales by {scale:g} instead.")
+    except (ValueError, KeyError, ZeroDivisionError):
+        return [f"The hires fix '{scale_text or resize}' could not be read; left off."]
+    values["hires_scale"] = scale
+    if parsed.get("Hires steps"):
+        try:
+            values["hires_steps"] = int(float(parsed["Hires steps"]))
+        except ValueError:
+            notes.append(f"'Hires steps: {parsed['Hires steps']}' is not a number; left as it was.")
+    else:
+        values["hires_steps"] = 0  # A1111 writes none when the second pass ran as many as the first
+    if parsed.get("Hires upscaler"):
+        values["hires_upscaler"] = parsed["Hires upscaler"]
+    if values.get("mode", parsed.get("Mode", "txt2img")) == "txt2img" and "strength" in values:
+        values["hires_strength"] = values.pop("strength")
+    return notes
 
 
 def parse_hashes(text: str) -> list[dict[str, str]]:
