@@ -89,7 +89,7 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
             {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]
     editor = {"background": photo, "layers": [], "composite": None}
     return {
-        "txt2img": image_settings(),
+        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5],
         "img2img": [*image_settings(steps=2), photo, 0.5],
         "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0],
         "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0],
