@@ -23,9 +23,8 @@ from studio.services import Studio
 from studio.settings import Settings
 from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 
-BASE = ImageRequest("a red cat on the beach", model=TINY_SD, decoder=TINY_TAESD, width=64, height=64, seed=11,
-                    steps=2)
-HIRES = replace(BASE, hires_scale=2.0, hires_steps=3, hires_strength=0.5, hires_upscaler="Latent")
+BASE = ImageRequest("a red cat on the beach", model=TINY_SD, decoder=TINY_TAESD, width=64, height=64, seed=11)
+HIRES = replace(BASE, hires_scale=2.0, hires_steps=2, hires_strength=0.5, hires_upscaler="Latent")
 
 
 @pytest.fixture(scope="module")
@@ -50,12 +49,12 @@ def test_the_picture_is_scale_times_the_first_pass_and_both_passes_count_in_prog
     seen: list[tuple[int, int]] = []
     result = backend.generate(HIRES, progress=lambda done, total, preview=None: seen.append((done, total)))
     assert result.images[0].size == (128, 128)
-    # 2 first-pass steps + 3 hires steps, one report per step, against one total.
-    assert {total for _, total in seen} == {5}
-    assert [done for done, _ in seen[1:-1]] == [1, 2, 3, 4, 5]
+    # 1 first-pass step + 2 hires steps, one report per step, against one total.
+    assert {total for _, total in seen} == {3}
+    assert [done for done, _ in seen[1:-1]] == [1, 2, 3]
     record = result.params[0]
     assert (record["width"], record["height"], record["result_width"], record["result_height"]) == (64, 64, 128, 128)
-    assert (record["hires_scale"], record["hires_steps"], record["hires_upscaler"]) == (2.0, 3, "Latent")
+    assert (record["hires_scale"], record["hires_steps"], record["hires_upscaler"]) == (2.0, 2, "Latent")
     # Not a multiple of 8 after scaling: down to the model's block size; the shape is kept.
     odd = backend.generate(replace(HIRES, height=72, hires_scale=1.5, hires_upscaler="Lanczos"))
     assert odd.images[0].size == (96, 104)
@@ -154,11 +153,11 @@ def test_the_a1111_text_carries_the_hires_fix_and_reads_back(backend, catalog):
     record = backend.generate(HIRES).params[0]
     text = a1111_parameters(record)
     assert "Size: 64x64" in text  # the first pass's size, as AUTOMATIC1111 writes it
-    assert "Denoising strength: 0.5, Hires upscale: 2, Hires steps: 3, Hires upscaler: Latent" in text
+    assert "Denoising strength: 0.5, Hires upscale: 2, Hires steps: 2, Hires upscaler: Latent" in text
     values, notes = fields_from_parameters(parse_a1111_parameters(text), catalog)
     assert notes == []
     assert {k: values[k] for k in ("hires_scale", "hires_steps", "hires_strength", "hires_upscaler")} == {
-        "hires_scale": 2.0, "hires_steps": 3, "hires_strength": 0.5, "hires_upscaler": "Latent"}
+        "hires_scale": 2.0, "hires_steps": 2, "hires_strength": 0.5, "hires_upscaler": "Latent"}
     assert "strength" not in values  # a text-to-image picture's strength is the second pass's
     assert np.array_equal(pixels(backend.generate(ImageRequest(**values)).images[0]),
                           pixels(backend.generate(HIRES).images[0]))
