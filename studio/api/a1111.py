@@ -386,7 +386,8 @@ class A1111Api:
 def hires_fields(fields: Fields, unhonoured: list[str]) -> dict[str, Any]:
     """AUTOMATIC1111's hires fix fields (its defaults where left out); the request checks the values."""
     for name, off in (("hr_resize_x", 0), ("hr_resize_y", 0), ("hr_checkpoint_name", None),
-                      ("hr_sampler_name", None), ("hr_prompt", ""), ("hr_negative_prompt", "")):
+                      ("hr_sampler_name", None), ("hr_scheduler", None), ("hr_prompt", ""),
+                      ("hr_negative_prompt", "")):
         if fields.present(name) and fields.raw(name) not in (off, None, "", "Use same checkpoint",
                                                               "Use same sampler"):
             unhonoured.append(name)
