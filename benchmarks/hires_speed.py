@@ -81,7 +81,7 @@ def main() -> int:
         started = time.perf_counter()
         backend.generate(plain)  # loads the model (and converts its UNet for OpenVINO) and warms up
         print(f"warm-up (load, conversion, first picture): {time.perf_counter() - started:.1f} s; engine "
-              f"{backend.load(MODEL_ID).engine}", flush=True)
+              f"{backend.load(MODEL_ID).engine} {backend.load(MODEL_ID).pipe.unet.dtype}", flush=True)
 
         cases = {"plain": plain}
         for upscaler in UPSCALERS:

@@ -12,7 +12,14 @@ from PIL import Image
 
 from studio.api.a1111 import hires_fields
 from studio.api.fields import Fields
-from studio.backends.diffusion import DiffusionBackend, ImageRequest, a1111_parameters, fields_from_parameters
+from studio.backends.diffusion import (
+    DiffusionBackend,
+    ImageRequest,
+    a1111_parameters,
+    fields_from_parameters,
+    openvino_unet,
+    pipelines,
+)
 from studio.backends.diffusion.hires import BUILTIN_UPSCALERS, second_pass_steps
 from studio.cli.main import main
 from studio.errors import Cancelled, InputError
@@ -175,7 +182,9 @@ def test_hires_text_written_by_automatic1111_is_read(catalog):
     assert values["hires_scale"] == 2.0 and any("Hires resize: 1024x768" in note for note in notes)
 
 
-def test_the_cli_makes_it_and_reproduce_and_the_gallery_make_it_again(models, tmp_path, capsys):
+def test_the_cli_makes_it_and_reproduce_and_the_gallery_make_it_again(models, tmp_path, capsys, monkeypatch):
+    # The studio's CPU path in fp32, so OpenVINO (where installed) runs both passes' UNet at their own sizes.
+    monkeypatch.setattr(pipelines, "cpu_has_native_bf16", lambda: False)
     data, out = tmp_path / "data", tmp_path / "big.png"
     common = ["--data-dir", str(data), "--models-file", str(models), "--offline"]
     code = main([*common, "image", "a red cat", "--model", TINY_SD, "--decoder", TINY_TAESD, "--seed", "4",
@@ -183,6 +192,7 @@ def test_the_cli_makes_it_and_reproduce_and_the_gallery_make_it_again(models, tm
                  "--hires-upscaler", "Lanczos", "--out", str(out), "--json"])
     report = json.loads(capsys.readouterr().out)
     assert code == 0 and Image.open(out).size == (128, 128)
+    assert report["parameters"][0]["engine"].startswith("openvino" if openvino_unet.available() else "torch")
     text = read_a1111_parameters(out)
     assert (text["Size"], text["Hires upscale"], text["Hires steps"], text["Hires upscaler"],
             text["Denoising strength"]) == ("64x64", "2", "2", "Lanczos", "0.6")
