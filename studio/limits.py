@@ -19,6 +19,10 @@ def check_image(request: ImageRequest, settings: Settings) -> None:
     request.validate()  # types and absolute bounds first, so the comparisons below are sound
     if request.steps > settings.max_steps:
         raise InputError(f"This studio allows at most {settings.max_steps} steps per image, not {request.steps}.")
+    if request.hires and request.hires_steps > settings.max_steps:
+        raise InputError(
+            f"This studio allows at most {settings.max_steps} hires steps per image, not {request.hires_steps}."
+        )
     images = request.batch_size * request.batch_count
     if images > settings.max_images:
         raise InputError(

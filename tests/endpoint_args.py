@@ -89,8 +89,8 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
             {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]
     editor = {"background": photo, "layers": [], "composite": None}
     return {
-        # The image endpoints end with the fast LCM switch (off).
-        "txt2img": [*image_settings(), False],
+        # The image endpoints end with the fast LCM switch (off); txt2img's hires fix comes before it.
+        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False],
         "img2img": [*image_settings(steps=2), photo, 0.5, False],
         "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False],
         "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0, False],

@@ -194,8 +194,11 @@ def test_lists_clients_read_at_start(sd):
     assert 'TI hashes: "grainy: ' in named.info["infotexts"][0]
     karras = sd.txt2img(prompt=PROMPT, seed=9, width=64, height=64, sampler_name="DPM++ 2M", scheduler="Karras")
     assert "Sampler: DPM++ 2M, Schedule type: Karras" in karras.info["infotexts"][0]
-    hires = sd.txt2img(prompt=PROMPT, seed=9, width=64, height=64, enable_hr=True, restore_faces=True)
-    assert {"enable_hr", "restore_faces"} <= set(hires.info["studio_not_honoured"])
+    hires = sd.txt2img(prompt=PROMPT, seed=9, width=64, height=64, enable_hr=True, hr_scale=2, hr_second_pass_steps=1,
+                       denoising_strength=0.5, restore_faces=True)
+    assert hires.image.size == (128, 128)
+    assert "Size: 64x64" in hires.info["infotexts"][0] and "Hires upscale: 2" in hires.info["infotexts"][0]
+    assert set(hires.info["studio_not_honoured"]) == {"restore_faces"}
 
 
 def test_progress_shows_a_preview_and_interrupt_ends_the_run_early(sd, app):

@@ -38,6 +38,7 @@ from studio.backends.diffusion import (
     ImageRequest,
     a1111_parameters,
 )
+from studio.backends.diffusion.hires import DEFAULT_UPSCALER, LATENT_UPSCALERS
 from studio.backends.diffusion.loras import file_header, file_metadata
 from studio.errors import Cancelled, InputError
 from studio.media.images import LoadedImage
@@ -53,7 +54,6 @@ RESIZE_MODES = {0: "just resize", 1: "crop and resize", 2: "resize and fill", 3:
 # Fields that change the picture in AUTOMATIC1111 and that the studio does not offer, with the value
 # meaning "off": anything else is named as not honoured.
 UNOFFERED = {
-    "enable_hr": False,
     "restore_faces": False,
     "tiling": False,
     "styles": [],
@@ -93,6 +93,7 @@ class A1111Api:
             ("/refresh-loras", self.nothing, post),
             ("/embeddings", self.embeddings, get),
             ("/upscalers", self.empty_list, get),
+            ("/latent-upscale-modes", self.latent_upscale_modes, get),
             ("/scripts", self.scripts, get),
             ("/sd-vae", self.sd_vae, get),
             ("/refresh-checkpoints", self.nothing, post),
@@ -204,6 +205,10 @@ class A1111Api:
             listed.append({"name": name, "alias": name, "path": path.name if hosted else str(path),
                            "metadata": file_metadata(path)})
         return _json(listed)
+
+    async def latent_upscale_modes(self, request: Request) -> Response:
+        """The hires fix's latent upscalers, by the names `hr_upscaler` takes."""
+        return _json([{"name": name} for name in LATENT_UPSCALERS])
 
     async def empty_list(self, request: Request) -> Response:
         return _json([])
@@ -336,6 +341,8 @@ class A1111Api:
             batch_count=fields.whole("n_iter", 1, 1, 10_000),
         )
         image = mask = None
+        if endpoint == "txt2img" and fields.flag("enable_hr", False):
+            values.update(hires_fields(fields, unhonoured))
         if endpoint == "img2img":
             pictures = fields.raw("init_images")
             if not isinstance(pictures, list) or not pictures:
@@ -374,6 +381,20 @@ class A1111Api:
             raise ApiError(404, f"The sampler '{name[:60]}' is not offered here; /sdapi/v1/samplers lists "
                                 f"{', '.join(SAMPLERS)}.", "sampler_not_found")
         return name
+
+
+def hires_fields(fields: Fields, unhonoured: list[str]) -> dict[str, Any]:
+    """AUTOMATIC1111's hires fix fields (its defaults where left out); the request checks the values."""
+    for name, off in (("hr_resize_x", 0), ("hr_resize_y", 0), ("hr_checkpoint_name", None),
+                      ("hr_sampler_name", None), ("hr_scheduler", None), ("hr_prompt", ""),
+                      ("hr_negative_prompt", "")):
+        if fields.present(name) and fields.raw(name) not in (off, None, "", "Use same checkpoint",
+                                                              "Use same sampler"):
+            unhonoured.append(name)
+    return dict(hires_scale=fields.real("hr_scale", 2.0, 0, 1_000),
+                hires_upscaler=fields.text("hr_upscaler", "", 200) or DEFAULT_UPSCALER,
+                hires_steps=fields.whole("hr_second_pass_steps", 0, 0, 10_000),
+                hires_strength=fields.real("denoising_strength", 0.75, 0, 1))
 
 
 def _script_on(value: Any) -> bool:
@@ -416,7 +437,7 @@ def _info(request: ImageRequest, records: list[dict[str, Any]], unhonoured: list
         "subseed_strength": 0, "width": first["result_width"], "height": first["result_height"],
         "restore_faces": False, "face_restoration_model": None, "sd_model_hash": None,
         "sd_vae_name": first.get("decoder"), "seed_resize_from_w": -1, "seed_resize_from_h": -1,
-        "denoising_strength": first.get("strength", 0), "extra_generation_params": {},
+        "denoising_strength": first.get("strength", first.get("hires_strength", 0)), "extra_generation_params": {},
         "index_of_first_image": 0, "infotexts": [a1111_parameters(record) for record in records],
         "styles": [], "job_timestamp": time.strftime("%Y%m%d%H%M%S"), "clip_skip": 1,
         "is_using_inpainting_conditioning": False,

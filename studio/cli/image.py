@@ -12,6 +12,7 @@ from functools import reduce
 from pathlib import Path
 
 from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, DEFAULT_SAMPLER, FULL_VAE, SAMPLERS
+from studio.backends.diffusion.hires import BUILTIN_UPSCALERS, DEFAULT_STRENGTH, DEFAULT_UPSCALER
 from studio.backends.diffusion.lora_tags import parse_lora_argument, reweight_lora
 from studio.backends.diffusion.loras import LORA_SUFFIX, LoraLibrary
 from studio.backends.diffusion.request import LCM_GUIDANCE, LCM_SAMPLER, LCM_STEPS
@@ -57,6 +58,8 @@ def add_parsers(commands) -> None:
                 parser.add_argument(f"--{side}", type=int, default=0, help=f"px to add on the {side}")
         if name in ("inpaint", "outpaint"):
             parser.add_argument("--mask-blur", type=int, default=4, help="feather the mask's edge, px (default 4)")
+        if name == "image":
+            _add_hires_arguments(parser)
         if name != "image":
             parser.add_argument("--strength", type=float, default=None,
                                 help="0..1: how far to move from the input (default 1 to paint, 0.5 for img2img)")
@@ -92,6 +95,19 @@ def add_parsers(commands) -> None:
 
 
 COMMANDS = ("image", "img2img", "inpaint", "outpaint")
+
+
+def _add_hires_arguments(parser: argparse.ArgumentParser) -> None:
+    """AUTOMATIC1111's hires fix: the picture made at --size, upscaled, then redrawn bigger."""
+    parser.add_argument("--hires", type=float, default=1.0, metavar="SCALE",
+                        help="hires fix: upscale the picture this many times (up to 4) and redraw it (default 1: off)")
+    parser.add_argument("--hires-strength", type=float, default=DEFAULT_STRENGTH, metavar="S",
+                        help=f"0..1: how much the second pass redraws (default {DEFAULT_STRENGTH:g}; 0 with a "
+                             "picture upscaler: upscaled only)")
+    parser.add_argument("--hires-steps", type=int, default=0, metavar="N",
+                        help="steps of the second pass (default 0: as many as --steps)")
+    parser.add_argument("--hires-upscaler", default=DEFAULT_UPSCALER, metavar="ID",
+                        help=f"{', '.join(BUILTIN_UPSCALERS)}, or an upscaler model's name (default {DEFAULT_UPSCALER})")
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -135,6 +151,9 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         extra.update(extend_left=args.left, extend_right=args.right, extend_top=args.top, extend_bottom=args.bottom)
     if mode in ("inpaint", "outpaint"):
         extra["mask_blur"] = args.mask_blur
+    if mode == "txt2img":
+        extra.update(hires_scale=args.hires, hires_strength=args.hires_strength, hires_steps=args.hires_steps,
+                     hires_upscaler=args.hires_upscaler)
     base = ImageRequest(
         prompt=prompts[0], mode=mode, negative_prompt=args.negative, model=args.model, steps=steps,
         guidance=guidance, width=width, height=height, seed=args.seed, sampler=sampler, fast_lcm=args.fast_lcm,

@@ -28,6 +28,7 @@ from studio.backends.diffusion import (
     fit_size,
     steps_for_strength,
 )
+from studio.backends.diffusion.hires import DEFAULT_STRENGTH, DEFAULT_UPSCALER, MAX_SCALE
 from studio.backends.patterns import MAX_SEED as MAX_PATTERN_SEED
 from studio.backends.patterns import PALETTES, PatternRequest
 from studio.errors import InputError
@@ -58,6 +59,14 @@ IMAGE_SETTINGS = {
     "batch_size": f"pictures made together in each batch, 1-{MAX_BATCH_SIZE}",
     "fast_lcm": f"true: an SD 1.5 or SDXL model in few steps with its LCM-LoRA (sampler {LCM_SAMPLER}, "
                 f"{LCM_STEPS} steps, guidance {LCM_GUIDANCE:g}); false by default",
+}
+# The hires fix, as AUTOMATIC1111's txt2img has it (text to image only).
+HIRES_SETTINGS = {
+    "hires": "true: hires fix: make the picture at width x height, upscale it, then redraw it bigger",
+    "hires_scale": f"upscale by, 1-{MAX_SCALE:g}",
+    "hires_upscaler": "Latent (and its variants), Lanczos, Nearest, or an upscaler model's name",
+    "hires_steps": "steps of the second pass; 0: as many as the first",
+    "hires_strength": "0-1: the second pass's denoising strength (0 with Lanczos: upscaled only)",
 }
 IMAGE_RETURNS = "the live preview (empty at the end), the pictures with captions, a summary, the seed used"
 
@@ -148,6 +157,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                   info="acts only with guidance above 1")
             with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
                 with gr.Tab(MODE_LABELS["txt2img"], id="txt2img"):
+                    hires_inputs = _hires_fix(studio)
                     run_txt2img = gr.Button("Generate", variant="primary", elem_id="image-run-txt2img")
                 with gr.Tab(MODE_LABELS["img2img"], id="img2img"):
                     init_image = image_upload(label="Input picture", height=280, elem_id="image-img2img-input")
@@ -283,13 +293,19 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     # not the components of the same names above.
 
     @user_errors
-    @api_doc("Make pictures from a prompt (text to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS)
+    @api_doc("Make pictures from a prompt (text to image), with AUTOMATIC1111's hires fix if asked.",
+             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS)
     def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
-                batch_count: float, batch_size: float, fast_lcm: bool, request: gr.Request, progress=gr.Progress()):
+                batch_count: float, batch_size: float, hires: bool, hires_scale: float, hires_upscaler: str,
+                hires_steps: float, hires_strength: float, fast_lcm: bool, request: gr.Request,
+                progress=gr.Progress()):
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
-        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm)), None, None, request, progress)
+        extra = dict(hires_scale=float(hires_scale), hires_upscaler=hires_upscaler, hires_steps=_whole(hires_steps),
+                     hires_strength=float(hires_strength)) if hires else {}
+        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), **extra), None, None, request,
+                       progress)
 
     @user_errors
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
@@ -370,7 +386,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     events = [
         # The fast LCM switch comes last, so calls written before it existed still fit.
-        run_txt2img.click(txt2img, [*common, fast_lcm_switch], outputs, api_name="txt2img", concurrency_id="heavy"),
+        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch], outputs, api_name="txt2img",
+                          concurrency_id="heavy"),
         run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch], outputs, api_name="img2img",
                           concurrency_id="heavy"),
         run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
@@ -415,15 +432,15 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
                          strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
-                         fast_lcm_switch, modes, info]
+                         *hires_inputs, fast_lcm_switch, modes, info]
 
     @user_errors
     @api_doc(
         "Read the generation parameters a PNG carries (made here or in AUTOMATIC1111) into the form's fields.",
         png="a PNG with a 'parameters' text chunk",
         returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
-                "(false), seed, strengths, mask and outpaint settings, the fast LCM switch, then a note on what "
-                "was loaded",
+                "(false), seed, strengths, mask and outpaint settings, the hires fix (on, upscale, upscaler, steps, "
+                "strength), the fast LCM switch, then a note on what was loaded",
     )
     def image_read_parameters(png: str | None):
         if not png:
@@ -435,6 +452,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                               embeddings=studio.image.embeddings)
         if values.get("model") not in {m for _, m in models}:
             values.pop("model", None)
+        if values.get("hires_upscaler", DEFAULT_UPSCALER) not in studio.image.hires_upscalers():
+            notes.append(f"The hires upscaler '{values.pop('hires_upscaler')}' is not one the studio has; "
+                         "choose another.")
 
         def get(name):
             return values[name] if name in values else gr.skip()
@@ -445,7 +465,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("guidance"), get("width"), get("height"), False if "seed" in values else gr.skip(), get("seed"),
             get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
             *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
-            bool(values.get("fast_lcm", False)), gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
+            values.get("hires_scale", 1) > 1, get("hires_scale"), get("hires_upscaler"), get("hires_steps"),
+            get("hires_strength"), bool(values.get("fast_lcm", False)),
+            gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
 
     params_png.upload(image_read_parameters, params_png, parameter_outputs, api_name="image_read_parameters")
@@ -503,6 +525,23 @@ def picked(files: list | None, index: float | None) -> str:
         raise gr.Error("Make a picture first.")
     chosen = files[int(index or 0)] if int(index or 0) < len(files) else files[0]
     return chosen[0] if isinstance(chosen, (tuple, list)) else chosen
+
+
+def _hires_fix(studio: Studio) -> list[gr.components.Component]:
+    """The Hires fix accordion: [on, upscale by, upscaler, hires steps, denoising strength]."""
+    with gr.Accordion("Hires fix", open=False, elem_id="image-hires"):
+        hires = gr.Checkbox(value=False, label="Hires fix", elem_id="image-hires-on",
+                            info="make the picture at the model's size, upscale it, then redraw it bigger")
+        with gr.Row():
+            scale = gr.Slider(1, MAX_SCALE, value=2.0, step=0.05, label="Upscale by", elem_id="image-hires-scale")
+            upscaler = gr.Dropdown(studio.image.hires_upscalers(), value=DEFAULT_UPSCALER, label="Upscaler",
+                                   info="Latent: in the model's latent space (strength 0.5 or more)")
+        with gr.Row():
+            steps = gr.Slider(0, min(50, studio.settings.max_steps), value=0, step=1, label="Hires steps",
+                              info="0: as many as the first pass")
+            strength = gr.Slider(0, 1, value=DEFAULT_STRENGTH, step=0.05, label="Denoising strength",
+                                 info="0 with Lanczos: upscaled only")
+    return [hires, scale, upscaler, steps, strength]
 
 
 def describe(studio: Studio, outcome: ImageOutcome) -> str:

@@ -6,6 +6,7 @@ diffusers pipelines.
 - `loading`: reading pipeline folders and single-file checkpoints
 - `openvino_unet`: the CPU path that runs the UNet and TAESD's decoder on OpenVINO
 - `canvas`: working sizes, masks, crops and the outpaint canvas
+- `hires`: AUTOMATIC1111's hires fix: upscalers, sizes and the second pass's steps
 - `metadata`: AUTOMATIC1111's `parameters` text, written and read back
 - `prompts`: AUTOMATIC1111's prompt syntax (emphasis, BREAK, `<lora:...>` tags) read and encoded
 - `loras`: `<lora:NAME:WEIGHT>` files found, read once and applied for a run

@@ -28,6 +28,10 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         sampler, schedule = sampler.removesuffix(" Karras"), "Karras"
     model_id = params["model"]
     loras = ([params["lcm_lora"]] if params.get("lcm_lora") else []) + list(params.get("loras") or [])
+    # A hires fix: `Size` stays the first pass's, as A1111 writes it; the strength is the second pass's.
+    hires = float(params.get("hires_scale") or 1) > 1 and params["task"] == "txt2img"
+    strength = params.get("strength") if params.get("strength") is not None else (
+        params.get("hires_strength") if hires else None)
     settings: dict[str, Any] = {
         "Steps": params["steps"],
         "Sampler": sampler,
@@ -36,7 +40,10 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         "Seed": params["seed"],
         "Size": f"{params['width']}x{params['height']}",
         "Model": model_name or Path(model_id).name.removesuffix(".safetensors"),
-        "Denoising strength": f"{params['strength']:g}" if params.get("strength") is not None else None,
+        "Denoising strength": f"{strength:g}" if strength is not None else None,
+        "Hires upscale": f"{params['hires_scale']:g}" if hires else None,
+        "Hires steps": params.get("hires_steps") or None if hires else None,  # A1111 leaves out 0 (as many)
+        "Hires upscaler": params.get("hires_upscaler") if hires else None,
         "Mask blur": params.get("mask_blur"),
         "Inpaint area": ("Only masked" if params.get("only_masked") else "Whole picture")
         if params["task"] == "inpaint" else None,
@@ -109,6 +116,7 @@ def fields_from_parameters(
         else:
             notes.append(f"The sampler '{name}' is not one the studio offers; using {DEFAULT_SAMPLER}.")
             values["sampler"] = DEFAULT_SAMPLER
+    notes += _hires_fields(parsed, values)
     if parsed.get("Inpaint area"):
         values["only_masked"] = parsed["Inpaint area"].lower().startswith("only masked")
     if parsed.get("Outpaint"):
@@ -145,6 +153,37 @@ def recorded_networks(parsed: dict[str, str]) -> dict[str, list[dict[str, str]]]
     switch = parsed.get("Fast LCM", "").translate(LORA_NAME_SYMBOLS).strip()
     loras = [lora for lora in parse_hashes(parsed.get("Lora hashes", "")) if not switch or lora["name"] != switch]
     return {"loras": loras, "embeddings": parse_hashes(parsed.get("TI hashes", ""))}
+def _hires_fields(parsed: dict[str, str], values: dict[str, Any]) -> list[str]:
+    """A1111's hires fix entries into `values` (`Denoising strength` is then the second pass's);
+    a target size (`Hires resize`) becomes the scale that reaches it. Notes on what was not read."""
+    scale_text, resize = parsed.get("Hires upscale"), parsed.get("Hires resize")
+    if scale_text is None and resize is None:
+        return []
+    notes: list[str] = []
+    scale = None
+    try:
+        if scale_text is not None:
+            scale = float(scale_text)
+        else:
+            assert resize is not None
+            target_w, target_h = (int(v) for v in resize.lower().split("x", 1))
+            scale = max(target_w / values["width"], target_h / values["height"])
+            notes.append(f"The picture was made with 'Hires resize: {resize}'; the studio upscales by {scale:g} instead.")
+    except (ValueError, KeyError, ZeroDivisionError):
+        return [f"The hires fix '{scale_text or resize}' could not be read; left off."]
+    values["hires_scale"] = scale
+    if parsed.get("Hires steps"):
+        try:
+            values["hires_steps"] = int(float(parsed["Hires steps"]))
+        except ValueError:
+            notes.append(f"'Hires steps: {parsed['Hires steps']}' is not a number; left as it was.")
+    else:
+        values["hires_steps"] = 0  # A1111 writes none when the second pass ran as many as the first
+    if parsed.get("Hires upscaler"):
+        values["hires_upscaler"] = parsed["Hires upscaler"]
+    if values.get("mode", parsed.get("Mode", "txt2img")) == "txt2img" and "strength" in values:
+        values["hires_strength"] = values.pop("strength")
+    return notes
 
 
 def parse_hashes(text: str) -> list[dict[str, str]]:

@@ -15,7 +15,7 @@ import logging
 import random
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -24,7 +24,7 @@ from PIL import Image
 
 from studio import hub
 from studio.backends.diffusion import embeddings as ti
-from studio.backends.diffusion import lcm
+from studio.backends.diffusion import hires, lcm
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
@@ -32,6 +32,7 @@ from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, l
 from studio.backends.diffusion.prompts import prompt_inputs
 from studio.backends.diffusion.request import (
     FULL_VAE,
+    HIRES_FIELDS,
     LCM_MAX_GUIDANCE,
     MAX_SEED,
     MIN_SIDE,
@@ -111,6 +112,8 @@ class DiffusionBackend:
         openvino_dir: Path | None = None,
         lora_dirs: Sequence[Path] = (),
         embedding_dirs: Sequence[Path] = (),
+        upscale_picture: hires.UpscalePicture | None = None,
+        upscaler_names: Callable[[], Sequence[str]] = tuple,
     ):
         self.cache = cache
         self.catalog = catalog
@@ -122,6 +125,14 @@ class DiffusionBackend:
         self.loras = LoraLibrary(lora_dirs)
         # Where textual-inversion embeddings, called by their names in a prompt, are found.
         self.embeddings = EmbeddingLibrary(embedding_dirs)
+        # Upscaler models (GANs) a hires fix may use besides the built-in ones, by name.
+        self.upscale_picture = upscale_picture
+        self.upscaler_names = upscaler_names
+
+    def hires_upscalers(self) -> list[str]:
+        """The upscalers a hires fix can use: latent and PIL ones, then any upscaler models."""
+        extra = [name for name in self.upscaler_names() if name not in hires.BUILTIN_UPSCALERS]
+        return [*hires.BUILTIN_UPSCALERS, *extra] if self.upscale_picture is not None else list(hires.BUILTIN_UPSCALERS)
 
     def uses_openvino(self, device: str, dtype) -> bool:
         """OpenVINO takes over fp32 CPU work when the operator allows it and it is installed."""
@@ -331,13 +342,17 @@ class DiffusionBackend:
         entry = self.catalog.get(request.model)
         if task not in entry.tasks and not (task == "img2img" and "restyle" in entry.tasks):
             raise InputError(f"'{entry.name}' cannot do {request.mode}; choose a model made for it.")
+        if request.hires:
+            self._check_hires(request, max_side)
         started = time.perf_counter()
         seed = request.seed if request.seed is not None else random.randint(0, MAX_SEED)
         request = replace(request, seed=seed)
         cancel.raise_if_cancelled()
-        progress(0, request.steps_run * request.batch_count)
         if request.fast_lcm:
             lcm.refuse_by_name(entry)  # SD-Turbo and the like: said before anything is loaded or downloaded
+        # A hires fix's second pass counts in the same progress as the first.
+        per_batch = request.steps_run + request.hires_steps_run
+        progress(0, per_batch * request.batch_count)
         model = self.load(request.model)
         notes: list[str] = []
         # <lora:...> tags of both prompts (as AUTOMATIC1111 reads them), each file read once.
@@ -397,9 +412,11 @@ class DiffusionBackend:
             notes.append(f"LCM-LoRA works best with guidance 1-{LCM_MAX_GUIDANCE:g}; above that pictures burn.")
 
         pipe, decoder_used = self._pipeline(model, request, notes)
+        # The hires fix's second pass: image to image over the same modules and decoder.
+        hires_pipe = self._pipeline(model, replace(request, mode="img2img"), [])[0] if request.hires else None
+        latent_hires = request.hires and hires.is_latent(request.hires_upscaler)
         images: list[Image.Image] = []
         records: list[dict[str, Any]] = []
-        per_batch = request.steps_run
         # The LoRAs stay on the shared modules only inside this block, which no other run enters meanwhile.
         # So do the embeddings' tokens and vectors on the tokenizers and text encoders.
         with model.lock, applied(pipe, ([fast] if fast else []) + loras, model.entry.name), \
@@ -413,8 +430,14 @@ class DiffusionBackend:
                 seeds = [seed + batch * request.batch_size + i for i in range(request.batch_size)]
                 done_before = batch * per_batch
                 made = self._run(
-                    pipe, model, request, prompts, seeds, work_image, work_mask, done_before, progress, cancel
+                    pipe, model, request, prompts, seeds, work_image, work_mask, done_before, progress, cancel,
+                    output_type="latent" if latent_hires else "pil",
                 )
+                if hires_pipe is not None:
+                    made = self._hires_pass(
+                        hires_pipe, model, request, prompts, seeds, made, done_before + request.steps_run,
+                        progress, cancel,
+                    )
                 for offset, picture in enumerate(made):
                     if region is not None and blend is not None and image is not None:
                         picture = paste_back(image, picture, region, blend)
@@ -472,10 +495,34 @@ class DiffusionBackend:
         done_before: int,
         progress: ProgressCallback,
         cancel: CancelToken,
-    ) -> list[Image.Image]:
+        output_type: str = "pil",
+    ) -> list[Image.Image] | Any:
+        """The first (or only) pass: pictures, or with output_type "latent" a tensor of latents."""
+        kwargs: dict[str, Any] = {"num_inference_steps": request.steps, "output_type": output_type}
+        if request.mode == "txt2img":
+            kwargs.update(width=request.width, height=request.height)
+        else:
+            kwargs.update(image=work_image, strength=request.strength)
+        if request.mode in ("inpaint", "outpaint"):
+            kwargs.update(mask_image=work_mask, width=request.width, height=request.height)
+        return self._denoise(pipe, model, request, prompts, seeds, kwargs, done_before, progress, cancel)
+
+    def _denoise(
+        self,
+        pipe,
+        model: LoadedModel,
+        request: ImageRequest,
+        prompts: dict[str, Any],
+        seeds: list[int],
+        kwargs: dict[str, Any],
+        done_before: int,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> list[Image.Image] | Any:
+        """One pipeline call with the studio's progress, previews, Stop and per-image CPU noise."""
         import torch
 
-        total = request.steps_run * request.batch_count
+        total = (request.steps_run + request.hires_steps_run) * request.batch_count
 
         def on_step(_pipe, step: int, _timestep, tensors: dict) -> dict:
             cancel.raise_if_cancelled()  # ends the run right after this step
@@ -483,25 +530,73 @@ class DiffusionBackend:
             progress(done_before + step + 1, total, preview)
             return tensors
 
-        kwargs: dict[str, Any] = {
+        kwargs = {
             **prompts,  # the prompt strings, or their embeddings (prompts.py)
-            "num_inference_steps": request.steps,
             "guidance_scale": request.guidance,
             "num_images_per_prompt": request.batch_size,
             # CPU generators: the same noise on every device.
             "generator": [torch.Generator("cpu").manual_seed(s) for s in seeds],
             "callback_on_step_end": on_step,
             "callback_on_step_end_tensor_inputs": ["latents"],
+            **kwargs,
+        }
+        with torch.inference_mode():
+            made = pipe(**kwargs).images
+        return made if kwargs["output_type"] == "latent" else list(made)
+
+    # -- hires fix ------------------------------------------------------------------------
+
+    def _check_hires(self, request: ImageRequest, max_side: int) -> None:
+        """What a hires fix needs, checked before any model loads: a known upscaler, a size within limits."""
+        if request.hires_upscaler not in self.hires_upscalers():
+            raise InputError(
+                f"The hires upscaler must be one of {', '.join(self.hires_upscalers())}, not '{request.hires_upscaler}'."
+            )
+        width, height = request.hires_size
+        if max(width, height) > max_side:
+            raise InputError(
+                f"Hires fix at {request.hires_scale:g}x would make {width}x{height} px; the limit is {max_side} px "
+                f"a side: lower the upscale or the size."
+            )
+
+    def _hires_pass(
+        self,
+        pipe,
+        model: LoadedModel,
+        request: ImageRequest,
+        prompts: dict[str, Any],
+        seeds: list[int],
+        first: list[Image.Image] | Any,
+        done_before: int,
+        progress: ProgressCallback,
+        cancel: CancelToken,
+    ) -> list[Image.Image]:
+        """Upscale the first pass (latents or pictures) to the hires size and redraw it, image to image,
+        running exactly the hires steps at the hires strength, with the same seeds' noise."""
+        cancel.raise_if_cancelled()
+        size = request.hires_size
+        if hires.is_latent(request.hires_upscaler):
+            start = hires.upscale_latents(first, size, request.hires_upscaler, int(model.pipe.vae_scale_factor))
+        else:
+            total = (request.steps_run + request.hires_steps_run) * request.batch_count
+
+            def upscaler_progress(_done: int, _total: int, preview: Image.Image | None = None) -> None:
+                progress(done_before, total, preview)  # an upscaler model's own steps show as previews only
+
+            start = hires.upscale_pictures(
+                first, request.hires_upscaler, request.hires_scale, size, self.upscale_picture, upscaler_progress,
+                cancel,
+            )
+            if request.hires_strength == 0:  # upscaled only: no second pass
+                return start
+        steps = request.hires_steps or request.steps
+        kwargs = {
+            "image": start,
+            "strength": request.hires_strength,
+            "num_inference_steps": hires.second_pass_steps(steps, request.hires_strength),
             "output_type": "pil",
         }
-        if request.mode == "txt2img":
-            kwargs.update(width=request.width, height=request.height)
-        else:
-            kwargs.update(image=work_image, strength=request.strength)
-        if request.mode in ("inpaint", "outpaint"):
-            kwargs.update(mask_image=work_mask, width=request.width, height=request.height)
-        with torch.inference_mode():
-            return list(pipe(**kwargs).images)
+        return self._denoise(pipe, model, request, prompts, seeds, kwargs, done_before, progress, cancel)
 
     def _record(
         self,
@@ -518,8 +613,8 @@ class DiffusionBackend:
     ) -> dict[str, Any]:
         # Recorded as a single picture with its own seed: that alone makes it again.
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
-        for key in UNUSED_FIELDS[request.mode]:
-            params.pop(key)
+        for key in UNUSED_FIELDS[request.mode] | (set() if request.hires else HIRES_FIELDS):
+            params.pop(key, None)
         params.update(
             task=request.mode,
             decoder=decoder_used,

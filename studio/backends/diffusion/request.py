@@ -9,6 +9,13 @@ from typing import Any
 
 from PIL import Image
 
+from studio.backends.diffusion.hires import (
+    DEFAULT_STRENGTH,
+    DEFAULT_UPSCALER,
+    MAX_SCALE,
+    is_latent,
+    scaled_size,
+)
 from studio.errors import InputError
 
 MODES = ("txt2img", "img2img", "inpaint", "outpaint")
@@ -44,12 +51,14 @@ MAX_PROMPT_CHARS = 2000
 MIN_SIDE = 64
 _MASK_FIELDS = {"mask_blur", "only_masked", "padding"}
 _EXTEND_FIELDS = {"extend_left", "extend_right", "extend_top", "extend_bottom"}
-# Request fields that mean nothing in a mode, left out of its records.
+HIRES_FIELDS = {"hires_scale", "hires_steps", "hires_strength", "hires_upscaler"}
+# Request fields that mean nothing in a mode, left out of its records (the hires fields of a
+# text-to-image record too when it had no hires fix).
 UNUSED_FIELDS = {
     "txt2img": {"strength"} | _MASK_FIELDS | _EXTEND_FIELDS,
-    "img2img": _MASK_FIELDS | _EXTEND_FIELDS,
-    "inpaint": _EXTEND_FIELDS,
-    "outpaint": {"only_masked"},  # outpainting always works on a crop around the new border
+    "img2img": _MASK_FIELDS | _EXTEND_FIELDS | HIRES_FIELDS,
+    "inpaint": _EXTEND_FIELDS | HIRES_FIELDS,
+    "outpaint": {"only_masked"} | HIRES_FIELDS,  # outpainting always works on a crop around the new border
 }
 MAX_EXTEND = 1024  # outpainting, per side
 
@@ -80,6 +89,11 @@ class ImageRequest:
     extend_top: int = 0
     extend_bottom: int = 0
     fast_lcm: bool = False  # the LCM-LoRA for the model's base (SD 1.5 or SDXL) added to the run
+    # Hires fix (text to image only): 1 = off; else the first pass upscaled this many times and redrawn.
+    hires_scale: float = 1.0
+    hires_steps: int = 0  # steps the second pass runs; 0: as many as the first pass (as A1111)
+    hires_strength: float = DEFAULT_STRENGTH  # the second pass's denoising strength; 0: upscaled only
+    hires_upscaler: str = DEFAULT_UPSCALER  # hires.BUILTIN_UPSCALERS or a named upscaler model
 
     def validate(self) -> None:
         """Checks that need no model; sizes are checked against the model once it is known."""
@@ -124,6 +138,8 @@ class ImageRequest:
                     f"With strength {self.strength:g} and {self.steps} step(s) no step would run "
                     f"(steps x strength < 1); use at least {need} steps or a higher strength."
                 )
+        if self.mode == "txt2img":
+            self._validate_hires()
         _whole("mask blur", self.mask_blur, 0, 64, "px")
         _whole("padding", self.padding, 0, 512, "px")
         if self.mode == "outpaint":
@@ -133,9 +149,47 @@ class ImageRequest:
             if not any(sides):
                 raise InputError("Choose how far to extend the picture on at least one side.")
 
+    def _validate_hires(self) -> None:
+        scale = self.hires_scale
+        if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and math.isfinite(scale)):
+            raise InputError(f"The hires upscale must be a number, not {scale!r}.")
+        if not 1.0 <= scale <= MAX_SCALE:
+            raise InputError(f"The hires upscale must be between 1 (off) and {MAX_SCALE:g}, not {scale:g}.")
+        if not self.hires:
+            return
+        _whole("hires steps", self.hires_steps, 0, MAX_STEPS, "0 runs as many as the first pass")
+        strength = self.hires_strength
+        if isinstance(strength, bool) or not (isinstance(strength, (int, float)) and 0.0 <= strength <= 1.0):
+            raise InputError(f"The hires denoising strength must be from 0 to 1, not {strength!r}.")
+        if not isinstance(self.hires_upscaler, str) or not self.hires_upscaler.strip():
+            raise InputError("Choose a hires upscaler, such as Latent or Lanczos.")
+        if strength == 0 and is_latent(self.hires_upscaler):
+            raise InputError(
+                f"'{self.hires_upscaler}' upscales the latents, which need a second pass to become a sharp picture: "
+                "use a denoising strength above 0 (0.5 or more suits latent upscaling), or Lanczos to enlarge only."
+            )
+
+    @property
+    def hires(self) -> bool:
+        """Whether a hires fix follows the first pass."""
+        return self.mode == "txt2img" and self.hires_scale > 1.0
+
+    @property
+    def hires_size(self) -> tuple[int, int]:
+        """The finished picture's size with a hires fix (the first pass's size without)."""
+        return scaled_size(self.width, self.height, self.hires_scale) if self.hires else (self.width, self.height)
+
+    @property
+    def hires_steps_run(self) -> int:
+        """Steps the hires fix's second pass runs per batch: none without one, or at strength 0."""
+        if not self.hires or self.hires_strength == 0:
+            return 0
+        return self.hires_steps or self.steps
+
     @property
     def steps_run(self) -> int:
-        """Denoising steps actually run per batch (image-to-image skips the first 1 - strength)."""
+        """Denoising steps actually run per batch (image-to-image skips the first 1 - strength) in the
+        first pass; `hires_steps_run` more follow with a hires fix."""
         return self.steps if self.mode == "txt2img" else min(self.steps, int(self.steps * self.strength))
 
 
