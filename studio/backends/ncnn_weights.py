@@ -38,11 +38,16 @@ class Layer:
 
 def read_param(path: Path) -> list[Layer]:
     """The layers of an ncnn `.param` text file, in order."""
-    lines = [line.split() for line in Path(path).read_text(encoding="ascii").splitlines() if line.strip()]
+    try:
+        lines = [line.split() for line in Path(path).read_text(encoding="ascii").splitlines() if line.strip()]
+    except UnicodeDecodeError:
+        lines = []
     if not lines or lines[0] != [str(MAGIC)]:
         raise StudioError(f"{Path(path).name} is not an ncnn .param file (its first line is not {MAGIC}).")
     layers = []
     for words in lines[2:]:
+        if len(words) < 4 or not (words[2].isdigit() and words[3].isdigit()):
+            raise StudioError(f"{Path(path).name} has a line ncnn would not read: {' '.join(words)[:80]}")
         kind, name, n_in, n_out = words[0], words[1], int(words[2]), int(words[3])
         blobs = words[4 : 4 + n_in + n_out]
         params = {}
