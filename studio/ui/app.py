@@ -12,7 +12,7 @@ from starlette.middleware import Middleware
 
 from studio import __version__, hosting
 from studio.services import Studio
-from studio.ui import gallery_tab, image_tab, interpolate_tab, music_tab, style_tab, text_tab
+from studio.ui import gallery_tab, image_tab, interpolate_tab, music_tab, style_tab, text_tab, upscale_tab
 from studio.ui.common import StopButtons
 from studio.ui.guard import LoginRequired, StudioBlocks
 
@@ -46,6 +46,8 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
                 image = image_tab.build(studio, stops)
             with gr.Tab("Style", id="style", elem_id="tab-style"):
                 style = style_tab.build(studio, stops)
+            with gr.Tab("Upscale", id="upscale", elem_id="tab-upscale") as upscale_page:
+                upscale = upscale_tab.build(studio, stops)
             with gr.Tab("Text", id="text", elem_id="tab-text"):
                 text = text_tab.build(studio, stops)
             with gr.Tab("Music", id="music", elem_id="tab-music"):
@@ -71,6 +73,7 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
                                  [image.prompt, tabs], api_visibility="private")
         text.send_to_music.click(lambda latest: (latest, gr.Tabs(selected="music"), gr.Tabs(selected="musicgen")),
                                  text.latest, [music.prompt, tabs, music.sections], api_visibility="private")
+        upscale_page.select(lambda: upscale.refresh(studio), None, upscale.upscaler, api_visibility="private")
         image.setup.to_style.click(lambda: gr.Tabs(selected="style"), None, tabs, api_visibility="private")
         app.load(image.load_fn, None, image.load_outputs, api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
