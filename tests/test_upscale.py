@@ -51,7 +51,14 @@ def to_image(pixels: np.ndarray) -> Image.Image:
 
 @pytest.fixture(scope="module")
 def backend() -> UpscaleBackend:
+    """As the studio runs on a CPU: built-in models on ncnn where it is installed, torch otherwise."""
     return UpscaleBackend(ModelCache(4000), "cpu")
+
+
+@pytest.fixture(scope="module")
+def torch_backend() -> UpscaleBackend:
+    """The torch path: the ncnn files read as plain arrays into spandrel's architectures."""
+    return UpscaleBackend(ModelCache(4000), "cpu", engine="torch")
 
 
 def model_file(stem: str, suffix: str) -> Path:
@@ -82,10 +89,12 @@ def ncnn_upscale(stem: str, pixels: np.ndarray) -> np.ndarray:
     (FAST, 2, "REALESRGAN_ANIMAVIDEOV3_UP2X"),
     ("realesrgan-x4plus", 4, "REALESRGAN_X4PLUS_UP4X"),
 ])
-def test_matches_the_ncnn_runtime_within_rounding(backend, upscaler, scale, stem):
-    height, width = (16, 20) if upscaler == "realesrgan-x4plus" else (24, 32)  # x4plus is slow on ncnn's CPU path
+def test_matches_the_ncnn_runtime_within_rounding(torch_backend, upscaler, scale, stem):
+    height, width = (16, 20) if upscaler == "realesrgan-x4plus" else (24, 32)  # x4plus is slow on a CPU
     pixels = photo(height, width).astype(np.float32) / 255.0
-    ours = run_tiled(backend.network(upscaler, scale), pixels, 1024)
+    network = torch_backend.network(upscaler, scale)
+    assert network.engine == "torch"
+    ours = run_tiled(network, pixels, 1024)
     theirs = ncnn_upscale(stem, pixels)
     assert ours.shape == theirs.shape == (height * scale, width * scale, 3)
     ours8 = np.round(np.clip(ours, 0, 1) * 255).astype(int)
@@ -94,6 +103,16 @@ def test_matches_the_ncnn_runtime_within_rounding(backend, upscaler, scale, stem
     assert np.abs(ours8 - theirs8).mean() < 0.05
     # and it is a real picture, not a constant the two happen to agree on
     assert ours8.std() > 20
+
+
+def test_both_engines_give_the_same_tiled_pictures(backend, torch_backend):
+    pytest.importorskip("ncnn")
+    pixels = photo(40, 112).astype(np.float32) / 255.0
+    shipped = backend.network("realesrgan-x4plus-anime", 4)
+    assert shipped.engine == "ncnn"  # on a CPU, where ncnn is installed: the faster path
+    a = run_tiled(shipped, pixels, 64)
+    b = run_tiled(torch_backend.network("realesrgan-x4plus-anime", 4), pixels, 64)
+    assert np.abs(np.asarray(to_image(a), dtype=int) - np.asarray(to_image(b), dtype=int)).max() <= 2
 
 
 def test_ncnn_files_are_read_whole_and_checked(tmp_path):

@@ -26,7 +26,7 @@ from PIL import Image
 from studio import catalog
 from studio.backends import ncnn_weights
 from studio.backends.tiles import ramp, tile_starts
-from studio.errors import InputError
+from studio.errors import InputError, StudioError
 from studio.media.images import LoadedImage, restore_alpha
 from studio.runtime import (
     NEVER_CANCELLED,
@@ -105,15 +105,16 @@ class UpscaleResult:
 
 @dataclass
 class Network:
-    """A loaded upscaler: `run` takes a (1, 3, H, W) float tensor in [0, 1] and returns (1, 3, sH, sW)."""
+    """A loaded upscaler: `run` takes an HxWx3 float32 picture in [0, 1] and returns it (sH)x(sW)x3."""
 
     id: str
     name: str
     scale: int
-    run: Callable[[Any], Any]
+    run: Callable[[np.ndarray], np.ndarray]
     revision: str
     overlap: int = DEEP_OVERLAP
     margin: int = DEEP_MARGIN
+    engine: str = "torch"
 
 
 def result_size(width: int, height: int, scale: int) -> tuple[int, int]:
@@ -185,9 +186,12 @@ def _file_revision(path: Path) -> str:
 class UpscaleBackend:
     """The adapter the Upscale tab, the CLI and the gallery's re-run call."""
 
-    def __init__(self, cache: ModelCache, device: str = "auto", folders: Sequence[Path] = ()):
+    def __init__(self, cache: ModelCache, device: str = "auto", folders: Sequence[Path] = (), engine: str = "auto"):
         self.cache = cache
         self.device = device
+        # "auto": on a CPU the built-in models run on the ncnn runtime where it is installed (the fastest path
+        # there, benchmarks/upscale_speed.py), on torch otherwise; users' models always run on torch.
+        self.engine = engine
         self.library = UpscalerLibrary(folders)
         self.catalog = catalog.Catalog(catalog.BUILTIN_ENTRIES)
 
@@ -206,28 +210,39 @@ class UpscaleBackend:
         return self._user(self.library.find(upscaler), upscaler, scale)
 
     def _builtin(self, builtin: Builtin, scale: int) -> Network:
-
         # animevideov3 has its own files for x2 and x3; the others shrink their x4 output.
         file_scale = scale if scale in builtin.files else max(builtin.files)
         stem = builtin.files[file_scale]
         entry = self.catalog.get(builtin.id)
         device = torch_device(self.device)
+        engine = self._engine(device)
+        param = catalog.builtin_file(entry, f"{PACKAGE_DIR}{stem}.param")
+        weights = catalog.builtin_file(entry, f"{PACKAGE_DIR}{stem}.bin")
 
         def load():
-            esrgan, compact = _architectures()
-            param = catalog.builtin_file(entry, f"{PACKAGE_DIR}{stem}.param")
-            weights = catalog.builtin_file(entry, f"{PACKAGE_DIR}{stem}.bin")
             with loading_errors(builtin.name, weights):
+                if engine == "ncnn":
+                    return _ncnn_runner(param, weights), weights.stat().st_size / 2**20
+                esrgan, compact = _architectures()
                 module = esrgan(num_blocks=builtin.blocks) if builtin.arch == "esrgan" else compact(num_conv=builtin.blocks)
                 ncnn_weights.load_into(module, param, weights)
                 resize = ncnn_weights.output_scale(ncnn_weights.read_param(param))
             module = module.eval().to(device)
             run = _with_resize(module, resize) if resize != 1.0 else module
-            return run, weights.stat().st_size / 2**20
+            return _torch_runner(run, device), weights.stat().st_size / 2**20
 
-        run = self.cache.get(CacheKey(f"upscaler/{builtin.id}/{file_scale}x", "float32", device), load)
+        run = self.cache.get(CacheKey(f"upscaler/{builtin.id}/{file_scale}x", "float32", device, engine), load)
         seams = (COMPACT_OVERLAP, COMPACT_MARGIN) if builtin.arch == "compact" else (DEEP_OVERLAP, DEEP_MARGIN)
-        return Network(builtin.id, builtin.name, file_scale, run, catalog.package_version(entry), *seams)
+        return Network(builtin.id, builtin.name, file_scale, run, catalog.package_version(entry), *seams, engine)
+
+    def _engine(self, device: str) -> str:
+        if self.engine != "auto":
+            return self.engine
+        if device != "cpu":
+            return "torch"
+        import importlib.util
+
+        return "ncnn" if importlib.util.find_spec("ncnn") is not None else "torch"
 
     def _user(self, path: Path, name: str, scale: int) -> Network:
         device = torch_device(self.device)
@@ -266,7 +281,7 @@ class UpscaleBackend:
                              f"{descriptor.scale}.")
         seams = (COMPACT_OVERLAP, COMPACT_MARGIN) if descriptor.architecture.id == "Compact" else (
             DEEP_OVERLAP, DEEP_MARGIN)
-        return Network(name, name, descriptor.scale, descriptor, revision, *seams)
+        return Network(name, name, descriptor.scale, _torch_runner(descriptor, device), revision, *seams)
 
     # -- the work --------------------------------------------------------------------------------
 
@@ -298,7 +313,7 @@ class UpscaleBackend:
             "model_revision": network.revision,
             **asdict(request),
             "model_scale": network.scale,
-            "engine": "torch",
+            "engine": network.engine,
             "source_width": width,
             "source_height": height,
             "width": image.width,
@@ -316,8 +331,6 @@ def run_tiled(
     cancel: CancelToken = NEVER_CANCELLED,
 ) -> np.ndarray:
     """An HxWx3 float picture in [0, 1] through the network, tile by tile: (sH)x(sW)x3."""
-    import torch
-
     height, width = pixels.shape[:2]
     s = network.scale
     overlap, margin = tile_overlap(network, tile)
@@ -325,8 +338,6 @@ def run_tiled(
     total = len(ys) * len(xs)
     acc = np.zeros((height * s, width * s, 3), dtype=np.float32)
     weight_sum = np.zeros((height * s, width * s, 1), dtype=np.float32)
-    device = next(iter(_parameters(network.run)), None)
-    device = device.device if device is not None else "cpu"
     done = 0
     progress(0, total)
     for row, y in enumerate(ys):
@@ -336,9 +347,7 @@ def run_tiled(
             cancel.raise_if_cancelled()
             tw = min(tile, width - x)
             wx = ramp(tw * s, overlap * s, fade_in=col > 0, fade_out=col < len(xs) - 1, margin=margin * s)
-            piece = torch.from_numpy(np.ascontiguousarray(pixels[y : y + th, x : x + tw].transpose(2, 0, 1)))[None]
-            with torch.inference_mode():
-                out = network.run(piece.to(device)).float().cpu().numpy()[0].transpose(1, 2, 0)
+            out = network.run(pixels[y : y + th, x : x + tw])
             window = (wy[:, None] * wx[None, :])[..., None]
             acc[y * s : (y + th) * s, x * s : (x + tw) * s] += out * window
             weight_sum[y * s : (y + th) * s, x * s : (x + tw) * s] += window
@@ -354,9 +363,42 @@ def tile_overlap(network: Network, tile: int) -> tuple[int, int]:
     return overlap, network.margin * overlap // network.overlap
 
 
-def _parameters(run: Any):
-    model = getattr(run, "model", run)  # a spandrel descriptor holds its module in .model
-    return model.parameters() if hasattr(model, "parameters") else iter(())
+def _torch_runner(module: Callable[[Any], Any], device: str) -> Callable[[np.ndarray], np.ndarray]:
+    """A torch module (or spandrel descriptor) as a function of HxWx3 float32 arrays."""
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        import torch
+
+        tensor = torch.from_numpy(np.ascontiguousarray(pixels.transpose(2, 0, 1)))[None].to(device)
+        with torch.inference_mode():
+            return module(tensor).float().cpu().numpy()[0].transpose(1, 2, 0)
+
+    return run
+
+
+def _ncnn_runner(param: Path, weights: Path) -> Callable[[np.ndarray], np.ndarray]:
+    """The ncnn runtime on the CPU (no Vulkan) with the model's own graph, as a function of HxWx3 arrays."""
+    import os
+
+    import ncnn
+
+    net = ncnn.Net()
+    net.opt.use_vulkan_compute = False
+    net.opt.num_threads = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    if net.load_param(str(param)) != 0 or net.load_model(str(weights)) != 0:
+        raise StudioError(f"ncnn could not read {weights.name}.")
+
+    def run(pixels: np.ndarray) -> np.ndarray:
+        chw = np.ascontiguousarray(pixels.transpose(2, 0, 1), dtype=np.float32)  # ncnn.Mat borrows this memory
+        extractor = net.create_extractor()
+        extractor.input("data", ncnn.Mat(chw))
+        status, out = extractor.extract("output")
+        if status != 0:
+            raise StudioError(f"ncnn failed on {weights.name} (status {status}).")
+        return np.array(out).transpose(1, 2, 0).copy()
+
+    run.net = net  # type: ignore[attr-defined]  (kept alive with the function)
+    return run
 
 
 def _with_resize(module: Any, factor: float) -> Any:
