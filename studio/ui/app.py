@@ -63,6 +63,8 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
             [image.img2img_input, tabs, image.modes],
             api_visibility="private",
         )
+        style.send_to_upscale.click(lambda path: (path, gr.Tabs(selected="upscale")), style.result,
+                                    [upscale.picture, tabs], api_visibility="private")
         image.send_to_style.click(
             lambda files, index: (image_tab.picked(files, index), gr.Tabs(selected="style")),
             [image.results, image.selected],
