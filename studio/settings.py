@@ -38,6 +38,8 @@ class Settings:
     lora_dirs: tuple[Path, ...] = ()
     # Folders of textual-inversion embeddings besides <data dir>/embeddings (A1111's embeddings folder works).
     embedding_dirs: tuple[Path, ...] = ()
+    # Folders of upscaler .safetensors files besides <data dir>/upscalers (A1111's models/ESRGAN works).
+    upscaler_dirs: tuple[Path, ...] = ()
     # AUTOMATIC1111/Forge or ComfyUI installations whose model folders are read in place.
     models_from: tuple[Path, ...] = ()
 
@@ -53,6 +55,7 @@ class Settings:
     max_input_pixels: int = 50_000_000  # refuse uploads above this before decoding them
     max_upload_mb: int = 50
     max_output_side: int = 2048  # longest side of a stylised result or a walk's frames
+    max_upscale_pixels: int = 40_000_000  # an upscaled result (e.g. 6000x6000 px; 4096x4096 is 16.8 MP)
     max_pattern_side: int = 4096  # patterns render at any size; this caps memory and time
     max_walk_frames: int = 240
     max_audio_seconds: int = 600  # songs, hums, melodies: longer files are refused from their header
@@ -108,6 +111,11 @@ class Settings:
         return (self.data_dir / "loras", *self.lora_dirs, *self.tool_folders("loras"))
 
     @property
+    def upscaler_folders(self) -> tuple[Path, ...]:
+        """Where users' upscalers are listed from: the studio's own folder first, then the operator's."""
+        return (self.data_dir / "upscalers", *self.upscaler_dirs, *self.tool_folders("upscalers"))
+
+    @property
     def embedding_folders(self) -> tuple[Path, ...]:
         """Where an embedding named in a prompt is looked for: the studio's own folder first, then the operator's."""
         return (self.data_dir / "embeddings", *self.embedding_dirs, *self.tool_folders("embeddings"))
@@ -121,6 +129,7 @@ HOSTED_DEFAULTS: dict[str, object] = {
     "max_input_pixels": 16_000_000,
     "max_upload_mb": 20,
     "max_output_side": 1024,
+    "max_upscale_pixels": 4_194_304,
     "max_pattern_side": 2048,
     "max_walk_frames": 48,
     "max_audio_seconds": 300,
@@ -129,7 +138,8 @@ HOSTED_DEFAULTS: dict[str, object] = {
     "max_new_tokens": 512,
     "max_music_seconds": 15,
 }
-POSITIVE_LIMITS = ("max_input_pixels", "max_upload_mb", "max_output_side", "max_pattern_side", "max_walk_frames",
+POSITIVE_LIMITS = ("max_input_pixels", "max_upload_mb", "max_output_side", "max_upscale_pixels", "max_pattern_side",
+                   "max_walk_frames",
                    "max_audio_seconds", "max_steps", "max_images", "max_new_tokens", "max_music_seconds",
                    "model_memory_budget_mb", "heavy_concurrency", "session_max_age_hours")
 COUNT_LIMITS = ("max_queue", "rate_limit_per_minute")  # 0 turns these off
@@ -178,6 +188,7 @@ _FIELD_TYPES: dict[str, type] = {
     "openvino": bool,
     "lora_dirs": tuple,
     "embedding_dirs": tuple,
+    "upscaler_dirs": tuple,
     "models_from": tuple,
     "heavy_concurrency": int,
     "max_queue": int,
@@ -186,6 +197,7 @@ _FIELD_TYPES: dict[str, type] = {
     "max_input_pixels": int,
     "max_upload_mb": int,
     "max_output_side": int,
+    "max_upscale_pixels": int,
     "max_pattern_side": int,
     "max_walk_frames": int,
     "max_audio_seconds": int,
@@ -239,6 +251,9 @@ def validate(settings: Settings) -> Settings:
     for folder in settings.embedding_dirs:
         if folder.exists() and not folder.is_dir():
             raise SettingsError(f"embedding_dirs: {folder} is a file, not a folder of embeddings")
+    for folder in settings.upscaler_dirs:
+        if folder.exists() and not folder.is_dir():
+            raise SettingsError(f"upscaler_dirs: {folder} is a file, not a folder of upscalers")
     for root in settings.models_from:
         from studio.model_folders import ModelFolderError, read_tool_folders
 
@@ -304,6 +319,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="run diffusion on torch alone, not OpenVINO (STUDIO_OPENVINO=0; uses less memory, is slower on a CPU)",
     )
     add_network_dir_arguments(parser)
+    add_upscaler_dir_argument(parser)
     add_models_from_argument(parser)
 
 
@@ -346,6 +362,20 @@ def add_network_dir_arguments(parser: argparse.ArgumentParser, **extra) -> None:
     )
 
 
+def add_upscaler_dir_argument(parser: argparse.ArgumentParser, **extra) -> None:
+    """`--upscalers-dir DIR`, repeatable; shared by the server and the upscale command."""
+    parser.add_argument(
+        "--upscalers-dir",
+        dest="upscaler_dirs",
+        metavar="DIR",
+        type=Path,
+        action="append",
+        help="also list the .safetensors upscalers (any spandrel recognises) in this folder; repeat for more "
+        f"(STUDIO_UPSCALER_DIRS, folders separated by '{os.pathsep}'; <data dir>/upscalers is always searched)",
+        **extra,
+    )
+
+
 add_lora_dir_argument = add_network_dir_arguments  # the name the image commands import
 
 
@@ -357,7 +387,7 @@ def from_args(args: argparse.Namespace, environ: dict[str, str] | None = None) -
         for f in fields(Settings)
         if f.name in _FIELD_TYPES and getattr(args, f.name, None) is not None
     }
-    for name in ("lora_dirs", "embedding_dirs", "models_from"):
+    for name in ("lora_dirs", "embedding_dirs", "upscaler_dirs", "models_from"):
         if name in given:  # argparse's append gives a list; Settings is frozen, so a tuple
             given[name] = tuple(Path(p).expanduser() for p in given[name])
     return _resolve({**_env_values(environ), **given}, environ)

@@ -61,11 +61,21 @@ def _made_elsewhere(path: Path) -> Path:
     return path
 
 
+def _icon(path: Path) -> Path:
+    """A small picture for the endpoints whose time grows with the picture (upscaling)."""
+    from PIL import Image
+
+    with Image.open(EXAMPLES / "coffee.jpg") as photo:
+        photo.resize((48, 32)).save(path)
+    return path
+
+
 def uploads(base_url: str, folder: Path) -> dict[str, dict]:
     """FileData for a photo, a PNG with parameters, a tune and a recording, uploaded to the running studio."""
     folder.mkdir(parents=True, exist_ok=True)
     return {
         "photo": upload(base_url, EXAMPLES / "coffee.jpg"),
+        "icon": upload(base_url, _icon(folder / "icon.png")),
         "png": upload(base_url, _made_elsewhere(folder / "made-elsewhere.png")),
         "midi": upload(base_url, _tune(folder / "tune.mid")),
         "wav": upload(base_url, _tone(folder / "tone.wav")),
@@ -99,6 +109,7 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
         "restyle": [photo, TINY_SD, TINY_TAESD, "watercolor painting", 0.5, 2, False, 3],
         "stylize": [photo, "Built-in style", 4, -1, 0.5, None, 1.0, False, 96, False],
         "style_save": [],
+        "upscale": [files.get("icon", photo), "realesr-animevideov3", 2, 64],
         "write": ["The lighthouse keeper", *text_settings()],
         "chat": ["Hi", chat, "Be brief.", *text_settings(), "Poem"],
         "chat_regenerate": [chat, "Be brief.", *text_settings(), "Poem"],
@@ -132,6 +143,7 @@ FILE_SLOTS: list[tuple[str, int, tuple]] = [
     ("restyle", 0, ()),
     ("stylize", 0, ()),
     ("stylize", 5, ()),
+    ("upscale", 0, ()),
     ("melody", 1, ()),
     ("melody", 3, ()),
     ("music", 5, ()),

@@ -128,6 +128,8 @@ def session(app, tmp_path_factory):
         mask = Image.new("L", photo.size, 0)
     mask.paste(255, (mask.width // 3, mask.height // 3, mask.width // 2, mask.height // 2))
     mask.save(folder / "mask.png")
+    with Image.open(folder / "photo.jpg") as photo:
+        photo.resize((48, 32)).save(folder / "icon.png")  # small: upscaling takes seconds per megapixel
     return SimpleNamespace(folder=folder, names={}, url=app.url)
 
 
@@ -138,6 +140,7 @@ CHECKS = {
     "/image_read_parameters": lambda ns: ns["prompt"] == "more of the same room" and ns["seed"] == ns["fields"][10]
     and ns["random_seed"] is False and f"seed {ns['seed']}" in ns["pictures"][0]["caption"],
     "/stylize": lambda ns: Image.open(ns["result"]).size[0] > 0,
+    "/upscale": lambda ns: Image.open(ns["big"]).size == (96, 64) and "R-ESRGAN AnimeVideo" in ns["summary"],
     "/write": lambda ns: ns["text"].startswith("Once upon a time") and len(ns["text"]) > len("Once upon a time"),
     "/chat_undo": lambda ns: ns["message"] == "Now one about snow." and len(ns["history"]) == 2,
     # The last example continues the first; the second, with the first's seed, gave the same tune.

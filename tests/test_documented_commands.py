@@ -254,7 +254,8 @@ def test_every_documented_studio_command_runs(documented_home):
     assert not failures, "\n".join(failures)
     assert ran >= 15
     # What they made is where they said it would be.
-    for name in ("out.png", "fast.png", "fixed.png", "wider.png", "tune.mid", "more.mid", "clip.wav", "morph.mid", "walk.mp4",
-                 "art.png", "walk.gif", "tune-s4.mid", "lighthouses"):
+    for name in ("out.png", "fast.png", "fixed.png", "wider.png", "tune.mid", "more.mid", "clip.wav", "morph.mid",
+                 "walk.mp4", "art.png", "walk.gif", "tune-s4.mid", "lighthouses", "big.png"):
         assert (work / name).exists() and (work / name).stat().st_size > 0, name
     assert Image.open(work / "wider.png").width == Image.open(work / "photo.png").width + 128
+    assert Image.open(work / "big.png").size == tuple(4 * side for side in Image.open(work / "photo.jpg").size)

@@ -171,7 +171,7 @@ HOSTILE_MODEL_IDS = ["../../etc/passwd", "/models/evil.safetensors", "~/evil", "
 
 @pytest.mark.parametrize("endpoint, index", [("txt2img", 0), ("txt2img", 1), ("restyle", 1), ("restyle", 2),
                                              ("write", 1), ("chat", 3), ("chat_regenerate", 2), ("music", 1),
-                                             ("prompt_walk", 1), ("image_morph", 2)])
+                                             ("prompt_walk", 1), ("image_morph", 2), ("upscale", 1)])
 def test_endpoints_take_only_catalogue_models(app, args, endpoint, index):
     for model_id in HOSTILE_MODEL_IDS:
         changed = list(args[endpoint])

@@ -92,7 +92,7 @@ class A1111Api:
             ("/loras", self.loras, get),
             ("/refresh-loras", self.nothing, post),
             ("/embeddings", self.embeddings, get),
-            ("/upscalers", self.empty_list, get),
+            ("/upscalers", self.upscalers, get),
             ("/latent-upscale-modes", self.latent_upscale_modes, get),
             ("/scripts", self.scripts, get),
             ("/sd-vae", self.sd_vae, get),
@@ -210,8 +210,10 @@ class A1111Api:
         """The hires fix's latent upscalers, by the names `hr_upscaler` takes."""
         return _json([{"name": name} for name in LATENT_UPSCALERS])
 
-    async def empty_list(self, request: Request) -> Response:
-        return _json([])
+    async def upscalers(self, request: Request) -> Response:
+        """The upscaler models a hires fix (`hr_upscaler`) can name, as AUTOMATIC1111 lists them."""
+        return _json([{"name": name, "model_name": name, "model_path": None, "model_url": None, "scale": 4}
+                      for name in self.studio.upscaler.hires_names()])
 
     async def embeddings(self, request: Request) -> Response:
         """The embeddings a prompt can name, as AUTOMATIC1111 lists them (vector count and size from the

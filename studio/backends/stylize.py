@@ -20,6 +20,8 @@ import numpy as np
 from PIL import Image
 
 from studio import catalog
+from studio.backends import tiles
+from studio.backends.tiles import ramp
 from studio.errors import InputError
 from studio.media.images import LoadedImage, resize_long_side, restore_alpha
 from studio.runtime import (
@@ -90,22 +92,8 @@ def style_weights(request: StyleRequest) -> np.ndarray:
 
 
 def tile_starts(length: int, tile: int = TILE, overlap: int = TILE_OVERLAP) -> list[int]:
-    """Evenly spread tile origins covering [0, length), adjacent tiles sharing >= `overlap` px."""
-    if length <= tile:
-        return [0]
-    count = math.ceil((length - overlap) / (tile - overlap))
-    return [round(i * (length - tile) / (count - 1)) for i in range(count)]
-
-
-def _ramp(tile: int, overlap: int, fade_in: bool, fade_out: bool) -> np.ndarray:
-    """1-D blending weights: rising over `overlap` px where a neighbour tile lies, flat elsewhere."""
-    weight = np.ones(tile, dtype=np.float32)
-    edge = (np.arange(overlap, dtype=np.float32) + 0.5) / overlap
-    if fade_in:
-        weight[:overlap] = edge
-    if fade_out:
-        weight[-overlap:] = np.minimum(weight[-overlap:], edge[::-1])
-    return weight
+    """Tile origins for the 384 px transformer (studio.backends.tiles.tile_starts at its sizes)."""
+    return tiles.tile_starts(length, tile, overlap)
 
 
 class StyleBackend:
@@ -291,10 +279,10 @@ class StyleBackend:
         done = 0
         progress(0, total)
         for row, y in enumerate(ys):
-            wy = _ramp(TILE, TILE_OVERLAP, fade_in=row > 0, fade_out=row < len(ys) - 1)
+            wy = ramp(TILE, TILE_OVERLAP, fade_in=row > 0, fade_out=row < len(ys) - 1)
             for col, x in enumerate(xs):
                 cancel.raise_if_cancelled()
-                wx = _ramp(TILE, TILE_OVERLAP, fade_in=col > 0, fade_out=col < len(xs) - 1)
+                wx = ramp(TILE, TILE_OVERLAP, fade_in=col > 0, fade_out=col < len(xs) - 1)
                 window = (wy[:, None] * wx[None, :])[..., None]
                 tile = np.ascontiguousarray(pixels[None, y : y + TILE, x : x + TILE])
                 out = session.run(None, {names[0]: tile, names[1]: vector})[0][0]

@@ -58,3 +58,43 @@ def gram(image: Image.Image, sides: tuple[int, ...] = (64, 128, 256)) -> list[np
 def gram_distance(a: Image.Image, b: Image.Image) -> float:
     """Distance between two images' style statistics (0 for the same texture and colours)."""
     return float(sum(np.linalg.norm(ga - gb) for ga, gb in zip(gram(a), gram(b), strict=True)))
+
+
+def luminance(image: Image.Image) -> np.ndarray:
+    """ITU-R BT.601 luma in 0..255 (what SSIM on luminance compares)."""
+    return np.asarray(image.convert("RGB").convert("YCbCr").getchannel("Y"), dtype=np.float64)
+
+
+def ssim(a: Image.Image, b: Image.Image) -> float:
+    """Structural similarity of two same-sized pictures' luminance (Wang et al. 2004: Gaussian window,
+    sigma 1.5, K1 0.01, K2 0.03); 1 for identical pictures."""
+    from scipy.ndimage import gaussian_filter
+
+    if a.size != b.size:
+        raise ValueError(f"SSIM compares pictures of one size, not {a.size} and {b.size}")
+    x, y = luminance(a), luminance(b)
+    c1, c2 = (0.01 * 255) ** 2, (0.03 * 255) ** 2
+
+    def blur(z: np.ndarray) -> np.ndarray:
+        return gaussian_filter(z, 1.5, truncate=3.5)
+
+    mx, my = blur(x), blur(y)
+    vx, vy, cxy = blur(x * x) - mx * mx, blur(y * y) - my * my, blur(x * y) - mx * my
+    score = ((2 * mx * my + c1) * (2 * cxy + c2)) / ((mx * mx + my * my + c1) * (vx + vy + c2))
+    return float(score[5:-5, 5:-5].mean())  # the borders see the blur's padding, not the pictures
+
+
+def seam_strength(image: Image.Image, columns: list[int], reach: int = 4) -> float:
+    """How much harder the picture changes across each given column than beside it, row by row (1 = no
+    seam). A seam runs down the whole picture, so the median over rows is taken: an edge in the picture
+    itself crosses a column in a few rows only, and does not count."""
+    a = np.asarray(image.convert("RGB"), dtype=np.float64)
+    steps = np.abs(np.diff(a, axis=1)).mean(axis=2)  # rows x (width - 1): the change from x to x + 1
+    worst = 0.0
+    for x in columns:
+        if not reach < x < steps.shape[1] - reach:
+            continue
+        beside = np.concatenate([steps[:, x - 1 - reach : x - 1], steps[:, x : x + reach]], axis=1)
+        ratio = steps[:, x - 1] / (np.median(beside, axis=1) + 1.0)  # +1: flat rows say nothing
+        worst = max(worst, float(np.median(ratio)))
+    return worst

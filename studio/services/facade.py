@@ -1,6 +1,6 @@
 """The studio as the UI, the CLI and the API all see it: settings, catalogue, model cache, gallery
 and backends wired together once, and one method per task, each handed to its service
-(image, style, text, music, walks, rerun)."""
+(image, style, upscale, text, music, walks, rerun)."""
 
 from __future__ import annotations
 
@@ -19,6 +19,7 @@ from studio.backends.musicgen import MusicBackend, MusicRequest
 from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
+from studio.backends.upscale import UpscaleBackend, UpscaleRequest
 from studio.catalog import Catalog, load_catalog
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
@@ -37,6 +38,7 @@ from studio.services.music import (
 from studio.services.rerun import Rerunner
 from studio.services.style import StyleOutcome, StyleService
 from studio.services.text import TextService
+from studio.services.upscale import UpscaleOutcome, UpscaleService
 from studio.services.walks import FramesOutcome, WalkService
 from studio.settings import Settings
 
@@ -59,6 +61,7 @@ class Studio:
         self.melody = MelodyBackend(self.cache, settings.device)
         self.melody_walks = MelodyWalkBackend(self.cache)
         self.music = MusicBackend(self.cache, self.catalog, device=settings.device, offline=settings.offline)
+        self.upscaler = UpscaleBackend(self.cache, settings.device, settings.upscaler_folders)
         self.image = DiffusionBackend(
             self.cache,
             self.catalog,
@@ -67,6 +70,9 @@ class Studio:
             openvino_dir=settings.cache_dir / "openvino" if settings.openvino else None,
             lora_dirs=settings.lora_folders,
             embedding_dirs=settings.embedding_folders,
+            # A hires fix may upscale with Real-ESRGAN or the user's upscalers, by name.
+            upscale_picture=self.upscaler.picture,
+            upscaler_names=self.upscaler.hires_names,
         )
         self.models = ModelManager(settings, self.catalog, self.cache)
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
@@ -76,8 +82,9 @@ class Studio:
         self.text_service = TextService(settings, self.gallery, self.catalog, self.text)
         self.music_service = MusicService(settings, self.gallery, self.melody, self.melody_walks, self.music)
         self.walk_service = WalkService(settings, self.gallery, self.image, self.patterns, self.style)
+        self.upscale_service = UpscaleService(settings, self.gallery, self.upscaler)
         self.rerunner = Rerunner(self.image_service, self.style_service, self.text_service, self.music_service,
-                                 self.walk_service)
+                                 self.walk_service, self.upscale_service)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -97,6 +104,17 @@ class Studio:
     def keep_style(self, photo: LoadedImage, result: StyleResult, style_image: LoadedImage | None = None,
                    owner: str | None = None) -> GalleryItem:
         return self.style_service.keep(photo, result, style_image, owner)
+
+    # -- upscaling ------------------------------------------------------------------------
+
+    def upscale(self, photo: LoadedImage, request: UpscaleRequest, *, parameters: str | None = None,
+                **kwargs: Any) -> UpscaleOutcome:
+        """Enlarge a picture; `parameters` is the source PNG's own `parameters` text, kept above ours."""
+        return self.upscale_service.upscale(photo, request, parameters=parameters, **kwargs)
+
+    def upscaler_choices(self) -> list[tuple[str, str]]:
+        """(label, id) of every upscaler: the built-in Real-ESRGAN models, then the users' files."""
+        return self.upscaler.choices()
 
     # -- text -----------------------------------------------------------------------------
 

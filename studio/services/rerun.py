@@ -9,6 +9,7 @@ from studio.backends.language import TextRequest
 from studio.backends.patterns import PatternRequest
 from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import StyleRequest
+from studio.backends.upscale import UpscaleRequest
 from studio.errors import StudioError
 from studio.history import GalleryItem
 from studio.services.image import ImageService
@@ -16,6 +17,7 @@ from studio.services.music import MusicService, melody_request_from, music_reque
 from studio.services.records import known_fields
 from studio.services.style import StyleOutcome, StyleService
 from studio.services.text import TextService
+from studio.services.upscale import UpscaleService
 from studio.services.walks import FramesOutcome, WalkService
 
 IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "outpaint", "restyle")
@@ -29,12 +31,14 @@ class Rerunner:
         texts: TextService,
         sounds: MusicService,
         walks: WalkService,
+        upscales: UpscaleService,
     ):
         self.images = images
         self.styles = styles
         self.texts = texts
         self.sounds = sounds
         self.walks = walks
+        self.upscales = upscales
         self.gallery = images.gallery
         self.open_image = images.open_image
 
@@ -44,6 +48,12 @@ class Rerunner:
         params = item.params
         if item.task == "style":
             return self._rerun_style(item, owner)
+        if item.task == "upscale":
+            photo = self.open_image(self.gallery.input_path(params["input"]))
+            request = UpscaleRequest(**known_fields(UpscaleRequest, params))
+            outcome = self.upscales.upscale(photo, request, parameters=params.get("source_parameters"), owner=owner)
+            assert outcome.item is not None  # keep=True always lists it
+            return outcome.item
         if item.task == "melody":
             request, primer = melody_request_from(params)
             return self.sounds.compose(request, primer, owner=owner).item

@@ -12,7 +12,16 @@ from starlette.middleware import Middleware
 
 from studio import __version__, hosting
 from studio.services import Studio
-from studio.ui import gallery_tab, image_tab, interpolate_tab, models_tab, music_tab, style_tab, text_tab
+from studio.ui import (
+    gallery_tab,
+    image_tab,
+    interpolate_tab,
+    models_tab,
+    music_tab,
+    style_tab,
+    text_tab,
+    upscale_tab,
+)
 from studio.ui.common import StopButtons
 from studio.ui.guard import LoginRequired, StudioBlocks
 
@@ -46,6 +55,8 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
                 image = image_tab.build(studio, stops)
             with gr.Tab("Style", id="style", elem_id="tab-style"):
                 style = style_tab.build(studio, stops)
+            with gr.Tab("Upscale", id="upscale", elem_id="tab-upscale") as upscale_page:
+                upscale = upscale_tab.build(studio, stops)
             with gr.Tab("Text", id="text", elem_id="tab-text"):
                 text = text_tab.build(studio, stops)
             with gr.Tab("Music", id="music", elem_id="tab-music"):
@@ -63,6 +74,8 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
             [image.img2img_input, tabs, image.modes],
             api_visibility="private",
         )
+        style.send_to_upscale.click(lambda path: (path, gr.Tabs(selected="upscale")), style.result,
+                                    [upscale.picture, tabs], api_visibility="private")
         image.send_to_style.click(
             lambda files, index: (image_tab.picked(files, index), gr.Tabs(selected="style")),
             [image.results, image.selected],
@@ -73,6 +86,7 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
                                  [image.prompt, tabs], api_visibility="private")
         text.send_to_music.click(lambda latest: (latest, gr.Tabs(selected="music"), gr.Tabs(selected="musicgen")),
                                  text.latest, [music.prompt, tabs, music.sections], api_visibility="private")
+        upscale_page.select(lambda: upscale.refresh(studio), None, upscale.upscaler, api_visibility="private")
         image.setup.to_style.click(lambda: gr.Tabs(selected="style"), None, tabs, api_visibility="private")
         app.load(image.load_fn, None, image.load_outputs, api_visibility="private")
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")

@@ -27,6 +27,7 @@ class StyleTab:
     photo: gr.Image
     result: gr.Image
     send_to_image: gr.Button
+    send_to_upscale: gr.Button
 
 
 def style_thumbnails(studio: Studio) -> list[tuple[str, str]]:
@@ -101,6 +102,7 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
             info = gr.Markdown(elem_id="style-info")
             with gr.Row():
                 send_to_image = gr.Button("Send to Image tab")
+                send_to_upscale = gr.Button("Upscale", elem_id="style-send-to-upscale")
                 # Only needed when results are not kept as they are made.
                 save = gr.Button("Save to gallery", visible=False, elem_id="style-save")
     pending = gr.State(None)  # the last result while it is not yet in the gallery
@@ -225,7 +227,7 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
 
     save.click(style_save, pending, [result, info, pending], api_name="style_save")
     keep.change(lambda kept: gr.Button(visible=not kept), keep, save, api_visibility="private")
-    return StyleTab(photo=photo, result=result, send_to_image=send_to_image)
+    return StyleTab(photo=photo, result=result, send_to_image=send_to_image, send_to_upscale=send_to_upscale)
 
 
 def _describe(image: Image.Image, seconds: float, item: GalleryItem | None) -> str:
