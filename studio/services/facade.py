@@ -18,6 +18,7 @@ from studio.backends.musicgen import MusicBackend, MusicRequest
 from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
+from studio.backends.video_style import VideoStyler, VideoStyleRequest
 from studio.catalog import Catalog, load_catalog
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
@@ -35,6 +36,7 @@ from studio.services.music import (
 from studio.services.rerun import Rerunner
 from studio.services.style import StyleOutcome, StyleService
 from studio.services.text import TextService
+from studio.services.video_style import VideoStyleOutcome, VideoStyleService
 from studio.services.walks import FramesOutcome, WalkService
 from studio.settings import Settings
 
@@ -66,11 +68,12 @@ class Studio:
         # The services, one per task group.
         self.image_service = ImageService(settings, self.gallery, self.image)
         self.style_service = StyleService(settings, self.gallery, self.style)
+        self.video_style_service = VideoStyleService(settings, self.gallery, VideoStyler(self.style))
         self.text_service = TextService(settings, self.gallery, self.catalog, self.text)
         self.music_service = MusicService(settings, self.gallery, self.melody, self.melody_walks, self.music)
         self.walk_service = WalkService(settings, self.gallery, self.image, self.patterns, self.style)
         self.rerunner = Rerunner(self.image_service, self.style_service, self.text_service, self.music_service,
-                                 self.walk_service)
+                                 self.walk_service, self.video_style_service)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -90,6 +93,11 @@ class Studio:
     def keep_style(self, photo: LoadedImage, result: StyleResult, style_image: LoadedImage | None = None,
                    owner: str | None = None) -> GalleryItem:
         return self.style_service.keep(photo, result, style_image, owner)
+
+    def restyle_video(self, clip: str | os.PathLike, request: VideoStyleRequest,
+                      style_image: LoadedImage | None = None, **kwargs: Any) -> VideoStyleOutcome:
+        """A whole clip restyled without flicker, its soundtrack kept; see VideoStyleService.restyle."""
+        return self.video_style_service.restyle(Path(clip), request, style_image, **kwargs)
 
     # -- text -----------------------------------------------------------------------------
 
