@@ -22,6 +22,7 @@ from studio.ui.common import api_doc
 from tests.image_cases import EXAMPLES
 from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 from tests.running_app import RunningApp
+from tests.video_clips import decoded, pan, write_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "api.md"
@@ -128,6 +129,8 @@ def session(app, tmp_path_factory):
         mask = Image.new("L", photo.size, 0)
     mask.paste(255, (mask.width // 3, mask.height // 3, mask.width // 2, mask.height // 2))
     mask.save(folder / "mask.png")
+    motion = pan(size=(96, 64), frames=6)
+    write_clip(folder / "clip.mp4", motion.frames, audio=("aac", 44_100))
     return SimpleNamespace(folder=folder, names={}, url=app.url)
 
 
@@ -138,6 +141,7 @@ CHECKS = {
     "/image_read_parameters": lambda ns: ns["prompt"] == "more of the same room" and ns["seed"] == ns["fields"][10]
     and ns["random_seed"] is False and f"seed {ns['seed']}" in ns["pictures"][0]["caption"],
     "/stylize": lambda ns: Image.open(ns["result"]).size[0] > 0,
+    "/style_video": lambda ns: len(decoded(Path(ns["video"]["video"] if isinstance(ns["video"], dict) else ns["video"]))) == 6 and Path(ns["gif"]).suffix == ".gif" and "sound kept" in ns["summary"],
     "/write": lambda ns: ns["text"].startswith("Once upon a time") and len(ns["text"]) > len("Once upon a time"),
     "/chat_undo": lambda ns: ns["message"] == "Now one about snow." and len(ns["history"]) == 2,
     # The last example continues the first; the second, with the first's seed, gave the same tune.

@@ -74,7 +74,7 @@ def _duration_text(seconds: float) -> str:
         return f"{seconds / 3600:.1f} hours"
     if seconds >= 120:
         return f"{seconds / 60:.1f} minutes"
-    return f"{seconds:.1f} s"
+    return f"{seconds:.3g} s"
 
 
 def _open(path: Path):
@@ -90,6 +90,8 @@ def _video_stream(container):
     if not container.streams.video:
         if container.streams.audio:
             raise InputError("That file has sound but no picture; choose a video.")
+        if not container.streams:  # a container whose only track is empty (FFmpeg drops it)
+            raise InputError("That video has no frames to restyle.")
         raise InputError(f"That file has no video track (use {READABLE}).")
     return container.streams.video[0]
 
