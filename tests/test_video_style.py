@@ -248,7 +248,7 @@ def test_temporal_blending_cuts_the_warping_error(studio, tmp_path, make):
     error_blended = flow.clip_warping_error(blended, motion.flows, motion.masks)
     assert error_blended < error_alone / 2.5, (error_alone, error_blended)
     # Still the same restyling: close to the frame-by-frame result, not smeared away from it.
-    drift = np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(alone, blended)])
+    drift = np.mean([np.abs(a.astype(float) - b).mean() for a, b in zip(alone, blended, strict=True)])
     assert drift < 15
 
 
