@@ -61,6 +61,13 @@ def _made_elsewhere(path: Path) -> Path:
     return path
 
 
+def _clip(path: Path) -> Path:
+    """Four frames of a pan over a photo, with a tone, as an MP4."""
+    from tests.video_clips import pan, write_clip
+
+    return write_clip(path, pan(size=(64, 48), frames=4).frames, fps=8, audio=("aac", 22_050))
+
+
 def uploads(base_url: str, folder: Path) -> dict[str, dict]:
     """FileData for a photo, a PNG with parameters, a tune and a recording, uploaded to the running studio."""
     folder.mkdir(parents=True, exist_ok=True)
@@ -69,6 +76,7 @@ def uploads(base_url: str, folder: Path) -> dict[str, dict]:
         "png": upload(base_url, _made_elsewhere(folder / "made-elsewhere.png")),
         "midi": upload(base_url, _tune(folder / "tune.mid")),
         "wav": upload(base_url, _tone(folder / "tone.wav")),
+        "video": upload(base_url, _clip(folder / "clip.mp4")),
     }
 
 
@@ -84,7 +92,7 @@ def text_settings() -> list[Any]:
 
 def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
     """Valid, quick arguments for every public endpoint."""
-    photo, midi, wav = files["photo"], files["midi"], files["wav"]
+    photo, midi, wav, clip = files["photo"], files["midi"], files["wav"], files["video"]
     chat = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
             {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]
     editor = {"background": photo, "layers": [], "composite": None}
@@ -98,6 +106,7 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
         "restyle": [photo, TINY_SD, TINY_TAESD, "watercolor painting", 0.5, 2, False, 3],
         "stylize": [photo, "Built-in style", 4, -1, 0.5, None, 1.0, False, 96, False],
         "style_save": [],
+        "style_video": [clip, "Built-in style", 7, -1, 0.5, None, 1.0, False, 0.8, 64, False],
         "write": ["The lighthouse keeper", *text_settings()],
         "chat": ["Hi", chat, "Be brief.", *text_settings(), "Poem"],
         "chat_regenerate": [chat, "Be brief.", *text_settings(), "Poem"],
@@ -129,6 +138,8 @@ FILE_SLOTS: list[tuple[str, int, tuple]] = [
     ("restyle", 0, ()),
     ("stylize", 0, ()),
     ("stylize", 5, ()),
+    ("style_video", 0, ()),
+    ("style_video", 5, ()),
     ("melody", 1, ()),
     ("melody", 3, ()),
     ("music", 5, ()),
