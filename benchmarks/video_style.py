@@ -11,12 +11,14 @@ Prints, measured side by side in one run:
 - seconds per frame for a 640x360 clip with a built-in style and with a style picture, temporal
   against frame by frame, and the temporal work's share (flow and blending, timed inside the run).
 
-Run: `make bench` or `.venv/bin/python benchmarks/video_style.py [--frames N] [--temporal T]`.
+Run: `make bench` or `.venv/bin/python benchmarks/video_style.py [--frames N] [--temporal T] [--repeats R]`.
 """
 
 from __future__ import annotations
 
 import argparse
+import os
+import statistics
 import sys
 import tempfile
 from pathlib import Path
@@ -61,6 +63,7 @@ def main() -> None:
     parser.add_argument("--frames", type=int, default=16, help="frames per quality clip (default 16)")
     parser.add_argument("--speed-frames", type=int, default=8, help="frames of the 640x360 clip (default 8)")
     parser.add_argument("--temporal", type=float, default=DEFAULT_TEMPORAL)
+    parser.add_argument("--repeats", type=int, default=3, help="timed runs of each speed case (median)")
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="video-bench-"))
@@ -89,21 +92,26 @@ def main() -> None:
         print(f"{motion.name:34s} {error_alone:15.5f} {error_blended:10.5f} {ratios[-1]:8.1f}x {drift:7.2f}")
     print(f"lowest reduction {min(ratios):.1f}x (target >= 3x)")
 
+    load = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")
     print(f"\nSpeed, {SPEED_SIZE[0]}x{SPEED_SIZE[1]} px clip, {args.speed_frames} frames (decode, restyle, "
-          "encode included)")
+          f"encode included), median of {args.repeats} interleaved runs; load average {load:.1f} on "
+          f"{os.cpu_count()} CPUs")
     speed = clips.with_noise(clips.pan(size=SPEED_SIZE, frames=args.speed_frames, step=(4, 1), scale_width=900))
     path = clips.write_clip(work / "speed.mp4", speed.frames, fps=24)
     painting = LoadedImage(clips_image("flower.jpg"))
     print(f"{'style':18s} {'frame by frame':>15s} {'temporal':>10s} {'added':>8s} {'flow+blend share':>17s}")
     for label, image in (("built-in 7", None), ("style picture", painting)):
         run(studio, path, 0.0, image)  # warm: models loaded, caches filled
-        alone, _ = run(studio, path, 0.0, image)
-        blended, _ = run(studio, path, args.temporal, image)
-        per_alone = alone.seconds / alone.frames
-        per_blended = blended.seconds / blended.frames
-        share = blended.temporal_seconds / max(blended.style_seconds, 1e-9)
+        alone, blended, shares = [], [], []
+        for _ in range(args.repeats):  # interleaved, so a busy machine slows both alike
+            result, _ = run(studio, path, 0.0, image)
+            alone.append(result.seconds / result.frames)
+            result, _ = run(studio, path, args.temporal, image)
+            blended.append(result.seconds / result.frames)
+            shares.append(result.temporal_seconds / max(result.style_seconds, 1e-9))
+        per_alone, per_blended = statistics.median(alone), statistics.median(blended)
         print(f"{label:18s} {per_alone:13.3f} s {per_blended:8.3f} s {100 * (per_blended / per_alone - 1):+7.0f}% "
-              f"{100 * share:+16.0f}%")
+              f"{100 * statistics.median(shares):+16.0f}%")
     print("('added': whole run, temporal against frame by frame; 'flow+blend share': the flow and blending "
           "time over the network's time in the same run; target <= +30%)")
 

@@ -23,6 +23,7 @@ from studio.catalog import Catalog, load_catalog
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
 from studio.media.melody_tokens import Melody
+from studio.media.video import VideoInfo
 from studio.runtime import NEVER_CANCELLED, CancelToken, HeavyLane, ModelCache, ProgressCallback, no_progress
 from studio.services.image import ImageOutcome, ImageService
 from studio.services.music import (
@@ -93,6 +94,10 @@ class Studio:
     def keep_style(self, photo: LoadedImage, result: StyleResult, style_image: LoadedImage | None = None,
                    owner: str | None = None) -> GalleryItem:
         return self.style_service.keep(photo, result, style_image, owner)
+
+    def probe_video(self, clip: str | os.PathLike) -> VideoInfo:
+        """What a clip is, from its headers; refused beyond the operator's video limits before decoding."""
+        return self.video_style_service.probe(Path(clip))
 
     def restyle_video(self, clip: str | os.PathLike, request: VideoStyleRequest,
                       style_image: LoadedImage | None = None, **kwargs: Any) -> VideoStyleOutcome:

@@ -114,7 +114,7 @@ def build(studio: Studio, stops: StopButtons) -> None:
         use_image = source == STYLE_IMAGE
         if use_image and not style_image:
             raise gr.Error("Upload a style image, or switch to the built-in styles.")
-        studio.video_style_service.probe(video)  # refuse a clip beyond the limits before anything else
+        studio.probe_video(video)  # refuse a clip beyond the limits before anything else
         style_loaded = studio.open_image(style_image) if use_image else None
         second = None if second_style is None or int(second_style) == NO_SECOND_STYLE else int(second_style)
         video_request = VideoStyleRequest(
