@@ -12,6 +12,7 @@ from studio.backends.diffusion import ImageRequest
 from studio.backends.language import TextRequest
 from studio.backends.musicgen import MusicRequest
 from studio.errors import InputError
+from studio.media.video import VideoLimits
 from studio.settings import Settings
 
 
@@ -45,3 +46,9 @@ def check_music(request: MusicRequest, settings: Settings) -> None:
         raise InputError(
             f"This studio makes at most {settings.max_music_seconds} s of music at a time, not {request.seconds:g} s."
         )
+
+
+def video_limits(settings: Settings) -> VideoLimits:
+    """The operator's caps on a clip to restyle, checked from its headers before decoding."""
+    return VideoLimits(max_seconds=settings.max_video_seconds, max_frames=settings.max_video_frames,
+                       max_side=settings.max_video_side)

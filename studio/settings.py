@@ -63,6 +63,10 @@ class Settings:
     max_images: int = 32  # images per image request (batch size x batch count)
     max_new_tokens: int = 4096  # per text reply
     max_music_seconds: int = 30  # length of generated music
+    # Videos to restyle, refused from their headers before decoding (a CPU restyles a few frames a second).
+    max_video_seconds: int = 600
+    max_video_frames: int = 18_000  # 10 minutes at 30 fps
+    max_video_side: int = 4096  # of the uploaded clip; the result's size is capped by max_output_side
     model_memory_budget_mb: int = 8192  # runtime cache evicts least-recently-used models above this
 
     @property
@@ -137,10 +141,14 @@ HOSTED_DEFAULTS: dict[str, object] = {
     "max_images": 4,
     "max_new_tokens": 512,
     "max_music_seconds": 15,
+    "max_video_seconds": 20,
+    "max_video_frames": 480,
+    "max_video_side": 1920,
 }
 POSITIVE_LIMITS = ("max_input_pixels", "max_upload_mb", "max_output_side", "max_upscale_pixels", "max_pattern_side",
                    "max_walk_frames",
                    "max_audio_seconds", "max_steps", "max_images", "max_new_tokens", "max_music_seconds",
+                   "max_video_seconds", "max_video_frames", "max_video_side",
                    "model_memory_budget_mb", "heavy_concurrency", "session_max_age_hours")
 COUNT_LIMITS = ("max_queue", "rate_limit_per_minute")  # 0 turns these off
 
@@ -205,6 +213,9 @@ _FIELD_TYPES: dict[str, type] = {
     "max_images": int,
     "max_new_tokens": int,
     "max_music_seconds": int,
+    "max_video_seconds": int,
+    "max_video_frames": int,
+    "max_video_side": int,
     "model_memory_budget_mb": int,
 }
 

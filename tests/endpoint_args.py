@@ -68,6 +68,11 @@ def _icon(path: Path) -> Path:
     with Image.open(EXAMPLES / "coffee.jpg") as photo:
         photo.resize((48, 32)).save(path)
     return path
+def _clip(path: Path) -> Path:
+    """Four frames of a pan over a photo, with a tone, as an MP4."""
+    from tests.video_clips import pan, write_clip
+
+    return write_clip(path, pan(size=(64, 48), frames=4).frames, fps=8, audio=("aac", 22_050))
 
 
 def uploads(base_url: str, folder: Path) -> dict[str, dict]:
@@ -79,6 +84,7 @@ def uploads(base_url: str, folder: Path) -> dict[str, dict]:
         "png": upload(base_url, _made_elsewhere(folder / "made-elsewhere.png")),
         "midi": upload(base_url, _tune(folder / "tune.mid")),
         "wav": upload(base_url, _tone(folder / "tone.wav")),
+        "video": upload(base_url, _clip(folder / "clip.mp4")),
     }
 
 
@@ -94,7 +100,7 @@ def text_settings() -> list[Any]:
 
 def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
     """Valid, quick arguments for every public endpoint."""
-    photo, midi, wav = files["photo"], files["midi"], files["wav"]
+    photo, midi, wav, clip = files["photo"], files["midi"], files["wav"], files["video"]
     chat = [{"role": "user", "content": [{"type": "text", "text": "Hi"}]},
             {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]
     editor = {"background": photo, "layers": [], "composite": None}
@@ -110,6 +116,7 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
         "stylize": [photo, "Built-in style", 4, -1, 0.5, None, 1.0, False, 96, False],
         "style_save": [],
         "upscale": [files.get("icon", photo), "realesr-animevideov3", 2, 64],
+        "style_video": [clip, "Built-in style", 7, -1, 0.5, None, 1.0, False, 0.8, 64, False],
         "write": ["The lighthouse keeper", *text_settings()],
         "chat": ["Hi", chat, "Be brief.", *text_settings(), "Poem"],
         "chat_regenerate": [chat, "Be brief.", *text_settings(), "Poem"],
@@ -144,6 +151,8 @@ FILE_SLOTS: list[tuple[str, int, tuple]] = [
     ("stylize", 0, ()),
     ("stylize", 5, ()),
     ("upscale", 0, ()),
+    ("style_video", 0, ()),
+    ("style_video", 5, ()),
     ("melody", 1, ()),
     ("melody", 3, ()),
     ("music", 5, ()),

@@ -22,6 +22,7 @@ from studio.ui.common import api_doc
 from tests.image_cases import EXAMPLES
 from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 from tests.running_app import RunningApp
+from tests.video_clips import decoded, pan, write_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "api.md"
@@ -130,6 +131,8 @@ def session(app, tmp_path_factory):
     mask.save(folder / "mask.png")
     with Image.open(folder / "photo.jpg") as photo:
         photo.resize((48, 32)).save(folder / "icon.png")  # small: upscaling takes seconds per megapixel
+    motion = pan(size=(96, 64), frames=6)
+    write_clip(folder / "clip.mp4", motion.frames, audio=("aac", 44_100))
     return SimpleNamespace(folder=folder, names={}, url=app.url)
 
 
@@ -141,6 +144,7 @@ CHECKS = {
     and ns["random_seed"] is False and f"seed {ns['seed']}" in ns["pictures"][0]["caption"],
     "/stylize": lambda ns: Image.open(ns["result"]).size[0] > 0,
     "/upscale": lambda ns: Image.open(ns["big"]).size == (96, 64) and "R-ESRGAN AnimeVideo" in ns["summary"],
+    "/style_video": lambda ns: len(decoded(Path(ns["video"]["video"] if isinstance(ns["video"], dict) else ns["video"]))) == 6 and Path(ns["gif"]).suffix == ".gif" and "sound kept" in ns["summary"],
     "/write": lambda ns: ns["text"].startswith("Once upon a time") and len(ns["text"]) > len("Once upon a time"),
     "/chat_undo": lambda ns: ns["message"] == "Now one about snow." and len(ns["history"]) == 2,
     # The last example continues the first; the second, with the first's seed, gave the same tune.

@@ -28,6 +28,7 @@ import pytest
 from PIL import Image, ImageDraw
 
 from tests.image_cases import EXAMPLES
+from tests.video_clips import pan, write_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCUMENTS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
@@ -181,6 +182,7 @@ def _inputs(folder: Path) -> None:
     ffmpeg = __import__("imageio_ffmpeg").get_ffmpeg_exe()
     subprocess.run([ffmpeg, "-loglevel", "error", "-y", "-i", "beat.wav", "song.mp3"], cwd=folder, check=True,
                    timeout=120)
+    write_clip(folder / "clip.mp4", pan(size=(96, 64), frames=6).frames, fps=12, audio=("aac", 44_100))
     (folder / "prompts.txt").write_text("a lighthouse at dusk\na lighthouse in the fog\n")
 
 
@@ -255,7 +257,8 @@ def test_every_documented_studio_command_runs(documented_home):
     assert ran >= 15
     # What they made is where they said it would be.
     for name in ("out.png", "fast.png", "fixed.png", "wider.png", "tune.mid", "more.mid", "clip.wav", "morph.mid",
-                 "walk.mp4", "art.png", "walk.gif", "tune-s4.mid", "lighthouses", "big.png"):
+                 "walk.mp4", "art.png", "walk.gif", "tune-s4.mid", "lighthouses", "big.png",
+                 "restyled.mp4", "painted.mp4", "painted.gif"):
         assert (work / name).exists() and (work / name).stat().st_size > 0, name
     assert Image.open(work / "wider.png").width == Image.open(work / "photo.png").width + 128
     assert Image.open(work / "big.png").size == tuple(4 * side for side in Image.open(work / "photo.jpg").size)

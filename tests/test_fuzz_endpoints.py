@@ -75,7 +75,7 @@ def app(open_studio):
     return open_studio
 
 
-ENDPOINTS = sorted(baseline({"photo": {}, "png": {}, "midi": {}, "wav": {}}))
+ENDPOINTS = sorted(baseline({"photo": {}, "png": {}, "midi": {}, "wav": {}, "video": {}}))
 
 
 def assert_handled(outcome, sent: list) -> None:

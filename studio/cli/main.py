@@ -17,6 +17,7 @@ from studio.cli import reproduce as cli_reproduce
 from studio.cli import style as cli_style
 from studio.cli import text as cli_text
 from studio.cli import upscale as cli_upscale
+from studio.cli import video as cli_video
 from studio.cli import walks as cli_walks
 from studio.cli.common import Parser, fail
 from studio.errors import Cancelled, StudioError
@@ -35,6 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
     cli_style.add_parser(commands)
     cli_upscale.add_parser(commands)
+    cli_video.add_parser(commands)
     cli_text.add_parser(commands)
     cli_image.add_parsers(commands)
     cli_music.add_commands(commands)
@@ -54,6 +56,8 @@ def main(argv: list[str] | None = None) -> int:
             return cli_style.run(args, settings)
         if args.command == "upscale":
             return cli_upscale.run(args, settings)
+        if args.command == cli_video.COMMAND:
+            return cli_video.run(args, settings)
         if args.command == "text":
             return cli_text.run(args, settings)
         if args.command in cli_image.COMMANDS:

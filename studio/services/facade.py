@@ -20,10 +20,12 @@ from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import StyleBackend, StyleRequest, StyleResult
 from studio.backends.upscale import UpscaleBackend, UpscaleRequest
+from studio.backends.video_style import VideoStyler, VideoStyleRequest
 from studio.catalog import Catalog, load_catalog
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
 from studio.media.melody_tokens import Melody
+from studio.media.video import VideoInfo
 from studio.runtime import NEVER_CANCELLED, CancelToken, HeavyLane, ModelCache, ProgressCallback, no_progress
 from studio.services.image import ImageOutcome, ImageService
 from studio.services.models import ModelManager
@@ -39,6 +41,7 @@ from studio.services.rerun import Rerunner
 from studio.services.style import StyleOutcome, StyleService
 from studio.services.text import TextService
 from studio.services.upscale import UpscaleOutcome, UpscaleService
+from studio.services.video_style import VideoStyleOutcome, VideoStyleService
 from studio.services.walks import FramesOutcome, WalkService
 from studio.settings import Settings
 
@@ -79,12 +82,13 @@ class Studio:
         # The services, one per task group.
         self.image_service = ImageService(settings, self.gallery, self.image)
         self.style_service = StyleService(settings, self.gallery, self.style)
+        self.video_style_service = VideoStyleService(settings, self.gallery, VideoStyler(self.style))
         self.text_service = TextService(settings, self.gallery, self.catalog, self.text)
         self.music_service = MusicService(settings, self.gallery, self.melody, self.melody_walks, self.music)
         self.walk_service = WalkService(settings, self.gallery, self.image, self.patterns, self.style)
         self.upscale_service = UpscaleService(settings, self.gallery, self.upscaler)
         self.rerunner = Rerunner(self.image_service, self.style_service, self.text_service, self.music_service,
-                                 self.walk_service, self.upscale_service)
+                                 self.walk_service, self.upscale_service, self.video_style_service)
 
     def open_image(self, source: str | os.PathLike | bytes) -> LoadedImage:
         return open_image(source, self.settings.max_input_pixels)
@@ -115,6 +119,17 @@ class Studio:
     def upscaler_choices(self) -> list[tuple[str, str]]:
         """(label, id) of every upscaler: the built-in Real-ESRGAN models, then the users' files."""
         return self.upscaler.choices()
+
+    # -- video style ----------------------------------------------------------------------
+
+    def probe_video(self, clip: str | os.PathLike) -> VideoInfo:
+        """What a clip is, from its headers; refused beyond the operator's video limits before decoding."""
+        return self.video_style_service.probe(Path(clip))
+
+    def restyle_video(self, clip: str | os.PathLike, request: VideoStyleRequest,
+                      style_image: LoadedImage | None = None, **kwargs: Any) -> VideoStyleOutcome:
+        """A whole clip restyled without flicker, its soundtrack kept; see VideoStyleService.restyle."""
+        return self.video_style_service.restyle(Path(clip), request, style_image, **kwargs)
 
     # -- text -----------------------------------------------------------------------------
 

@@ -10,6 +10,7 @@ from studio.backends.patterns import PatternRequest
 from studio.backends.style_walk import StyleWalkRequest
 from studio.backends.stylize import StyleRequest
 from studio.backends.upscale import UpscaleRequest
+from studio.backends.video_style import VideoStyleRequest
 from studio.errors import StudioError
 from studio.history import GalleryItem
 from studio.services.image import ImageService
@@ -18,6 +19,8 @@ from studio.services.records import known_fields
 from studio.services.style import StyleOutcome, StyleService
 from studio.services.text import TextService
 from studio.services.upscale import UpscaleService
+from studio.services.video_style import TASK as VIDEO_TASK
+from studio.services.video_style import VideoStyleService
 from studio.services.walks import FramesOutcome, WalkService
 
 IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "outpaint", "restyle")
@@ -32,6 +35,7 @@ class Rerunner:
         sounds: MusicService,
         walks: WalkService,
         upscales: UpscaleService,
+        videos: VideoStyleService | None = None,
     ):
         self.images = images
         self.styles = styles
@@ -39,6 +43,7 @@ class Rerunner:
         self.sounds = sounds
         self.walks = walks
         self.upscales = upscales
+        self.videos = videos
         self.gallery = images.gallery
         self.open_image = images.open_image
 
@@ -54,6 +59,8 @@ class Rerunner:
             outcome = self.upscales.upscale(photo, request, parameters=params.get("source_parameters"), owner=owner)
             assert outcome.item is not None  # keep=True always lists it
             return outcome.item
+        if item.task == VIDEO_TASK and self.videos is not None:
+            return self._rerun_video(item, owner)
         if item.task == "melody":
             request, primer = melody_request_from(params)
             return self.sounds.compose(request, primer, owner=owner).item
@@ -97,6 +104,19 @@ class Rerunner:
             style_image = self.open_image(self.gallery.input_path(params["style_image"]))
         request = StyleRequest(**known_fields(StyleRequest, params))
         return _kept(self.styles.stylize(photo, request, style_image, owner=owner))
+
+    def _rerun_video(self, item: GalleryItem, owner: str | None) -> GalleryItem:
+        params = item.params
+        clip = self.gallery.input_path(params["input"])
+        style_image = None
+        if params.get("style_image"):
+            style_image = self.open_image(self.gallery.input_path(params["style_image"]))
+        request = VideoStyleRequest(style=StyleRequest(**known_fields(StyleRequest, params)),
+                                    temporal=float(params.get("temporal", 0.0)), gif=bool(params.get("gif")))
+        outcome = self.videos.restyle(clip, request, style_image, owner=owner)
+        if outcome.item is None:
+            raise StudioError("The re-run made nothing to keep.")
+        return outcome.item
 
 
 def _kept(outcome: StyleOutcome | FramesOutcome) -> GalleryItem:

@@ -13,7 +13,7 @@ from studio.catalog import ASSETS_DIR, package_version
 from studio.history import GalleryItem
 from studio.media.images import resize_long_side
 from studio.services import Studio
-from studio.ui import diffusion_restyle
+from studio.ui import diffusion_restyle, style_live, style_video
 from studio.ui.common import StopButtons, api_doc, image_upload, progress_reporter, servable, user_errors
 
 BUILTIN = "Built-in style"
@@ -227,6 +227,10 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
 
     save.click(style_save, pending, [result, info, pending], api_name="style_save")
     keep.change(lambda kept: gr.Button(visible=not kept), keep, save, api_visibility="private")
+    with gr.Accordion("Restyle a video", open=False, elem_id="style-video"):
+        style_video.build(studio, stops)
+    with gr.Accordion("Live style mirror (webcam)", open=False, elem_id="style-live"):
+        style_live.build(studio)
     return StyleTab(photo=photo, result=result, send_to_image=send_to_image, send_to_upscale=send_to_upscale)
 
 

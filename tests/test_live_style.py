@@ -1,0 +1,96 @@
+"""The live style mirror's engine on real frames (a photo with sensor noise, as a still webcam sees it)."""
+
+from __future__ import annotations
+
+import threading
+import time
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from studio.backends.live_style import LiveChoice, LiveStyler
+from studio.backends.stylize import StyleBackend
+from studio.runtime import ModelCache
+from tests import video_clips as clips
+
+
+@pytest.fixture(scope="module")
+def backend():
+    return StyleBackend(ModelCache(1024))
+
+
+def webcam(count: int, seed: int = 0) -> list[np.ndarray]:
+    """A still scene with fresh noise in every frame, 480x320 like a small webcam."""
+    scene = clips.photo("china.jpg", 480)[:320]
+    rng = np.random.default_rng(seed)
+    return [np.clip(scene + rng.normal(0, 6, scene.shape), 0, 255).astype(np.uint8) for _ in range(count)]
+
+
+def test_frames_are_restyled_small_and_the_rate_is_counted(backend):
+    mirror = LiveStyler(backend)
+    frames = webcam(4)
+    outputs = [mirror.frame(f, LiveChoice(style=5)) for f in frames]
+    assert all(isinstance(o, Image.Image) and max(o.size) == 320 for o in outputs)
+    small = np.asarray(Image.fromarray(frames[0]).resize(outputs[0].size))
+    assert np.abs(np.asarray(outputs[0], float) - small).mean() > 20  # restyled, not the camera's picture
+    assert mirror.fps > 0 and mirror.dropped == 0 and mirror.last is outputs[-1]
+
+
+def test_the_blend_keeps_a_still_scene_from_shimmering(backend):
+    frames = webcam(6, seed=1)
+
+    def shimmer(temporal: float) -> float:
+        mirror = LiveStyler(backend)
+        out = [np.asarray(mirror.frame(f, LiveChoice(style=5, temporal=temporal)), float) for f in frames]
+        return float(np.mean([np.abs(a - b).mean() for a, b in zip(out, out[1:], strict=False)]))
+
+    assert shimmer(0.6) < shimmer(0.0) / 2
+
+
+def test_switching_style_mid_stream_starts_afresh(backend):
+    frames = webcam(4, seed=2)
+    mirror = LiveStyler(backend)
+    for frame in frames[:3]:
+        mirror.frame(frame, LiveChoice(style=5))
+    switched = np.asarray(mirror.frame(frames[3], LiveChoice(style=19)), float)
+    fresh = np.asarray(LiveStyler(backend).frame(frames[3], LiveChoice(style=19)), float)
+    assert np.abs(switched - fresh).mean() < 1  # nothing of style 5 carried over
+    assert mirror.choice.style == 19
+
+
+def test_a_style_picture_is_read_once_per_choice(backend, monkeypatch):
+    calls = []
+    original = backend.style_vector
+    monkeypatch.setattr(backend, "style_vector", lambda image: calls.append(1) or original(image))
+    painting = Image.fromarray(clips.photo("flower.jpg", 200))
+    mirror = LiveStyler(backend, side=128)
+    choice = LiveChoice(style_image_key="flower")
+    for frame in webcam(3, seed=3):
+        assert mirror.frame(frame, choice, painting) is not None
+    assert len(calls) == 1
+
+
+def test_a_frame_arriving_while_one_is_in_work_is_dropped(backend, monkeypatch):
+    mirror = LiveStyler(backend)
+    slow = backend.render_weights
+
+    def render(*args, **kwargs):
+        time.sleep(0.4)
+        return slow(*args, **kwargs)
+
+    monkeypatch.setattr(backend, "render_weights", render)
+    frames = webcam(2, seed=4)
+    worker = threading.Thread(target=mirror.frame, args=(frames[0], LiveChoice(style=1)))
+    worker.start()
+    time.sleep(0.1)
+    assert mirror.frame(frames[1], LiveChoice(style=1)) is None
+    worker.join()
+    assert mirror.dropped == 1 and mirror.last is not None
+
+
+def test_a_stream_that_stops_mid_frame_shows_nothing_and_fails_nothing(backend):
+    mirror = LiveStyler(backend)
+    assert mirror.frame(np.zeros((0, 0, 3), np.uint8), LiveChoice()) is None
+    assert mirror.frame(np.zeros((4, 640), np.uint8), LiveChoice()) is None
+    assert mirror.last is None
