@@ -450,7 +450,9 @@ def write_args(model: str = BUILTIN_TEXT, max_new: int = 5, keep: bool = False, 
 
 
 def txt2img_args(model: str) -> list:
-    return [model, "tiny-taesd", "a red cat", "", "Euler", 1, 0.0, 64, 64, False, 7, 1, 1]
+    # ... then the hires fix (off, upscale, upscaler, steps, strength) and the fast LCM switch (off)
+    return [model, "tiny-taesd", "a red cat", "", "Euler", 1, 0.0, 64, 64, False, 7, 1, 1, False, 2, "Latent", 0, 0.5,
+            False]
 
 
 def test_a_damaged_model_fails_its_request_and_the_studio_serves_the_next(app):

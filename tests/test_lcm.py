@@ -256,7 +256,9 @@ def test_the_image_tabs_api_takes_the_switch_and_loading_the_png_turns_it_on(bac
     with RunningApp(world["folder"] / "app-data", "--models-file", str(world["models"]), "--offline",
                     env={"HF_HUB_CACHE": str(world["hub"])}) as running:
         client = Client(running.url, verbose=False)
-        settings = [TINY_SD15, TINY_TAESD, BASE.prompt, "", "LCM", 4, 1.0, 64, 64, False, 11, 1, 1]
+        # ... then the hires fix, off (on, upscale, upscaler, steps, strength)
+        settings = [TINY_SD15, TINY_TAESD, BASE.prompt, "", "LCM", 4, 1.0, 64, 64, False, 11, 1, 1,
+                    False, 2, "Latent", 0, 0.5]
         _preview, files, _info, _seed = client.predict(*settings, True, api_name="/txt2img")
         made = files[0]["image"]
         assert np.array_equal(pixels(Image.open(made)), pixels(backend.generate(with_fast_lcm(BASE)).images[0]))
