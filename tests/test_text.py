@@ -72,7 +72,8 @@ def test_stop_ends_generation_within_a_token(studio, model):
         if update.done:
             result = update.result
             break
-        if seen_at_stop is None and update.new_tokens >= 5:
+        # At the first token: a tiny model on a busy machine can write all 400 before a later update is read.
+        if seen_at_stop is None and update.new_tokens >= 1:
             seen_at_stop = update.new_tokens
             cancel.cancel()
     assert result.finish == "stopped"
