@@ -4,9 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import NoReturn
+from pathlib import Path
+from typing import TYPE_CHECKING, NoReturn
+
+if TYPE_CHECKING:
+    from PIL import Image
 
 EXIT_BAD_INPUT = 2
+PICTURE_FORMATS = (".jpeg", ".jpg", ".png", ".webp")
 
 
 class Parser(argparse.ArgumentParser):
@@ -45,3 +50,24 @@ def unit_interval(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is outside 0..1")
     return value
+
+
+def picture_out_problem(out: Path) -> str | None:
+    """Why a picture cannot be written to `out`, checked before any work; None when it can."""
+    if out.suffix.lower() not in PICTURE_FORMATS:
+        return f"--out must end in one of {', '.join(PICTURE_FORMATS)}, not '{out.suffix or out.name}'"
+    if not out.parent.resolve().is_dir():
+        return f"the folder {out.parent} does not exist"
+    return None
+
+
+def write_picture(image: Image.Image, out: Path, png_text: dict[str, str]) -> None:
+    """Write a result; a PNG keeps `png_text` as its text chunks. Raises OSError when the disk refuses."""
+    suffix = out.suffix.lower()
+    if suffix == ".png":
+        from studio.media.png_info import save_png
+
+        save_png(image, out, png_text)
+    else:
+        # JPEG has no alpha channel.
+        (image.convert("RGB") if suffix in {".jpg", ".jpeg"} else image).save(out, quality=95)

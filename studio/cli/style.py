@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 from studio import settings as settings_mod
-from studio.cli.common import fail, unit_interval
-
-OUTPUT_FORMATS = {".png", ".jpg", ".jpeg", ".webp"}
+from studio.cli.common import fail, picture_out_problem, unit_interval, write_picture
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -37,10 +35,8 @@ def run(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
     from studio.services import Studio
 
     out = args.out or Path(f"{args.photo.stem}_styled.png")
-    if out.suffix.lower() not in OUTPUT_FORMATS:
-        return fail(f"--out must end in one of {', '.join(sorted(OUTPUT_FORMATS))}, not '{out.suffix or out.name}'")
-    if not out.parent.resolve().is_dir():
-        return fail(f"the folder {out.parent} does not exist")
+    if problem := picture_out_problem(out):
+        return fail(problem)
 
     studio = Studio(settings)
     photo = studio.open_image(args.photo)
@@ -56,15 +52,10 @@ def run(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
     )
     outcome = studio.stylize(photo, request, style_image, keep=not args.no_gallery)
     image = outcome.result.image
+    # The gallery's record also names the stored inputs, so `reproduce` finds them.
+    record = outcome.item.params if outcome.item else outcome.result.params
     try:
-        if out.suffix.lower() == ".png":
-            from studio.media.png_info import save_png
-
-            # The gallery's record also names the stored inputs, so `reproduce` finds them.
-            record = outcome.item.params if outcome.item else outcome.result.params
-            save_png(image, out, {"studio": json.dumps(record, sort_keys=True)})
-        else:
-            (image.convert("RGB") if out.suffix.lower() in {".jpg", ".jpeg"} else image).save(out, quality=95)
+        write_picture(image, out, {"studio": json.dumps(record, sort_keys=True)})
     except OSError as exc:
         return fail(f"could not write {out}: {exc.strerror or exc}")
     for note in outcome.notes:

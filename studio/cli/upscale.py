@@ -8,9 +8,7 @@ import sys
 from pathlib import Path
 
 from studio import settings as settings_mod
-from studio.cli.common import fail
-
-OUTPUT_FORMATS = {".png", ".jpg", ".jpeg", ".webp"}
+from studio.cli.common import fail, picture_out_problem, write_picture
 
 
 def add_parser(commands: argparse._SubParsersAction) -> None:
@@ -37,27 +35,21 @@ def add_parser(commands: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace, settings: settings_mod.Settings) -> int:
     from studio.backends.upscale import UpscaleRequest
-    from studio.media.png_info import save_png
     from studio.services import Studio
     from studio.services.upscale import source_parameters
 
     out = args.out or Path(f"{args.picture.stem}_x{args.scale}.png")
-    if out.suffix.lower() not in OUTPUT_FORMATS:
-        return fail(f"--out must end in one of {', '.join(sorted(OUTPUT_FORMATS))}, not '{out.suffix or out.name}'")
-    if not out.parent.resolve().is_dir():
-        return fail(f"the folder {out.parent} does not exist")
+    if problem := picture_out_problem(out):
+        return fail(problem)
 
     studio = Studio(settings)
     picture = studio.open_image(args.picture)
     request = UpscaleRequest(upscaler=args.upscaler, scale=args.scale, tile=args.tile)
     outcome = studio.upscale(picture, request, parameters=source_parameters(args.picture), keep=not args.no_gallery)
     image = outcome.result.image
+    record = outcome.item.params if outcome.item else outcome.result.params
     try:
-        if out.suffix.lower() == ".png":
-            record = outcome.item.params if outcome.item else outcome.result.params
-            save_png(image, out, {"parameters": outcome.parameters, "studio": json.dumps(record, sort_keys=True)})
-        else:
-            (image.convert("RGB") if out.suffix.lower() in {".jpg", ".jpeg"} else image).save(out, quality=95)
+        write_picture(image, out, {"parameters": outcome.parameters, "studio": json.dumps(record, sort_keys=True)})
     except OSError as exc:
         return fail(f"could not write {out}: {exc.strerror or exc}")
     for note in outcome.notes:
