@@ -188,12 +188,17 @@ def test_the_png_text_carries_ti_hashes_as_automatic1111_writes_them(backend, em
     assert parse_a1111_parameters(text)["TI hashes"] == f"ink_style: {ink}, paper_tone: {paper}"
 
 
-def test_a_walk_refuses_embedding_names(backend):
+def test_a_walk_reads_embedding_names_in_its_key_frames_and_the_frames_between(backend, fresh):
     from studio.backends.diffusion.walks import Keyframe, PromptWalkRequest, prompt_walk
 
-    keys = (Keyframe("a red cat, ink_style", 1), Keyframe("a blue dog", 2))
-    with pytest.raises(InputError, match="Prompt walks do not apply embeddings yet: take 'ink_style' out"):
-        prompt_walk(backend, PromptWalkRequest(keyframes=keys, frames_between=1, settings=BASE))
+    keys = (Keyframe("a red cat, ink_style", 11), Keyframe("a blue dog", 12))
+    request = PromptWalkRequest(keyframes=keys, frames_between=1, settings=BASE)
+    walk, plain_words = prompt_walk(backend, request), prompt_walk(fresh, request)
+    alone = backend.generate(with_prompt("a red cat, ink_style", seed=11)).images[0]
+    assert np.array_equal(pixels(walk.frames[0]), pixels(alone))
+    # A studio without the file reads the name as words: the embedding moved the middle frame too.
+    assert differs(pixels(walk.frames[1]), pixels(plain_words.frames[1]))
+    assert walk.params["embeddings"][0]["name"] == "ink_style" and "embeddings" not in plain_words.params
 
 
 def test_folders_come_from_flags_and_the_environment(tmp_path, embedding_dir):

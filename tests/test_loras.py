@@ -293,9 +293,31 @@ def test_the_image_command_takes_lora_dir(tmp_path, catalog, lora_dir, tiny_sd_p
     assert "Lora hashes" in Image.open(out).text["parameters"]
 
 
-def test_a_walk_refuses_lora_tags_rather_than_mixing_frames_with_and_without(backend):
+def test_a_walk_applies_the_key_frames_loras_to_the_frames_between_and_leaves_nothing_behind(
+    backend, plain_picture
+):
     from studio.backends.diffusion.walks import Keyframe, PromptWalkRequest, prompt_walk
 
-    keys = (Keyframe("a red cat <lora:ink_wash:0.8>", 1), Keyframe("a blue dog", 2))
-    with pytest.raises(InputError, match="Prompt walks do not apply <lora:...> tags yet"):
+    def walk(tag: str):
+        keys = (Keyframe(f"a red cat on the beach {tag}", 11), Keyframe(f"a blue dog {tag}", 12))
+        return prompt_walk(backend, PromptWalkRequest(keyframes=keys, frames_between=1, settings=BASE))
+
+    with_lora, without = walk("<lora:ink_wash:0.8>"), walk("")
+    # The key frames are the Image tab's own pictures, LoRA included ...
+    alone = backend.generate(with_prompt("a red cat on the beach <lora:ink_wash:0.8>", seed=11)).images[0]
+    assert np.array_equal(pixels(with_lora.frames[0]), pixels(alone))
+    # ... and the frame between them has it on too: far from the same walk's middle without the LoRA.
+    assert np.abs(pixels(with_lora.frames[1]) - pixels(without.frames[1])).mean() > 1
+    # It lies between its own ends rather than jumping away from them.
+    ends = np.abs(pixels(with_lora.frames[0]) - pixels(with_lora.frames[2])).mean()
+    assert np.abs(pixels(with_lora.frames[1]) - pixels(with_lora.frames[0])).mean() < ends
+    assert with_lora.params["loras"][0]["name"] == "ink_wash" and "loras" not in without.params
+    assert np.array_equal(pixels(backend.generate(BASE).images[0]), plain_picture)
+
+
+def test_a_walk_whose_key_frames_ask_for_different_loras_is_refused(backend):
+    from studio.backends.diffusion.walks import Keyframe, PromptWalkRequest, prompt_walk
+
+    keys = (Keyframe("a red cat <lora:ink_wash:0.8>", 1), Keyframe("a blue dog <lora:ink_wash:0.5>", 2))
+    with pytest.raises(InputError, match="Every key frame of a walk needs the same <lora:...> tags and weights"):
         prompt_walk(backend, PromptWalkRequest(keyframes=keys, frames_between=1, settings=BASE))

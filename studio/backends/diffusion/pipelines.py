@@ -627,17 +627,24 @@ class DiffusionBackend:
             result_width=picture.width,
             result_height=picture.height,
         )
-        if loras:  # the prompt keeps its tags; this says which files they were
-            params["loras"] = [
-                {"name": lora.weights.name, "weight": lora.weight, "hash": lora.weights.short_hash} for lora in loras
-            ]
-        if embeddings:  # likewise the embeddings its words called up
-            params["embeddings"] = [{"name": e.name, "hash": e.short_hash} for e in embeddings]
+        params.update(networks_record(loras, embeddings))
         if fast is not None:  # the fast LCM switch's LoRA: which file, by hash, as for the prompt's own
             params["lcm_lora"] = {"name": fast.weights.name, "weight": fast.weight, "hash": fast.weights.short_hash}
         else:
             params.pop("fast_lcm")  # off: records stay as they were before the switch existed
         return params
+
+
+def networks_record(loras: Sequence[AppliedLora], embeddings: Sequence[Embedding]) -> dict[str, Any]:
+    """Which files a prompt's LoRA tags and embedding words meant, by hash (the prompt keeps its words)."""
+    record: dict[str, Any] = {}
+    if loras:
+        record["loras"] = [
+            {"name": lora.weights.name, "weight": lora.weight, "hash": lora.weights.short_hash} for lora in loras
+        ]
+    if embeddings:
+        record["embeddings"] = [{"name": e.name, "hash": e.short_hash} for e in embeddings]
+    return record
 
 
 def latent_preview(latents, factors: tuple) -> Image.Image:

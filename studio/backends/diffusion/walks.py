@@ -17,7 +17,10 @@ import numpy as np
 from PIL import Image
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
-from studio.backends.diffusion.loras import lora_tags, without_loras
+from studio.backends.diffusion import embeddings as ti
+from studio.backends.diffusion.embeddings import load_embeddings
+from studio.backends.diffusion.loras import applied, load_loras, lora_tags
+from studio.backends.diffusion.pipelines import networks_record
 from studio.backends.diffusion.prompts import walk_embeddings
 from studio.backends.frames import FramesResult
 from studio.errors import InputError
@@ -80,17 +83,21 @@ def prompt_walk(
     model = backend.load(request.settings.model)
     if hasattr(model.pipe, "text_encoder_2"):
         raise InputError(f"Prompt walks work with SD 1.x/2.x-family models such as SD-Turbo, not '{model.entry.name}'.")
-    with model.lock:  # the frames between keyframes use the modules directly: no LoRA may stay on them
-        without_loras(model.pipe)
     base = request.frame_request(request.keyframes[0])
+    prompts = [key.prompt for key in request.keyframes]
+    # Key frames are Image-tab runs with their own LoRAs on; the frames between share one UNet call, so
+    # every key frame must ask for the same LoRAs, or the walk's ends would not match its middle.
+    tag_sets = {tuple(sorted((tag.name, tag.weight) for tag in lora_tags(prompt))) for prompt in prompts}
+    if len(tag_sets) > 1:
+        raise InputError("Every key frame of a walk needs the same <lora:...> tags and weights: the frames "
+                         "between cannot blend one set of LoRAs into another.")
+    loras = load_loras(backend.loras, backend.cache, lora_tags(prompts[0], base.negative_prompt))
+    embeddings = load_embeddings(backend.embeddings, backend.cache, *prompts, base.negative_prompt)
     notes: list[str] = []
-    if lora_tags(*(key.prompt for key in request.keyframes), base.negative_prompt):
-        # Key frames are Image-tab runs, which would apply them, and in-between frames blend embeddings,
-        # which would not: refused rather than a walk whose ends do not match its middle.
-        raise InputError("Prompt walks do not apply <lora:...> tags yet: take them out of the prompts.")
-    named = backend.embeddings.named_in(*(key.prompt for key in request.keyframes), base.negative_prompt)
-    if named:  # likewise: key frames would use the embedding, the frames between would read a plain word
-        raise InputError(f"Prompt walks do not apply embeddings yet: take '{named[0]}' out of the prompts.")
+    if loras and model.engine.startswith("openvino"):
+        # As in the Image tab: LoRAs change torch modules, so the key frames ran on a torch UNet too.
+        model = backend.load(request.settings.model, torch_unet=True)
+        notes.append(f"With LoRAs the UNet ran on {model.engine} (OpenVINO runs it only without them).")
     pipe, decoder_used = backend._pipeline(model, base, notes)
     device = model.pipe.device
     dtype = model.pipe.unet.dtype
@@ -98,8 +105,6 @@ def prompt_walk(
     latent_shape = (1, pipe.unet.config.in_channels, base.height // pipe.vae_scale_factor,
                     base.width // pipe.vae_scale_factor)
 
-    # The Image tab's own reading of each prompt (emphasis, BREAK), padded to one length to blend.
-    embeds = walk_embeddings(pipe, [key.prompt for key in request.keyframes], base.negative_prompt, guided)
     with torch.inference_mode():
         # The noise the pipeline itself draws for a seed: a CPU generator, the model's dtype.
         noises = [
@@ -132,50 +137,56 @@ def prompt_walk(
         done += 1
         progress(done, total, frames[i])
 
-    for start in range(0, len(pending), request.batch):
-        if stopped or cancel.cancelled:
-            stopped = True
-            break
-        chunk = pending[start : start + request.batch]
-        latents, positive, negative = [], [], []
-        for i in chunk:
-            segment, t = positions[i]
-            a, b = noises[segment], noises[segment + 1]
-            mixed = slerp(a.float().numpy(), b.float().numpy(), t)
-            latents.append(torch.from_numpy(np.ascontiguousarray(mixed)).to(dtype))
-            (pos_a, neg_a), (pos_b, neg_b) = embeds[segment], embeds[segment + 1]
-            positive.append(torch.lerp(pos_a.float(), pos_b.float(), t).to(pos_a.dtype))
-            if guided:
-                negative.append(torch.lerp(neg_a.float(), neg_b.float(), t).to(neg_a.dtype))
-
-        def on_step(_pipe, step: int, _timestep, tensors: dict) -> dict:
-            cancel.raise_if_cancelled()
-            return tensors
-
-        kwargs: dict[str, Any] = {
-            "prompt_embeds": torch.cat(positive),
-            "latents": torch.cat(latents).to(device),
-            "num_inference_steps": base.steps,
-            "guidance_scale": base.guidance,
-            "width": base.width,
-            "height": base.height,
-            "callback_on_step_end": on_step,
-            "output_type": "pil",
-        }
-        if guided:
-            kwargs["negative_prompt_embeds"] = torch.cat(negative)
-        try:
-            with torch.inference_mode():
-                images = pipe(**kwargs).images
-        except Exception as exc:
-            if cancel.cancelled:
+    # The frames between use the modules directly: the key frames' LoRAs and embeddings go on (or stay on)
+    # for them, and no other run changes the modules meanwhile.
+    with model.lock, applied(pipe, loras, model.entry.name), \
+            ti.applied(pipe, embeddings, model.entry.name) as spell:
+        # The Image tab's own reading of each prompt (emphasis, BREAK), padded to one length to blend.
+        embeds = walk_embeddings(pipe, [spell(p) for p in prompts], spell(base.negative_prompt), guided)
+        for start in range(0, len(pending), request.batch):
+            if stopped or cancel.cancelled:
                 stopped = True
                 break
-            raise exc
-        for i, image in zip(chunk, images, strict=True):
-            frames[i] = image
-            done += 1
-            progress(done, total, image)
+            chunk = pending[start : start + request.batch]
+            latents, positive, negative = [], [], []
+            for i in chunk:
+                segment, t = positions[i]
+                a, b = noises[segment], noises[segment + 1]
+                mixed = slerp(a.float().numpy(), b.float().numpy(), t)
+                latents.append(torch.from_numpy(np.ascontiguousarray(mixed)).to(dtype))
+                (pos_a, neg_a), (pos_b, neg_b) = embeds[segment], embeds[segment + 1]
+                positive.append(torch.lerp(pos_a.float(), pos_b.float(), t).to(pos_a.dtype))
+                if guided:
+                    negative.append(torch.lerp(neg_a.float(), neg_b.float(), t).to(neg_a.dtype))
+
+            def on_step(_pipe, step: int, _timestep, tensors: dict) -> dict:
+                cancel.raise_if_cancelled()
+                return tensors
+
+            kwargs: dict[str, Any] = {
+                "prompt_embeds": torch.cat(positive),
+                "latents": torch.cat(latents).to(device),
+                "num_inference_steps": base.steps,
+                "guidance_scale": base.guidance,
+                "width": base.width,
+                "height": base.height,
+                "callback_on_step_end": on_step,
+                "output_type": "pil",
+            }
+            if guided:
+                kwargs["negative_prompt_embeds"] = torch.cat(negative)
+            try:
+                with torch.inference_mode():
+                    images = pipe(**kwargs).images
+            except Exception as exc:
+                if cancel.cancelled:
+                    stopped = True
+                    break
+                raise exc
+            for i, image in zip(chunk, images, strict=True):
+                frames[i] = image
+                done += 1
+                progress(done, total, image)
 
     made = _contiguous(frames)
     if not made:
@@ -194,6 +205,7 @@ def prompt_walk(
         "positions": [[s, round(t, 6)] for s, t in positions],
         **{k: v for k, v in asdict(base).items() if k not in ("prompt", "seed", "mode", "batch_size", "batch_count")},
         "notes": notes,  # as image morphs keep theirs
+        **networks_record(loras, embeddings),
     }
     return FramesResult(frames=made, params=params, seconds=time.perf_counter() - started,
                         stopped=stopped or len(made) < len(frames))
