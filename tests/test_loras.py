@@ -321,3 +321,23 @@ def test_a_walk_whose_key_frames_ask_for_different_loras_is_refused(backend):
     keys = (Keyframe("a red cat <lora:ink_wash:0.8>", 1), Keyframe("a blue dog <lora:ink_wash:0.5>", 2))
     with pytest.raises(InputError, match="Every key frame of a walk needs the same <lora:...> tags and weights"):
         prompt_walk(backend, PromptWalkRequest(keyframes=keys, frames_between=1, settings=BASE))
+
+
+def test_thirty_loras_at_once_all_apply_and_all_come_off(catalog, tiny_sd_path, tmp_path, plain_picture):
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel
+
+    unet = UNet2DConditionModel.from_pretrained(tiny_sd_path / "unet")
+    text_encoder = CLIPTextModel.from_pretrained(tiny_sd_path / "text_encoder")
+    # Small files (the UNet's attention queries only) keep thirty adapters quick to load.
+    for index in range(30):
+        queries = {k: v for k, v in kohya_lora(unet, text_encoder, 100 + index).items() if "to_q" in k and "unet" in k}
+        save_file(queries, tmp_path / f"set_{index:02d}.safetensors")
+    many = DiffusionBackend(ModelCache(4096), catalog, device="cpu", offline=True, lora_dirs=[tmp_path])
+    tags = " ".join(f"<lora:set_{index:02d}:0.1>" for index in range(30))
+    result = many.generate(with_prompt(f"a red cat on the beach {tags}"))
+    assert [lora["name"] for lora in result.params[0]["loras"]] == [f"set_{index:02d}" for index in range(30)]
+    # Every file counts: dropping the last one changes the picture.
+    fewer = many.generate(with_prompt(f"a red cat on the beach {tags.rsplit(' ', 1)[0]}"))
+    assert not np.array_equal(pixels(result.images[0]), pixels(fewer.images[0]))
+    assert np.array_equal(pixels(many.generate(BASE).images[0]), plain_picture)
