@@ -266,3 +266,17 @@ def test_the_image_tabs_api_takes_the_switch_and_loading_the_png_turns_it_on(bac
         assert (loaded[4], loaded[5], loaded[6]) == ("LCM", 4, 1.0) and loaded[-2] is True  # the switch, before the note
         with pytest.raises(Exception, match="already a few-step model"):
             client.predict(TINY_TURBO, *settings[1:], True, api_name="/txt2img")
+
+
+def test_reproduce_says_when_the_switchs_lora_file_is_not_the_one_recorded():
+    from studio.backends.diffusion.metadata import recorded_networks
+    from studio.services.reproduce import machine_notes
+
+    parsed = {"Fast LCM": "lcm-lora-sdv1-5", "Lora hashes": "lcm-lora-sdv1-5: 0123456789ab, ink_wash: ba9876543210"}
+    networks = recorded_networks(parsed)
+    assert networks["lcm_lora"] == {"name": "lcm-lora-sdv1-5", "hash": "0123456789ab"}
+    assert [lora["name"] for lora in networks["loras"]] == ["ink_wash"]  # the folders are searched for this one only
+    same = {"lcm_lora": {"name": "lcm-lora-sdv1-5", "weight": 1.0, "hash": "0123456789ab"}}
+    other = {"lcm_lora": {"name": "lcm-lora-sdv1-5", "weight": 1.0, "hash": "fedcba987654"}}
+    assert machine_notes(networks, same) == []
+    assert machine_notes(networks, other) == ["the fast LCM switch's LoRA file was 0123456789ab, now fedcba987654"]

@@ -205,6 +205,10 @@ def machine_notes(original: dict[str, Any], new: dict[str, Any]) -> list[str]:
     for key, words in MACHINE_FACTS:
         if original.get(key) is not None and new.get(key) is not None and original[key] != new[key]:
             notes.append(f"the {words} was {original[key]}, now {new[key]}")
+    # The fast LCM switch's LoRA comes from the catalogue by name: a changed file changes the pixels.
+    before, after = (original.get("lcm_lora") or {}).get("hash"), (new.get("lcm_lora") or {}).get("hash")
+    if before and after and before != after:
+        notes.append(f"the fast LCM switch's LoRA file was {before}, now {after}")
     return notes
 
 

@@ -147,12 +147,22 @@ def fields_from_parameters(
     return values, notes
 
 
-def recorded_networks(parsed: dict[str, str]) -> dict[str, list[dict[str, str]]]:
-    """The `Lora hashes` and `TI hashes` of parsed parameters, as [{name, hash}], to look up in the folders;
-    the fast LCM switch's LoRA (named by `Fast LCM`) is left out: the catalogue holds it, not the folders."""
+def recorded_networks(parsed: dict[str, str]) -> dict[str, Any]:
+    """The `Lora hashes` and `TI hashes` of parsed parameters, as [{name, hash}], to look up in the folders.
+    The fast LCM switch's LoRA (named by `Fast LCM`) is kept apart as `lcm_lora`: the catalogue holds it,
+    not the folders, and its hash only tells whether the same file is used again."""
     switch = parsed.get("Fast LCM", "").translate(LORA_NAME_SYMBOLS).strip()
-    loras = [lora for lora in parse_hashes(parsed.get("Lora hashes", "")) if not switch or lora["name"] != switch]
-    return {"loras": loras, "embeddings": parse_hashes(parsed.get("TI hashes", ""))}
+    hashes = parse_hashes(parsed.get("Lora hashes", ""))
+    networks: dict[str, Any] = {
+        "loras": [lora for lora in hashes if not switch or lora["name"] != switch],
+        "embeddings": parse_hashes(parsed.get("TI hashes", "")),
+    }
+    fast = [lora for lora in hashes if switch and lora["name"] == switch]
+    if fast:
+        networks["lcm_lora"] = fast[0]
+    return networks
+
+
 def _hires_fields(parsed: dict[str, str], values: dict[str, Any]) -> list[str]:
     """A1111's hires fix entries into `values` (`Denoising strength` is then the second pass's);
     a target size (`Hires resize`) becomes the scale that reaches it. Notes on what was not read."""
