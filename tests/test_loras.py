@@ -141,23 +141,32 @@ def test_a_lora_changes_the_picture_and_leaves_nothing_behind(backend, plain_pic
     assert "loras" not in backend.generate(BASE).params[0]
 
 
-def test_the_same_loras_again_stay_on_and_any_other_run_takes_them_off(backend, plain_picture, monkeypatch):
-    """Loading a LoRA takes seconds: a run with the same files and weights reuses them, and gives the
-    same picture as the run that loaded them."""
+def test_a_loaded_lora_is_reused_at_any_weight_and_after_plain_runs(catalog, lora_dir, plain_picture, monkeypatch):
+    """Loading a LoRA takes seconds: later runs with the same file, at any weight and after runs without
+    it, reuse it, and each gives the picture a run that loaded it afresh gives."""
     from diffusers.loaders.lora_pipeline import StableDiffusionLoraLoaderMixin
+
+    def studio() -> DiffusionBackend:
+        return DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True, lora_dirs=[lora_dir])
 
     loads = []
     original = StableDiffusionLoraLoaderMixin.load_lora_weights
     monkeypatch.setattr(StableDiffusionLoraLoaderMixin, "load_lora_weights",
                         lambda self, *a, **k: (loads.append(1), original(self, *a, **k))[1])
+    backend = studio()
     inked = with_prompt("a red cat on the beach <lora:ink_wash:0.8>")
     first = pixels(backend.generate(inked).images[0])
     again = pixels(backend.generate(replace(inked, prompt="a red cat on the sand <lora:ink_wash:0.8>")).images[0])
     assert len(loads) == 1 and np.abs(again - first).mean() > 0  # loaded once; the new prompt still counts
     assert np.array_equal(pixels(backend.generate(inked).images[0]), first)
-    other = pixels(backend.generate(with_prompt("a red cat on the beach <lora:ink_wash:0.5>")).images[0])
-    assert len(loads) == 2 and np.abs(other - first).mean() > 0  # another weight: loaded again
-    assert np.array_equal(pixels(backend.generate(BASE).images[0]), plain_picture)
+    half = with_prompt("a red cat on the beach <lora:ink_wash:0.5>")
+    other = pixels(backend.generate(half).images[0])
+    assert len(loads) == 1 and np.abs(other - first).mean() > 0  # another weight: the same adapter, reweighed
+    assert np.array_equal(pixels(backend.generate(BASE).images[0]), plain_picture)  # switched off, exactly
+    assert np.array_equal(pixels(backend.generate(inked).images[0]), first)  # and on again
+    assert len(loads) == 1
+    # A studio that loads it at 0.5 first makes the same picture as this one reweighed.
+    assert np.array_equal(pixels(studio().generate(half).images[0]), other)
 
 
 def test_weight_zero_is_the_picture_without_the_lora(backend, plain_picture):

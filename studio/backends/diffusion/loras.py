@@ -308,7 +308,9 @@ def _adapters_in(pipe: Any) -> set[str]:
     return {name for names in pipe.get_list_adapters().values() for name in names}
 
 
-STATE = "_studio_loras"  # on the UNet the pipelines share: which LoRAs (hash, weight) are on it now
+STATE = "_studio_loras"  # on the UNet the pipelines share: which LoRAs (hash, weight) are active now
+ADAPTERS = "_studio_lora_adapters"  # on the same UNet: (hash, nth in its run) -> adapter of each LoRA loaded
+MOST_KEPT = 8  # LoRAs kept loaded (switched off) between runs; past this the model gets its plain weights back
 
 
 def _loaded(pipe: Any) -> tuple:
@@ -318,36 +320,56 @@ def _loaded(pipe: Any) -> tuple:
 def _unload(pipe: Any) -> None:
     pipe.unload_lora_weights()
     setattr(pipe.unet, STATE, ())
+    setattr(pipe.unet, ADAPTERS, {})
 
 
 def without_loras(pipe: Any) -> None:
-    """Put the model's plain weights back if a LoRA run left its LoRAs on (for work that uses the
-    modules directly, such as a walk's frames)."""
+    """The model's own weights at work again: loaded LoRAs are switched off, not removed, so that
+    turning them on again later is instant. A switched-off PEFT layer runs only the original module,
+    so the pictures are exactly those of a model that never had a LoRA."""
     if _loaded(pipe):
-        _unload(pipe)
+        pipe.disable_lora()
+        setattr(pipe.unet, STATE, ())
+
+
+def _adapter_keys(loras: Sequence[AppliedLora]) -> list[tuple[str, int]]:
+    """A key per LoRA of a run: its file's hash, and which occurrence of that file it is (a file named
+    twice in one prompt counts twice, as in AUTOMATIC1111)."""
+    seen: dict[str, int] = {}
+    keys = []
+    for lora in loras:
+        seen[lora.weights.hash] = seen.get(lora.weights.hash, -1) + 1
+        keys.append((lora.weights.hash, seen[lora.weights.hash]))
+    return keys
 
 
 @contextmanager
 def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterator[None]:
     """The pipeline's UNet and text encoder(s) with exactly these LoRAs on for the block.
 
-    Loading a LoRA into the model takes seconds, so the LoRAs of a run stay on afterwards and the
-    next run with the same files and weights starts at once. Any other run first takes them off
-    (unloading removes the PEFT layers and puts the original modules back), so a run without them
-    gives exactly the pictures a fresh start gives.
+    Loading a LoRA into the model takes seconds, so LoRAs stay loaded after their run: the next run
+    with the same files only sets their weights, and a run without them switches them off (which gives
+    exactly the pictures a fresh start gives). When more than MOST_KEPT files would be loaded, they are
+    all taken out (the PEFT layers removed, the original modules put back) before the new ones load.
     """
     wanted = tuple((lora.weights.hash, lora.weight) for lora in loras)
     if _loaded(pipe) == wanted:
         yield
         return
-    without_loras(pipe)
     if not loras:
+        without_loras(pipe)
         yield
         return
-    adapters: list[str] = []
+    keys = _adapter_keys(loras)
+    kept: dict[tuple[str, int], str] = dict(getattr(pipe.unet, ADAPTERS, None) or {})
+    if len(kept.keys() | set(keys)) > MOST_KEPT:
+        _unload(pipe)
+        kept = {}
     try:
-        for index, lora in enumerate(loras):
-            adapter = f"studio_lora_{index}"  # file names may hold dots, which module names cannot
+        for key, lora in zip(keys, loras, strict=True):
+            if key in kept:
+                continue
+            adapter = f"studio_lora_{key[0][:16]}_{key[1]}"  # file names may hold dots, which module names cannot
             try:
                 # A copy: diffusers pops keys from the dict it converts, and the cached one is reused.
                 with quiet_transformers():
@@ -363,8 +385,10 @@ def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterato
                 raise InputError(
                     f"The LoRA file {lora.weights.path.name} was made for another model than '{model_name}'."
                 )
-            adapters.append(adapter)
-        pipe.set_adapters(adapters, [lora.weight for lora in loras])
+            kept[key] = adapter
+            setattr(pipe.unet, ADAPTERS, kept)
+        pipe.enable_lora()
+        pipe.set_adapters([kept[key] for key in keys], [lora.weight for lora in loras])
     except BaseException:
         _unload(pipe)  # half-loaded: back to the plain weights
         raise
