@@ -29,7 +29,7 @@ from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_can
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
 from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, load_loras, lora_tags
-from studio.backends.diffusion.prompts import prompt_inputs
+from studio.backends.diffusion.prompts import SCHEDULE_KEY, final_inputs, scheduled_inputs, switched_tensors
 from studio.backends.diffusion.request import (
     FULL_VAE,
     HIRES_FIELDS,
@@ -422,8 +422,10 @@ class DiffusionBackend:
         with model.lock, applied(pipe, ([fast] if fast else []) + loras, model.entry.name), \
                 ti.applied(pipe, embeddings, model.entry.name) as spell:
             # Emphasis and BREAK become embeddings once per request; a prompt without them stays a string.
-            prompts = prompt_inputs(
-                pipe, spell(request.prompt), spell(request.negative_prompt), request.guidance > 1.0, notes
+            # Prompt editing ([from:to:when], [a|b]) is scheduled over the steps this pass runs.
+            prompts = scheduled_inputs(
+                pipe, spell(request.prompt), spell(request.negative_prompt), request.guidance > 1.0,
+                request.steps_run, notes,
             )
             for batch in range(request.batch_count):
                 cancel.raise_if_cancelled()
@@ -435,7 +437,7 @@ class DiffusionBackend:
                 )
                 if hires_pipe is not None:
                     made = self._hires_pass(
-                        hires_pipe, model, request, prompts, seeds, made, done_before + request.steps_run,
+                        hires_pipe, model, request, final_inputs(prompts), seeds, made, done_before + request.steps_run,
                         progress, cancel,
                     )
                 for offset, picture in enumerate(made):
@@ -524,20 +526,27 @@ class DiffusionBackend:
 
         total = (request.steps_run + request.hires_steps_run) * request.batch_count
 
+        schedule = prompts.get(SCHEDULE_KEY)  # a prompt that changes during the run: its versions by step
+        held = ["latents"]
+        if schedule:
+            held += [name for name in ("prompt_embeds", "add_text_embeds") if name in pipe._callback_tensor_inputs]
+
         def on_step(_pipe, step: int, _timestep, tensors: dict) -> dict:
             cancel.raise_if_cancelled()  # ends the run right after this step
             preview = latent_preview(tensors["latents"][0], model.latent_rgb) if model.latent_rgb else None
             progress(done_before + step + 1, total, preview)
+            if schedule:  # the conditioning for the next step (steps counted from 1)
+                tensors.update(switched_tensors(schedule, step + 2, tensors, len(seeds)))
             return tensors
 
         kwargs = {
-            **prompts,  # the prompt strings, or their embeddings (prompts.py)
+            **{k: v for k, v in prompts.items() if k != SCHEDULE_KEY},  # the prompt strings, or their embeddings
             "guidance_scale": request.guidance,
             "num_images_per_prompt": request.batch_size,
             # CPU generators: the same noise on every device.
             "generator": [torch.Generator("cpu").manual_seed(s) for s in seeds],
             "callback_on_step_end": on_step,
-            "callback_on_step_end_tensor_inputs": ["latents"],
+            "callback_on_step_end_tensor_inputs": held,
             **kwargs,
         }
         with torch.inference_mode():

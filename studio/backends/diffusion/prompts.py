@@ -31,6 +31,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
+from studio.backends.diffusion.prompt_editing import prompt_schedule
 from studio.errors import InputError
 
 ROUND_FACTOR = 1.1  # what ( ) multiplies by
@@ -475,3 +476,89 @@ def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided:
         return [
             (pad_to(pos, longest, empty), pad_to(neg, longest, empty) if neg is not None else None) for pos, neg in out
         ]
+
+
+# -- prompt editing ([from:to:when], [a|b]) -----------------------------------------------------------
+
+SCHEDULE_KEY = "_schedule"  # in prompt inputs: [(last step, that version's inputs)]; not a diffusers argument
+NO_EDITING_NOTE = ("Prompt editing ([from:to:when], [a|b]) is not applied to this kind of model: the prompt "
+                   "was read as it stands at the last step.")
+
+
+def scheduled_inputs(
+    pipe: Any, prompt: str, negative_prompt: str, guided: bool, steps: int, notes: list[str]
+) -> dict[str, Any]:
+    """`prompt_inputs`, for prompts that may change during the run (AUTOMATIC1111's prompt editing).
+
+    Prompts without editing give exactly `prompt_inputs`. Otherwise every version of the prompt and
+    of the negative is encoded (all padded to one length): the inputs are the first step's, and
+    SCHEDULE_KEY holds each version's with the last step it is used for, for the run's step callback.
+    """
+    import torch
+
+    positive = prompt_schedule(prompt, steps)
+    negative = prompt_schedule(negative_prompt, steps) if guided else [(steps, negative_prompt)]
+    if len(positive) == 1 and len(negative) == 1:  # one version all through (the prompt itself, if unedited)
+        return prompt_inputs(pipe, positive[0][1], negative[0][1], guided, notes)
+    if not can_weight(pipe):
+        notes.append(NO_EDITING_NOTE)
+        return prompt_inputs(pipe, positive[-1][1], negative[-1][1], guided, notes)
+
+    def version_at(schedule: list[tuple[int, str]], step: int) -> str:
+        return next(text for end, text in schedule if step <= end)
+
+    ends = sorted({end for end, _ in positive} | {end for end, _ in negative})
+    encoded: dict[tuple[str, str], tuple[Encoded, Encoded | None]] = {}
+    versions = []
+    with torch.inference_mode():
+        for end in ends:
+            texts = (version_at(positive, end), version_at(negative, end))
+            if texts not in encoded:
+                encoded[texts] = encode_pair(pipe, parse_prompt(texts[0]), parse_prompt(texts[1]) if guided else None)
+            versions.append((end, encoded[texts]))
+        longest = max(e.embeds.shape[1] for pair in encoded.values() for e in pair if e is not None)
+        empty = empty_embedding(pipe)
+    schedule = []
+    for end, (pos, neg) in versions:
+        inputs: dict[str, Any] = {"prompt_embeds": pad_to(pos.embeds, longest, empty)}
+        if pos.pooled is not None:
+            inputs["pooled_prompt_embeds"] = pos.pooled
+        if neg is not None:
+            inputs["negative_prompt_embeds"] = pad_to(neg.embeds, longest, empty)
+            if neg.pooled is not None:
+                inputs["negative_pooled_prompt_embeds"] = neg.pooled
+        schedule.append((end, inputs))
+    return {**schedule[0][1], SCHEDULE_KEY: schedule}
+
+
+def final_inputs(inputs: dict[str, Any]) -> dict[str, Any]:
+    """The inputs of a prompt's last version (a hires fix's second pass reads the finished prompt)."""
+    schedule = inputs.get(SCHEDULE_KEY)
+    return dict(schedule[-1][1]) if schedule else inputs
+
+
+def switched_tensors(
+    schedule: list[tuple[int, dict[str, Any]]], step: int, tensors: dict[str, Any], pictures: int
+) -> dict[str, Any]:
+    """The conditioning tensors a pipeline holds for `pictures` pictures, for the version of the prompt
+    used at `step` (from 1). diffusers keeps them per picture, the negative half first when it guides;
+    the pooled embeddings of SDXL are `add_text_embeds`."""
+    import torch
+
+    if step > schedule[-1][0]:  # after the last step: nothing more to condition
+        return {}
+    inputs = next(version for end, version in schedule if step <= end)
+    held = tensors["prompt_embeds"]
+
+    def laid_out(positive: Any, negative: Any) -> Any:
+        rows = positive.repeat(pictures, *([1] * (positive.ndim - 1)))
+        if negative is not None and held.shape[0] == 2 * pictures:
+            rows = torch.cat([negative.repeat(pictures, *([1] * (negative.ndim - 1))), rows])
+        return rows.to(device=held.device, dtype=held.dtype)
+
+    switched = {"prompt_embeds": laid_out(inputs["prompt_embeds"], inputs.get("negative_prompt_embeds"))}
+    if "add_text_embeds" in tensors and inputs.get("pooled_prompt_embeds") is not None:
+        switched["add_text_embeds"] = laid_out(inputs["pooled_prompt_embeds"],
+                                               inputs.get("negative_pooled_prompt_embeds")).to(
+            tensors["add_text_embeds"].dtype)
+    return switched

@@ -21,6 +21,7 @@ from studio.backends.diffusion import embeddings as ti
 from studio.backends.diffusion.embeddings import load_embeddings
 from studio.backends.diffusion.loras import applied, load_loras, lora_tags
 from studio.backends.diffusion.pipelines import networks_record
+from studio.backends.diffusion.prompt_editing import prompt_schedule
 from studio.backends.diffusion.prompts import walk_embeddings
 from studio.backends.frames import FramesResult
 from studio.errors import InputError
@@ -87,6 +88,10 @@ def prompt_walk(
     prompts = [key.prompt for key in request.keyframes]
     # Key frames are Image-tab runs with their own LoRAs on; the frames between share one UNet call, so
     # every key frame must ask for the same LoRAs, or the walk's ends would not match its middle.
+    edited = [p for p in (*prompts, base.negative_prompt) if len(prompt_schedule(p, base.steps_run)) > 1]
+    if edited:  # the frames between blend one reading of each prompt
+        raise InputError(f"Prompt walks do not take prompt editing ([from:to:when], [a|b]); '{edited[0][:60]}' "
+                         "has it.")
     tag_sets = {tuple(sorted((tag.name, tag.weight) for tag in lora_tags(prompt))) for prompt in prompts}
     if len(tag_sets) > 1:
         raise InputError("Every key frame of a walk needs the same <lora:...> tags and weights: the frames "
