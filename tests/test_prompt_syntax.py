@@ -454,3 +454,28 @@ def test_sdxl_takes_long_and_broken_prompts_in_every_mode(sdxl_backend):
     for result in made:
         assert result.images[0].size == (64, 64) and pixels(result.images[0]).std() > 0
         assert result.params[0]["prompt"] == prompt
+
+
+@pytest.mark.parametrize("guidance", [0.0, 3.0])
+def test_sdxl_prompt_editing_switches_the_pooled_embedding_too(sdxl_backend, guidance):
+    pooled_by_step: list[torch.Tensor] = []
+    unet = sdxl_backend.load(TINY_SDXL).pipe.unet
+
+    def record(_module, _args, kwargs):
+        pooled_by_step.append(kwargs["added_cond_kwargs"]["text_embeds"][-1].detach().float().clone())
+
+    request = replace(SDXL, guidance=guidance, steps=4)
+    pooled = {}
+    hook = unet.register_forward_pre_hook(record, with_kwargs=True)
+    try:
+        for text in ("a red dog on the beach", "a blue cat on the beach", "a [red dog:blue cat:2] on the beach"):
+            pooled_by_step.clear()
+            sdxl_backend.generate(replace(request, prompt=text))
+            pooled[text] = list(pooled_by_step)
+    finally:
+        hook.remove()
+    edited, dog, cat = (pooled["a [red dog:blue cat:2] on the beach"], pooled["a red dog on the beach"],
+                        pooled["a blue cat on the beach"])
+    assert len(edited) == 4 and not torch.allclose(dog[0], cat[0])
+    for step in range(4):
+        assert torch.allclose(edited[step], (dog if step < 2 else cat)[step], atol=1e-5)
