@@ -94,3 +94,22 @@ def test_a_stream_that_stops_mid_frame_shows_nothing_and_fails_nothing(backend):
     assert mirror.frame(np.zeros((0, 0, 3), np.uint8), LiveChoice()) is None
     assert mirror.frame(np.zeros((4, 640), np.uint8), LiveChoice()) is None
     assert mirror.last is None
+
+
+def test_the_page_sends_every_frame_to_the_open_stream_and_asks_for_a_small_camera(tmp_path):
+    """Gradio holds a stream's new frames back until the open stream ends (30 s without one) unless the
+    stream's trigger mode is "multiple"; the browser test shows the mirror live, this says why."""
+    import gradio as gr
+
+    from studio.services import Studio
+    from studio.settings import Settings
+    from studio.ui import style_live
+
+    with gr.Blocks() as demo:
+        style_live.build(Studio(Settings(data_dir=tmp_path / "data")))
+    streams = [fn for fn in demo.fns.values() if any(event == "stream" for _, event in fn.targets)]
+    assert len(streams) == 1
+    assert streams[0].trigger_mode == "multiple" and streams[0].connection == "stream"
+    camera = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "live-camera")
+    assert camera.webcam_options.constraints == {"video": style_live.CAMERA}
+    assert style_live.CAMERA["width"]["ideal"] <= 640
