@@ -11,6 +11,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -107,6 +108,38 @@ def test_odd_sizes_give_even_h264_and_a_gif_on_request(studio, tmp_path):
     with Image.open(outcome.gif) as gif:
         assert gif.n_frames == 6 and gif.size == (102, 76)
     assert outcome.item is not None and studio.gallery.companion(outcome.item, ".gif") is not None
+
+
+def test_a_variable_frame_rate_keeps_each_frame_time_the_length_and_the_sound(studio, tmp_path):
+    # Uneven gaps (40 ms, 220 ms, 360 ms, 20 ms...), written by x264 with its B-frames, whose MP4 header
+    # then says 0.86 s: the track ends at the last decode time. The clip really lasts to 1.25 + 0.05 s.
+    times = [0.0, 0.04, 0.08, 0.30, 0.34, 0.70, 0.72, 0.74, 1.20, 1.25]
+    source = clips.write_clip(tmp_path / "phone.mp4", clips.pan(frames=len(times)).frames, times=times,
+                              audio=("aac", 44_100), audio_seconds=1.30)
+    info = video.probe(source, LIMITS)
+    assert [round(f.time, 3) for f in video.read_frames(source, info)] == times
+    outcome = restyle(studio, source, size=64)
+    out_info = video.probe(outcome.video, LIMITS)
+    assert [round(f.time, 3) for f in video.read_frames(outcome.video, out_info)] == times
+    streams = av_streams(outcome.video)
+    assert streams["video"]["seconds"] == pytest.approx(1.30, abs=0.005)  # the last frame shown 50 ms too
+    assert streams["audio"]["seconds"] == pytest.approx(1.30, abs=0.03)
+    assert outcome.item.params["clip_seconds"] == pytest.approx(1.30, abs=0.005)
+    # Frames restyled, not copied, and each sample in the MP4 lasts until the next frame.
+    with av.open(str(outcome.video)) as container:
+        stream = container.streams.video[0]
+        lengths = sorted((p.pts, p.duration) for p in container.demux(stream) if p.pts is not None)
+    shown = [round(float(d * stream.time_base), 3) for _, d in lengths]
+    assert shown == [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)] + [0.05]
+
+
+def test_the_clip_ends_where_its_last_frame_does():
+    from studio.backends.video_style import clip_length
+
+    assert clip_length(0.6, 1 / 15, 10 / 15, stopped=False) == pytest.approx(10 / 15)  # the header, just past
+    assert clip_length(1.25, 0.05, 0.86, stopped=False) == pytest.approx(1.30)  # a header short of the frames
+    assert clip_length(1.0, 0.1, 30.0, stopped=False) == pytest.approx(1.1)  # a soundtrack far longer
+    assert clip_length(0.5, 0.1, 0.9, stopped=True) == pytest.approx(0.6)  # stopped: the part made
 
 
 def test_rotation_is_honoured(studio, tmp_path):

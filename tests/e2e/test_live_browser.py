@@ -63,9 +63,12 @@ def test_the_mirror_restyles_the_fake_camera_live_and_stops(camera_page, tmp_pat
     page = camera_page
     with RunningApp(tmp_path / "data") as app:
         page.goto(app.url.replace("127.0.0.1", "localhost"))
+        expect(page.locator("#style-run")).to_be_visible()  # the page is built
         page.locator("#style-live").get_by_text("Live style mirror").first.click()
         camera = page.locator("#live-camera")
-        camera.get_by_text("Click to Access Webcam").click()
+        access = camera.get_by_text("Click to Access Webcam")
+        expect(access).to_be_visible()
+        access.click()
         video = camera.locator("video")
         page.wait_for_function("v => v.readyState >= 2 && v.videoWidth > 0", arg=video.element_handle())
         # The studio asks for 640x480, not Gradio's 1920x1440: every frame crosses the network.
