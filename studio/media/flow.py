@@ -175,7 +175,9 @@ class TemporalBlender:
         histogram = colour_histogram(small)
         styled = stylised.astype(np.float32)
         previous = self.state
-        cut = previous is None or histogram_distance(previous.histogram, histogram) > SCENE_CUT_DISTANCE
+        # A new frame size (a webcam switched or turned mid-stream) cannot be carried over: start afresh.
+        cut = (previous is None or previous.output.shape != styled.shape
+               or histogram_distance(previous.histogram, histogram) > SCENE_CUT_DISTANCE)
         trusted = 0.0
         out = styled
         if self.flow is not None and not cut and previous is not None:

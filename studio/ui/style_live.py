@@ -20,6 +20,17 @@ HOSTED_SECONDS = 60  # a hosted visitor's stream ends after this long (they can 
 CAMERA = {"width": {"ideal": 640}, "height": {"ideal": 480}}
 
 
+class LiveCamera(gr.Image):
+    """The streaming webcam input, where a frame that cannot be decoded (a stream that stopped mid-frame,
+    a JPEG cut short) is no frame at all: Gradio's own decoding would raise and end the stream."""
+
+    def preprocess(self, payload):
+        try:
+            return super().preprocess(payload)
+        except (OSError, SyntaxError, ValueError):  # PIL's broken or truncated image; base64 cut short
+            return None
+
+
 class Mirrors:
     """One LiveStyler per browser session, so viewers never share a blend."""
 
@@ -59,7 +70,7 @@ def build(studio: Studio) -> None:
         with gr.Column(scale=1):
             # Gradio asks the camera for 1920x1440 unless told; the mirror shows 320 px, and every frame
             # crosses the network, so 640x480 is asked for (an "ideal": any camera still works).
-            camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
+            camera = LiveCamera(sources=["webcam"], streaming=True, type="numpy", label="Camera",
                               elem_id="live-camera", height=240,
                               webcam_options=gr.WebcamOptions(constraints={"video": CAMERA}))
             style = gr.Dropdown([(f"{i} · {BUILTIN_STYLE_NAMES[i]}", i) for i in range(BUILTIN_STYLE_COUNT)],
