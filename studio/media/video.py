@@ -141,7 +141,7 @@ def probe(path: str | os.PathLike, limits: VideoLimits) -> VideoInfo:
         if rotation in (90, 270):
             width, height = height, width
         container_name = container.format.name
-        has_alpha = first.format.name in ALPHA_FORMATS
+        has_alpha = _transparent(first)
     if frames <= 0:
         frames = 1  # a single picture with no declared length: at least the frame just decoded
     return VideoInfo(width=width, height=height, fps=fps, frames=frames, seconds=seconds or frames / fps,
@@ -158,6 +158,14 @@ def _first_frame(container, stream):
     except av.error.FFmpegError:
         raise InputError("That video's frames cannot be decoded; the file is damaged or cut short.") from None
     raise InputError("That video has no frames to restyle.")
+
+
+def _transparent(frame) -> bool:
+    """True when the frame has see-through pixels, not merely a pixel format with room for them (FFmpeg
+    decodes every GIF to BGRA, opaque or not)."""
+    if frame.format.name not in ALPHA_FORMATS:
+        return False
+    return bool((frame.to_ndarray(format="rgba")[..., 3] < 255).any())
 
 
 def _rotation(frame) -> int:
