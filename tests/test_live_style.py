@@ -149,6 +149,7 @@ def test_a_frame_cut_short_in_the_stream_is_skipped_not_an_error(tmp_path):
         return ImageData(url="data:image/jpeg;base64," + (text[:cut_base64] if cut_base64 else text))
 
     camera = LiveCamera(sources=["webcam"], streaming=True, type="numpy")
+    assert camera.get_block_name() == "image"  # the browser draws Gradio's own webcam
     whole = camera.preprocess(sent(jpeg))
     assert isinstance(whole, np.ndarray) and whole.shape == (320, 480, 3)
     plain = gr.Image(sources=["webcam"], streaming=True, type="numpy")

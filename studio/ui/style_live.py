@@ -24,7 +24,10 @@ class LiveCamera(gr.Image):
     """The streaming webcam input, where a frame that cannot be decoded (a stream that stopped mid-frame,
     a JPEG cut short) is no frame at all: Gradio's own decoding would raise and end the stream."""
 
-    def preprocess(self, payload):
+    def get_block_name(self) -> str:
+        return "image"  # render with the ordinary Image component in the browser
+
+    def preprocess(self, payload):  # type: ignore[override]
         try:
             return super().preprocess(payload)
         except (OSError, SyntaxError, ValueError):  # PIL's broken or truncated image; base64 cut short
