@@ -36,6 +36,7 @@ READ_PICTURE = """img => {
 def camera_page(tmp_path):
     from playwright.sync_api import sync_playwright
 
+    expect.set_options(timeout=60_000)  # as the shared browser fixture does: model work on a busy machine
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
         context = browser.new_context(viewport={"width": 1400, "height": 1100})
