@@ -94,3 +94,69 @@ def test_a_stream_that_stops_mid_frame_shows_nothing_and_fails_nothing(backend):
     assert mirror.frame(np.zeros((0, 0, 3), np.uint8), LiveChoice()) is None
     assert mirror.frame(np.zeros((4, 640), np.uint8), LiveChoice()) is None
     assert mirror.last is None
+
+
+def test_the_page_sends_every_frame_to_the_open_stream_and_asks_for_a_small_camera(tmp_path):
+    """Gradio holds a stream's new frames back until the open stream ends (30 s without one) unless the
+    stream's trigger mode is "multiple"; the browser test shows the mirror live, this says why."""
+    import gradio as gr
+
+    from studio.services import Studio
+    from studio.settings import Settings
+    from studio.ui import style_live
+
+    with gr.Blocks() as demo:
+        style_live.build(Studio(Settings(data_dir=tmp_path / "data")))
+    streams = [fn for fn in demo.fns.values() if any(event == "stream" for _, event in fn.targets)]
+    assert len(streams) == 1
+    assert streams[0].trigger_mode == "multiple" and streams[0].connection == "stream"
+    camera = next(block for block in demo.blocks.values() if getattr(block, "elem_id", None) == "live-camera")
+    assert camera.webcam_options.constraints == {"video": style_live.CAMERA}
+    assert style_live.CAMERA["width"]["ideal"] <= 640
+
+
+def test_a_camera_that_changes_size_mid_stream_starts_afresh(backend):
+    """Another camera chosen, or a phone turned: the next frame is a different size and nothing of the
+    last one can be carried along the motion."""
+    mirror = LiveStyler(backend)
+    landscape = webcam(2, seed=5)
+    portrait = [np.ascontiguousarray(np.rot90(frame)) for frame in webcam(2, seed=6)]
+    assert mirror.frame(landscape[0], LiveChoice(style=3)).size == (320, 213)
+    turned = mirror.frame(portrait[0], LiveChoice(style=3))
+    assert turned.size == (213, 320)
+    fresh = LiveStyler(backend).frame(portrait[0], LiveChoice(style=3))
+    assert np.abs(np.asarray(turned, float) - np.asarray(fresh, float)).mean() < 1
+    assert mirror.frame(portrait[1], LiveChoice(style=3)).size == (213, 320)  # and it carries on
+
+
+def test_a_frame_cut_short_in_the_stream_is_skipped_not_an_error(tmp_path):
+    """The page sends each camera frame as a JPEG data URL; one cut short (the stream stopped mid-frame)
+    or garbled must not end the stream with an error, as Gradio's own decoding would."""
+    import base64
+    import io
+
+    import gradio as gr
+    from gradio.data_classes import ImageData
+
+    from studio.ui.style_live import LiveCamera
+
+    buffer = io.BytesIO()
+    Image.fromarray(webcam(1)[0]).save(buffer, "JPEG", quality=80)
+    jpeg = buffer.getvalue()
+
+    def sent(data: bytes, cut_base64: int | None = None) -> ImageData:
+        text = base64.b64encode(data).decode()
+        return ImageData(url="data:image/jpeg;base64," + (text[:cut_base64] if cut_base64 else text))
+
+    camera = LiveCamera(sources=["webcam"], streaming=True, type="numpy")
+    assert camera.get_block_name() == "image"  # the browser draws Gradio's own webcam
+    whole = camera.preprocess(sent(jpeg))
+    assert isinstance(whole, np.ndarray) and whole.shape == (320, 480, 3)
+    plain = gr.Image(sources=["webcam"], streaming=True, type="numpy")
+    for broken in (sent(jpeg[: len(jpeg) // 3]), sent(jpeg[:40]), sent(b""), sent(jpeg, cut_base64=1001)):
+        with pytest.raises((OSError, SyntaxError, ValueError)):
+            plain.preprocess(broken)  # what would end the stream
+        assert camera.preprocess(broken) is None
+    on_disk = tmp_path / "frame.jpeg"
+    on_disk.write_bytes(jpeg[: len(jpeg) // 2])
+    assert camera.preprocess(ImageData(path=str(on_disk), orig_name="frame.jpeg")) is None

@@ -11,6 +11,7 @@ import time
 from fractions import Fraction
 from pathlib import Path
 
+import av
 import numpy as np
 import pytest
 
@@ -109,6 +110,38 @@ def test_odd_sizes_give_even_h264_and_a_gif_on_request(studio, tmp_path):
     assert outcome.item is not None and studio.gallery.companion(outcome.item, ".gif") is not None
 
 
+def test_a_variable_frame_rate_keeps_each_frame_time_the_length_and_the_sound(studio, tmp_path):
+    # Uneven gaps (40 ms, 220 ms, 360 ms, 20 ms...), written by x264 with its B-frames, whose MP4 header
+    # then says 0.86 s: the track ends at the last decode time. The clip really lasts to 1.25 + 0.05 s.
+    times = [0.0, 0.04, 0.08, 0.30, 0.34, 0.70, 0.72, 0.74, 1.20, 1.25]
+    source = clips.write_clip(tmp_path / "phone.mp4", clips.pan(frames=len(times)).frames, times=times,
+                              audio=("aac", 44_100), audio_seconds=1.30)
+    info = video.probe(source, LIMITS)
+    assert [round(f.time, 3) for f in video.read_frames(source, info)] == times
+    outcome = restyle(studio, source, size=64)
+    out_info = video.probe(outcome.video, LIMITS)
+    assert [round(f.time, 3) for f in video.read_frames(outcome.video, out_info)] == times
+    streams = av_streams(outcome.video)
+    assert streams["video"]["seconds"] == pytest.approx(1.30, abs=0.005)  # the last frame shown 50 ms too
+    assert streams["audio"]["seconds"] == pytest.approx(1.30, abs=0.03)
+    assert outcome.item.params["clip_seconds"] == pytest.approx(1.30, abs=0.005)
+    # Frames restyled, not copied, and each sample in the MP4 lasts until the next frame.
+    with av.open(str(outcome.video)) as container:
+        stream = container.streams.video[0]
+        lengths = sorted((p.pts, p.duration) for p in container.demux(stream) if p.pts is not None)
+    shown = [round(float(d * stream.time_base), 3) for _, d in lengths]
+    assert shown == [round(b - a, 3) for a, b in zip(times, times[1:], strict=False)] + [0.05]
+
+
+def test_the_clip_ends_where_its_last_frame_does():
+    from studio.backends.video_style import clip_length
+
+    assert clip_length(0.6, 1 / 15, 10 / 15, stopped=False) == pytest.approx(10 / 15)  # the header, just past
+    assert clip_length(1.25, 0.05, 0.86, stopped=False) == pytest.approx(1.30)  # a header short of the frames
+    assert clip_length(1.0, 0.1, 30.0, stopped=False) == pytest.approx(1.1)  # a soundtrack far longer
+    assert clip_length(0.5, 0.1, 0.9, stopped=True) == pytest.approx(0.6)  # stopped: the part made
+
+
 def test_rotation_is_honoured(studio, tmp_path):
     motion = clips.pan(size=(128, 96), frames=4)
     source = clips.write_clip(tmp_path / "portrait.mp4", motion.frames, fps=4, rotation=90)
@@ -203,6 +236,95 @@ def test_bad_files_are_refused_in_one_sentence(tmp_path, make, message):
     with pytest.raises(InputError, match=message) as caught:
         video.probe(path, LIMITS)
     assert "\n" not in str(caught.value) and str(caught.value).count(". ") <= 1
+
+
+def test_a_file_cut_short_before_its_index_is_refused_in_one_sentence(tmp_path):
+    # PyAV writes the index (moov) at the end: an upload cut short loses it and with it every frame's place.
+    whole = clips.write_clip(tmp_path / "whole.mp4", clips.pan(frames=12).frames, fps=12).read_bytes()
+    assert whole.find(b"moov") > whole.find(b"mdat")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(whole[: len(whole) * 7 // 10])
+    with pytest.raises(InputError, match=r"^That file is not a video the studio can read \(use MP4"):
+        video.probe(cut, LIMITS)
+
+
+def test_a_clip_whose_index_promises_more_than_its_data_holds_restyles_what_is_there(studio, tmp_path):
+    # A "fast start" file (the index first, as the studio writes them) cut short: the index still says 12
+    # frames and 1 s, the data holds 3 of them. The part there is restyled, its sound cut to match, and
+    # the person is told why the clip is shorter.
+    source = clips.write_clip(tmp_path / "whole.mp4", clips.pan(frames=12).frames, fps=12, audio=("aac", 44_100))
+    fast = tmp_path / "fast.mp4"
+    video.finish_clip(source, source, fast, 1.0)
+    data = fast.read_bytes()
+    assert data.find(b"moov") < data.find(b"mdat")
+    cut = tmp_path / "cut.mp4"
+    cut.write_bytes(data[: len(data) * 6 // 10])
+    assert video.probe(cut, LIMITS).frames == 12
+    outcome = restyle(studio, cut, size=64)
+    made = outcome.result.frames
+    assert 1 <= made < 12 and len(clips.decoded(outcome.video)) == made
+    streams = av_streams(outcome.video)
+    assert streams["video"]["seconds"] == pytest.approx(made / 12, abs=0.01)
+    assert streams["audio"]["seconds"] == pytest.approx(made / 12, abs=0.05)
+    assert any(f"Only {made} of the 12 frames" in note for note in outcome.notes), outcome.notes
+
+
+def test_a_gif_is_said_to_be_transparent_only_when_it_is(studio, tmp_path):
+    from PIL import Image
+
+    opaque = [Image.new("RGB", (64, 48), (30 * t, 120, 200)) for t in range(4)]
+    opaque[0].save(tmp_path / "opaque.gif", save_all=True, append_images=opaque[1:], duration=100, loop=0)
+    clear = [Image.new("RGBA", (64, 48), (0, 0, 0, 0)) for _ in range(4)]
+    for t, frame in enumerate(clear):
+        frame.paste((200, 30, 30, 255), (8 + 8 * t, 10, 28 + 8 * t, 30))
+    clear[0].save(tmp_path / "clear.gif", save_all=True, append_images=clear[1:], duration=100, loop=0, disposal=2)
+    assert not video.probe(tmp_path / "opaque.gif", LIMITS).has_alpha  # FFmpeg decodes both to BGRA
+    assert video.probe(tmp_path / "clear.gif", LIMITS).has_alpha
+    outcome = restyle(studio, tmp_path / "opaque.gif", size=64)
+    assert len(clips.decoded(outcome.video)) == 4
+    assert not any("transparent" in note for note in outcome.notes)
+    outcome = restyle(studio, tmp_path / "clear.gif", size=64)
+    assert any("transparent parts" in note and "white" in note for note in outcome.notes)
+
+
+def test_a_one_pixel_clip_is_scaled_up_and_a_one_pixel_line_refused(studio, tmp_path):
+    from PIL import Image
+
+    dots = [Image.new("RGB", (1, 1), (60 * t, 0, 0)) for t in range(3)]
+    dots[0].save(tmp_path / "dot.gif", save_all=True, append_images=dots[1:], duration=100, loop=0)
+    info = video.probe(tmp_path / "dot.gif", LIMITS)
+    assert (info.width, info.height, info.frames) == (1, 1, 3)
+    outcome = restyle(studio, tmp_path / "dot.gif", size=64)  # the output size asked for, as for any clip
+    assert av_streams(outcome.video)["video"]["size"] == (64, 64) and len(clips.decoded(outcome.video)) == 3
+    # One pixel wide stays one pixel wide at any size: nothing for the network to paint.
+    thin = [Image.new("RGB", (1, 90), (60 * t, 0, 0)) for t in range(3)]
+    thin[0].save(tmp_path / "line.gif", save_all=True, append_images=thin[1:], duration=100, loop=0)
+    with pytest.raises(InputError, match=r"^At 1x64 px this video is too thin to stylise"):
+        restyle(studio, tmp_path / "line.gif", size=64)
+
+
+def test_a_9999_px_clip_is_refused_from_its_header_without_decoding(tmp_path, monkeypatch):
+    # A real 9999x9999 clip would take gigabytes to make; its header is what the check reads. A tiny GIF
+    # whose screen and frame descriptors say 9999x9999 is that header.
+    from PIL import Image
+
+    dots = [Image.new("RGB", (1, 1), (60 * t, 0, 0)) for t in range(2)]
+    dots[0].save(tmp_path / "dot.gif", save_all=True, append_images=dots[1:], duration=100, loop=0)
+    data = bytearray((tmp_path / "dot.gif").read_bytes())
+    side = (9999).to_bytes(2, "little")
+    data[6:10] = side + side  # the logical screen
+    start = 0
+    while (start := data.find(b"\x2c\x00\x00\x00\x00\x01\x00\x01\x00", start)) != -1:  # each frame's descriptor
+        data[start + 5:start + 9] = side + side
+        start += 9
+    (tmp_path / "huge.gif").write_bytes(bytes(data))
+
+    def no_decoding(*args, **kwargs):
+        raise AssertionError("decoded before refusing")
+
+    monkeypatch.setattr(video, "_first_frame", no_decoding)
+    with pytest.raises(InputError, match=r"^That video is 9999x9999 px; this studio takes videos up to 1024 px"):
+        video.probe(tmp_path / "huge.gif", LIMITS)
 
 
 def _audio_only(path: Path) -> None:

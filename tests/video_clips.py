@@ -113,9 +113,11 @@ def flicker(frames: list[np.ndarray], amount: float = 24.0) -> list[np.ndarray]:
 
 
 def write_clip(path: Path, frames: list[np.ndarray], fps: float = 12, *, audio: tuple[str, int] | None = None,
-               rotation: int = 0, crf: int = 12, audio_seconds: float | None = None) -> Path:
+               rotation: int = 0, crf: int = 12, audio_seconds: float | None = None,
+               times: list[float] | None = None) -> Path:
     """Frames (and optionally a 440 Hz tone with `audio` = (codec, rate)) as a real video file; the
-    container follows the suffix (.mp4, .mov, .webm, .mkv)."""
+    container follows the suffix (.mp4, .mov, .webm, .mkv). `times` (seconds, one per frame) makes a
+    variable-rate clip, each frame at its own time on a millisecond clock, as phones record."""
     import av
 
     path = Path(path)
@@ -125,6 +127,9 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: float = 12, *, audio: 
         stream.height, stream.width = frames[0].shape[:2]
         stream.pix_fmt = "yuv420p"
         stream.options = {"crf": str(crf)} if not webm else {"crf": "20", "b": "0", "deadline": "realtime"}
+        clock = Fraction(1, 1000) if times is not None else 1 / stream.codec_context.framerate
+        if times is not None:
+            stream.time_base = stream.codec_context.time_base = clock
         if rotation:
             stream.set_display_rotation(rotation)
         sound = None
@@ -134,8 +139,8 @@ def write_clip(path: Path, frames: list[np.ndarray], fps: float = 12, *, audio: 
             sound.layout = "mono"
         for index, rgb in enumerate(frames):
             frame = av.VideoFrame.from_ndarray(np.ascontiguousarray(rgb), format="rgb24")
-            frame.pts = index
-            frame.time_base = 1 / stream.codec_context.framerate
+            frame.pts = index if times is None else round(times[index] * 1000)
+            frame.time_base = clock
             for packet in stream.encode(frame):
                 out.mux(packet)
         for packet in stream.encode(None):

@@ -85,6 +85,16 @@ def output_size(width: int, height: int, size: int | None, max_side: int) -> tup
     return new
 
 
+def clip_length(last_time: float, last_gap: float, header_seconds: float, stopped: bool) -> float:
+    """Where the restyled clip ends: where the source's header says its picture ends when that is just
+    past the last frame (the last frame's own length), else one gap past the last frame, as long as the
+    gap before it (at a variable rate the average rate says little about the last frame). A header far
+    beyond the last frame (a longer soundtrack, a damaged end) or a stopped run is not followed."""
+    if not stopped and last_time < header_seconds <= last_time + 2 * last_gap:
+        return header_seconds
+    return last_time + last_gap
+
+
 class VideoStyler:
     """Restyles clips through the photo backend's networks (loaded once, shared with the Style tab)."""
 
@@ -126,7 +136,7 @@ class VideoStyler:
         render: Callable[[Image.Image], Image.Image] | None = None
         style_seconds = temporal_seconds = 0.0
         cuts: list[int] = []
-        frames_done, end_time, preview = 0, 0.0, None
+        frames_done, end_time, gap, preview = 0, 0.0, 1.0 / info.fps, None
         progress(0, info.frames)
         try:
             for frame in video.read_frames(source, info):
@@ -146,6 +156,8 @@ class VideoStyler:
                     cuts.append(frames_done)
                 writer.write(out, frame.time)
                 frames_done += 1
+                if frames_done > 1:
+                    gap = frame.time - end_time
                 end_time = frame.time
                 latest = Image.fromarray(out)
                 if frames_done <= info.frames // 2 + 1:
@@ -161,10 +173,7 @@ class VideoStyler:
             if stopped:
                 raise Cancelled("Stopped before the first frame was restyled.")
             raise InputError("That video has no frames to restyle.")
-        # The clip lasts until the next frame would have started: one frame past the last time stamp.
-        length = end_time + 1.0 / info.fps
-        if not stopped and info.seconds > length:
-            length = min(info.seconds, length + 1.0 / info.fps)
+        length = clip_length(end_time, gap, info.seconds, stopped)
         out_path = work_dir / "restyled.mp4"
         video.finish_clip(picture, source if info.has_audio else None, out_path, length)
         picture.unlink(missing_ok=True)

@@ -141,7 +141,7 @@ def probe(path: str | os.PathLike, limits: VideoLimits) -> VideoInfo:
         if rotation in (90, 270):
             width, height = height, width
         container_name = container.format.name
-        has_alpha = first.format.name in ALPHA_FORMATS
+        has_alpha = _transparent(first)
     if frames <= 0:
         frames = 1  # a single picture with no declared length: at least the frame just decoded
     return VideoInfo(width=width, height=height, fps=fps, frames=frames, seconds=seconds or frames / fps,
@@ -158,6 +158,14 @@ def _first_frame(container, stream):
     except av.error.FFmpegError:
         raise InputError("That video's frames cannot be decoded; the file is damaged or cut short.") from None
     raise InputError("That video has no frames to restyle.")
+
+
+def _transparent(frame) -> bool:
+    """True when the frame has see-through pixels, not merely a pixel format with room for them (FFmpeg
+    decodes every GIF to BGRA, opaque or not)."""
+    if frame.format.name not in ALPHA_FORMATS:
+        return False
+    return bool((frame.to_ndarray(format="rgba")[..., 3] < 255).any())
 
 
 def _rotation(frame) -> int:
@@ -241,7 +249,10 @@ class VideoWriter:
         stream.pix_fmt = "yuv420p"
         stream.time_base = Fraction(1, self.TICKS)
         stream.codec_context.time_base = Fraction(1, self.TICKS)
-        stream.options = {"crf": str(self._quality), "preset": "veryfast"}
+        # No B-frames: with them x264 derives decode times from earlier frames' time stamps, and at a
+        # variable rate the MP4's track then ends at the last decode time (0.86 s for a 1.3 s clip), not
+        # at the last frame. Without them every sample's length is the gap to the next frame.
+        stream.options = {"crf": str(self._quality), "preset": "veryfast", "bf": "0"}
         self._stream = stream
 
     def write(self, rgb: np.ndarray, time: float) -> None:
@@ -295,16 +306,32 @@ def finish_clip(video: Path, source: Path | None, out: Path, seconds: float) -> 
                     out_audio.layout = "stereo" if (in_audio.codec_context.channels or 2) > 1 else "mono"
                 else:
                     out_audio = output.add_stream_from_template(in_audio)
-            for packet in picture.demux(in_video):
-                if packet.dts is None:
-                    continue
-                packet.stream = out_video
-                output.mux(packet)
+            _copy_video(picture, in_video, output, out_video, seconds)
             if in_audio is not None:
                 _copy_audio(sound, in_audio, output, out_audio, encoder_needed, seconds)
         finally:
             if sound is not None:
                 sound.close()
+
+
+def _copy_video(picture, in_video, output, out_video, seconds: float) -> None:
+    """The picture's packets as they are, the last one lasting until `seconds`: an MP4 track ends where
+    its last sample does, and an encoder can only guess how long the last frame is shown."""
+    held = None
+    for packet in picture.demux(in_video):
+        if packet.dts is None:
+            continue
+        if held is not None:
+            output.mux(held)
+        packet.stream = out_video
+        held = packet
+    if held is None:
+        return
+    if held.pts is not None and held.time_base:
+        end = round(seconds / held.time_base)
+        if end > held.pts:
+            held.duration = end - held.pts
+    output.mux(held)
 
 
 def _copy_audio(sound, in_audio, output, out_audio, encode: bool, seconds: float) -> None:

@@ -99,6 +99,9 @@ def _notes(info: video.VideoInfo, result: VideoStyleResult) -> list[str]:
         notes.append("The clip has transparent parts; MP4 has no transparency, so they were put on white.")
     if result.cuts:
         notes.append(f"{len(result.cuts)} scene cut(s) found; the blend started afresh at each.")
+    if not result.stopped and result.frames < result.total - 2:  # a frame or two: estimated counts differ
+        notes.append(f"Only {result.frames} of the {result.total} frames the file announces could be decoded; "
+                     "it is damaged or cut short, so the restyled clip ends there.")
     if result.stopped:
         notes.append(f"Stopped after {result.frames} of {result.total} frames; that part is kept as a clip of its own.")
     return notes

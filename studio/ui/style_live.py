@@ -17,6 +17,21 @@ from studio.ui.common import image_upload, user_errors
 
 MAX_MIRRORS = 16  # one per viewer; the oldest is forgotten beyond this
 HOSTED_SECONDS = 60  # a hosted visitor's stream ends after this long (they can start it again)
+CAMERA = {"width": {"ideal": 640}, "height": {"ideal": 480}}
+
+
+class LiveCamera(gr.Image):
+    """The streaming webcam input, where a frame that cannot be decoded (a stream that stopped mid-frame,
+    a JPEG cut short) is no frame at all: Gradio's own decoding would raise and end the stream."""
+
+    def get_block_name(self) -> str:
+        return "image"  # render with the ordinary Image component in the browser
+
+    def preprocess(self, payload):  # type: ignore[override]
+        try:
+            return super().preprocess(payload)
+        except (OSError, SyntaxError, ValueError):  # PIL's broken or truncated image; base64 cut short
+            return None
 
 
 class Mirrors:
@@ -56,8 +71,11 @@ def build(studio: Studio) -> None:
     )
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
-            camera = gr.Image(sources=["webcam"], streaming=True, type="numpy", label="Camera",
-                              elem_id="live-camera", height=240)
+            # Gradio asks the camera for 1920x1440 unless told; the mirror shows 320 px, and every frame
+            # crosses the network, so 640x480 is asked for (an "ideal": any camera still works).
+            camera = LiveCamera(sources=["webcam"], streaming=True, type="numpy", label="Camera",
+                              elem_id="live-camera", height=240,
+                              webcam_options=gr.WebcamOptions(constraints={"video": CAMERA}))
             style = gr.Dropdown([(f"{i} · {BUILTIN_STYLE_NAMES[i]}", i) for i in range(BUILTIN_STYLE_COUNT)],
                                 value=0, label="Style (switch any time)", elem_id="live-style")
             picture = image_upload(label="Or a style picture (used while set)", height=160)
@@ -80,10 +98,13 @@ def build(studio: Studio) -> None:
             return gr.skip(), gr.skip()
         return shown, f"{styler.fps:.1f} frames a second · {styler.dropped} dropped"
 
-    # The stream has no public API: it needs a browser's camera.
+    # The stream has no public API: it needs a browser's camera. Its trigger mode stays Gradio's "multiple"
+    # for streams: then each new frame goes to the open stream, which keeps only the latest (frames are
+    # dropped, not queued). "always_last" would hold every frame back until the open stream ends, which
+    # is after 30 s without a frame: the mirror would show one frame every 30 s.
     camera.stream(live_frame, [camera, style, picture, temporal], [mirror, rate], stream_every=0.2,
                   time_limit=HOSTED_SECONDS if hosted else None, concurrency_limit=2, concurrency_id="live",
-                  trigger_mode="always_last", show_progress="hidden", api_visibility="private")
+                  show_progress="hidden", api_visibility="private")
 
     @user_errors
     def live_snapshot(request: gr.Request):

@@ -8,18 +8,16 @@ from pathlib import Path
 import gradio as gr
 from PIL import Image
 
-from studio.backends.stylize import BUILTIN_STYLE_COUNT, BUILTIN_STYLE_NAMES, StyleRequest
+from studio.backends.stylize import BUILTIN_STYLE_COUNT, StyleRequest
 from studio.catalog import ASSETS_DIR, package_version
 from studio.history import GalleryItem
 from studio.media.images import resize_long_side
 from studio.services import Studio
-from studio.ui import diffusion_restyle, style_live, style_video
+from studio.ui import diffusion_restyle, style_choice, style_live, style_video
 from studio.ui.common import StopButtons, api_doc, image_upload, progress_reporter, servable, user_errors
+from studio.ui.style_choice import style_name
 
-BUILTIN = "Built-in style"
-STYLE_IMAGE = "Style image"
 THUMB_SIDE = 160
-NO_SECOND_STYLE = -1
 
 
 @dataclass
@@ -46,50 +44,14 @@ def style_thumbnails(studio: Studio) -> list[tuple[str, str]]:
     return [(servable(p), style_name(i)) for i, p in enumerate(paths)]
 
 
-def style_name(index: int) -> str:
-    """A built-in style as people see it: its number (what the API and walks take) and its name."""
-    return f"{index} · {BUILTIN_STYLE_NAMES[index]}"
-
-
 def build(studio: Studio, stops: StopButtons) -> StyleTab:
     limit = studio.settings.max_output_side
     thumbs = style_thumbnails(studio)
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             photo = image_upload(label="Photo", height=320, elem_id="style-photo")
-            source = gr.Radio([BUILTIN, STYLE_IMAGE], value=BUILTIN, label="Take the style from", elem_id="style-source")
-            with gr.Group(visible=True) as builtin_group:
-                styles = gr.Gallery(
-                    value=thumbs,
-                    label=f"Style {style_name(0)}",
-                    columns=6,
-                    height=330,
-                    allow_preview=False,
-                    selected_index=0,
-                    elem_id="style-grid",
-                    elem_classes=["thumb-grid"],
-                )
-                with gr.Accordion("Blend in a second style", open=False):
-                    second_styles = gr.Gallery(
-                        value=thumbs,
-                        label="Second style: none",
-                        columns=6,
-                        height=330,
-                        allow_preview=False,
-                        elem_classes=["thumb-grid"],
-                    )
-                    blend = gr.Slider(0, 1, value=0.5, step=0.05, label="Share of the second style")
-                    no_second = gr.Button("No second style", size="sm")
-            style_image = image_upload(label="Style image: any picture", visible=False, height=240)
-            # The grids set these; they are also the API's way to choose styles.
-            style_index = gr.Number(value=0, precision=0, visible=False, label="style")
-            second_index = gr.Number(value=NO_SECOND_STYLE, precision=0, visible=False, label="second_style")
-            strength = gr.Slider(
-                0, 1, value=1.0, step=0.05, label="Strength",
-                info="Built-in styles: mix with the photo. Style image: move from the photo's own style.",
-            )
-            preserve = gr.Checkbox(value=False, label="Keep the photo's own colours")
-            size = gr.Slider(64, limit, value=min(1024, limit), step=32, label="Longest side of the result (px)")
+            choice = style_choice.build(subject="photo", size_limit=limit, size_default=1024, elem_prefix="style",
+                                        thumbnails=thumbs)
             keep = gr.Checkbox(value=True, label="Keep every result in the gallery")
             with gr.Row():
                 run = gr.Button("Stylise", variant="primary", elem_id="style-run")
@@ -108,36 +70,11 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
     pending = gr.State(None)  # the last result while it is not yet in the gallery
     diffusion_restyle.wire(restyle, studio, stops, photo, result, info)
 
-    def pick_style(evt: gr.SelectData):
-        return evt.index, gr.Gallery(label=f"Style {style_name(evt.index)}")
-
-    def pick_second(evt: gr.SelectData):
-        return evt.index, gr.Gallery(label=f"Second style: {style_name(evt.index)}")
-
-    styles.select(pick_style, None, [style_index, styles], api_visibility="private")
-    second_styles.select(pick_second, None, [second_index, second_styles], api_visibility="private")
-    no_second.click(
-        lambda: (NO_SECOND_STYLE, gr.Gallery(label="Second style: none", selected_index=None)),
-        None,
-        [second_index, second_styles],
-        api_visibility="private",
-    )
-    source.change(
-        lambda s: (gr.Group(visible=s == BUILTIN), gr.Image(visible=s == STYLE_IMAGE)),
-        source,
-        [builtin_group, style_image],
-        api_visibility="private",
-    )
-
     @user_errors
     @api_doc(
         "Restyle a photo with a built-in style, a blend of two, or any picture as the style; kept in the gallery.",
         photo="the photo to restyle (a file)",
-        source=f"'{BUILTIN}' or '{STYLE_IMAGE}'",
-        style=f"built-in style 0-{BUILTIN_STYLE_COUNT - 1}",
-        second_style=f"a second built-in style to blend in, or {NO_SECOND_STYLE} for none",
-        blend="0-1: share of the second style",
-        style_image=f"with source '{STYLE_IMAGE}': the picture whose style to take (a file)",
+        **style_choice.API_DOCS,
         strength="0-1: how much of the style (built-in: mixed with the photo; style image: moved from the photo's own)",
         preserve_color="true: keep the photo's own colours",
         size="longest side of the result in px",
@@ -160,20 +97,11 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
     ):
         if not photo:
             raise gr.Error("Upload a photo first.")
-        use_image = source == STYLE_IMAGE
-        if use_image and not style_image:
-            raise gr.Error("Upload a style image, or switch to the built-in styles.")
+        use_image = style_choice.uses_style_image(source, style_image)
         photo_loaded = studio.open_image(photo)
         style_loaded = studio.open_image(style_image) if use_image else None
-        second = None if second_style is None or int(second_style) == NO_SECOND_STYLE else int(second_style)
-        style_request = StyleRequest(
-            style=int(style or 0),
-            blend_style=second,
-            blend=float(blend) if second is not None else 0.0,
-            strength=float(strength),
-            preserve_color=bool(preserve_color),
-            size=int(size) if size else None,
-        )
+        style_request = style_choice.style_request(style, second_style, blend, strength, preserve_color,
+                                                   int(size) if size else None)
         token = stops.start(request)
         outcome = studio.stylize(
             photo_loaded,
@@ -200,7 +128,7 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
 
     run_event = run.click(
         stylize,
-        [photo, source, style_index, second_index, blend, style_image, strength, preserve, size, keep],
+        [photo, *choice.inputs(), choice.size, keep],
         [result, info, pending],
         api_name="stylize",
         concurrency_id="heavy",

@@ -7,28 +7,20 @@ from pathlib import Path
 
 import gradio as gr
 
-from studio.backends.stylize import BUILTIN_STYLE_COUNT, BUILTIN_STYLE_NAMES, StyleRequest
 from studio.backends.video_style import DEFAULT_TEMPORAL, DEFAULT_VIDEO_SIZE, VideoStyleRequest
 from studio.services import Studio
 from studio.services.video_style import VideoStyleOutcome
+from studio.ui import style_choice
 from studio.ui.common import (
     StopButtons,
     api_doc,
     download_button,
-    image_upload,
     servable,
     user_errors,
     with_previews,
 )
 
-BUILTIN = "Built-in style"
-STYLE_IMAGE = "Style image"
-NO_SECOND_STYLE = -1
 NO_GIF_YET = "Nothing to download yet: restyle a video with 'Also make a GIF' on, and its GIF is offered here."
-
-
-def _style_choices() -> list[tuple[str, int]]:
-    return [(f"{i} · {BUILTIN_STYLE_NAMES[i]}", i) for i in range(BUILTIN_STYLE_COUNT)]
 
 
 def build(studio: Studio, stops: StopButtons) -> None:
@@ -44,23 +36,13 @@ def build(studio: Studio, stops: StopButtons) -> None:
     with gr.Row(equal_height=False):
         with gr.Column(scale=1):
             clip = gr.Video(label="Video", sources=["upload"], height=260, elem_id="video-input")
-            source = gr.Radio([BUILTIN, STYLE_IMAGE], value=BUILTIN, label="Take the style from",
-                              elem_id="video-source")
-            with gr.Group(visible=True) as builtin_group:
-                style = gr.Dropdown(_style_choices(), value=0, label="Style", elem_id="video-style")
-                second = gr.Dropdown([("none", NO_SECOND_STYLE), *_style_choices()], value=NO_SECOND_STYLE,
-                                     label="Blend in a second style")
-                blend = gr.Slider(0, 1, value=0.5, step=0.05, label="Share of the second style")
-            style_image = image_upload(label="Style image: any picture", visible=False, height=200)
-            strength = gr.Slider(0, 1, value=1.0, step=0.05, label="Strength")
-            preserve = gr.Checkbox(value=False, label="Keep the clip's own colours")
+            choice = style_choice.build(subject="clip", size_limit=limit, size_default=DEFAULT_VIDEO_SIZE,
+                                        elem_prefix="video", style_image_height=200)
             temporal = gr.Slider(
                 0, 1, value=DEFAULT_TEMPORAL, step=0.05, label="Temporal strength",
                 info="How much of the previous frame is carried along the motion: 0 restyles each frame on its "
                      "own (it flickers); 1 keeps the first frame's strokes for ever.",
             )
-            size = gr.Slider(64, limit, value=min(DEFAULT_VIDEO_SIZE, limit), step=32,
-                             label="Longest side of the result (px)")
             gif = gr.Checkbox(value=False, label="Also make a GIF")
             with gr.Row():
                 run = gr.Button("Restyle video", variant="primary", elem_id="video-run")
@@ -72,21 +54,12 @@ def build(studio: Studio, stops: StopButtons) -> None:
             gif_button = download_button("Download GIF", NO_GIF_YET, elem_id="video-gif")
             info = gr.Markdown(elem_id="video-info")
 
-    source.change(
-        lambda s: (gr.Group(visible=s == BUILTIN), gr.Image(visible=s == STYLE_IMAGE)),
-        source, [builtin_group, style_image], api_visibility="private",
-    )
-
     @user_errors
     @api_doc(
         "Restyle a whole video without flicker (built-in style, a blend of two, or any picture as the style); "
         "the sound is kept; kept in the gallery as H.264 MP4 (and a GIF on request).",
         video="the clip to restyle (MP4, MOV, WebM or animated GIF; a file)",
-        source=f"'{BUILTIN}' or '{STYLE_IMAGE}'",
-        style=f"built-in style 0-{BUILTIN_STYLE_COUNT - 1}",
-        second_style=f"a second built-in style to blend in, or {NO_SECOND_STYLE} for none",
-        blend="0-1: share of the second style",
-        style_image=f"with source '{STYLE_IMAGE}': the picture whose style to take (a file)",
+        **style_choice.API_DOCS,
         strength="0-1: how much of the style",
         preserve_color="true: keep the clip's own colours",
         temporal="0-1: how much of the previous frame is carried along the motion (0: frame by frame)",
@@ -111,21 +84,12 @@ def build(studio: Studio, stops: StopButtons) -> None:
     ):
         if not video:
             raise gr.Error("Upload a video first.")
-        use_image = source == STYLE_IMAGE
-        if use_image and not style_image:
-            raise gr.Error("Upload a style image, or switch to the built-in styles.")
+        use_image = style_choice.uses_style_image(source, style_image)
         studio.probe_video(video)  # refuse a clip beyond the limits before anything else
         style_loaded = studio.open_image(style_image) if use_image else None
-        second = None if second_style is None or int(second_style) == NO_SECOND_STYLE else int(second_style)
         video_request = VideoStyleRequest(
-            style=StyleRequest(
-                style=int(style or 0),
-                blend_style=second,
-                blend=float(blend) if second is not None else 0.0,
-                strength=float(strength),
-                preserve_color=bool(preserve_color),
-                size=int(size) if size else DEFAULT_VIDEO_SIZE,
-            ),
+            style=style_choice.style_request(style, second_style, blend, strength, preserve_color,
+                                             int(size) if size else DEFAULT_VIDEO_SIZE),
             temporal=float(temporal),
             gif=bool(gif),
         )
@@ -151,7 +115,7 @@ def build(studio: Studio, stops: StopButtons) -> None:
 
     run.click(
         style_video,
-        [clip, source, style, second, blend, style_image, strength, preserve, temporal, size, gif],
+        [clip, *choice.inputs(), temporal, choice.size, gif],
         [preview, result, gif_button, info],
         api_name="style_video",
         concurrency_id="heavy",
