@@ -218,3 +218,18 @@ def test_a_space_installs_the_builtin_model_packages_without_their_dependencies(
 def test_app_py_help_lists_the_hosting_flags():
     out = subprocess.run([sys.executable, "app.py", "--help"], cwd=ROOT, capture_output=True, text=True, check=True)
     assert "--hosted" in out.stdout and "--mcp" in out.stdout
+
+
+def test_the_start_up_check_of_the_page_waits_out_a_slow_first_answer(monkeypatch):
+    """Gradio's own check gives up at the first 3-second timeout; a busy machine made the studio exit."""
+    from gradio import networking
+
+    from studio.ui import app as ui_app
+
+    answers = iter([False, False, True])
+    monkeypatch.setattr(networking, "url_ok", lambda url: next(answers))
+    monkeypatch.setattr(ui_app.time, "sleep", lambda seconds: None)
+    ui_app._patient_url_check()
+    assert networking.url_ok("http://127.0.0.1:1/") is True
+    ui_app._patient_url_check()  # once more: still one layer over Gradio's own check
+    assert networking.url_ok.__wrapped__.__name__ == "<lambda>"

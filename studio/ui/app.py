@@ -132,6 +132,29 @@ def _housekeeping(studio: Studio) -> None:
     threading.Thread(target=loop, name="gallery-housekeeping", daemon=True).start()
 
 
+STARTUP_CHECK_SECONDS = 60
+
+
+def _patient_url_check() -> None:
+    """Before it serves, Gradio asks its own page once, and a single 3-second timeout makes it give up
+    ("localhost is not accessible"): on a busy machine the studio then exited at start. The same check,
+    tried again for up to a minute."""
+    from gradio import networking
+
+    once = getattr(networking.url_ok, "__wrapped__", networking.url_ok)
+
+    def patient(url: str) -> bool:
+        deadline = time.monotonic() + STARTUP_CHECK_SECONDS
+        while not once(url):
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.5)
+        return True
+
+    patient.__wrapped__ = once  # type: ignore[attr-defined]
+    networking.url_ok = patient
+
+
 def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = False) -> gr.Blocks:
     settings = studio.settings
     limiter = hosting.RateLimiter(settings.rate_limit_per_minute)  # one count per address, page and APIs alike
@@ -143,6 +166,7 @@ def launch(studio: Studio, *, prevent_thread_lock: bool = False, quiet: bool = F
         middleware.insert(0, Middleware(ExtraApis, api_app=build_api_app(studio, limiter)))
     if settings.hosted:
         _housekeeping(studio)
+    _patient_url_check()
     app.launch(
         server_name=settings.host,
         server_port=settings.port,
