@@ -79,6 +79,7 @@ class ImageTab:
     img2img_input: gr.Image
     modes: gr.Tabs
     send_to_style: gr.Button
+    send_to_upscale: gr.Button
     setup: image_setup.SetupNotice
     load_fn: Callable[[], tuple]  # run on each page load, into load_outputs
     load_outputs: list
@@ -243,6 +244,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 to_inpaint = gr.Button("Send to inpaint", size="sm")
                 to_img2img = gr.Button("Use as img2img input", size="sm")
                 send_to_style = gr.Button("Send to Style", size="sm")
+                send_to_upscale = gr.Button("Upscale", size="sm", elem_id="image-send-to-upscale")
 
     common = [model, decoder, prompt, negative, sampler, steps, guidance, width, height, random_seed, seed,
               batch_count, batch_size]
@@ -515,7 +517,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         return image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default), *lora_picker.listing_update(studio)
 
     return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
-                    send_to_style=send_to_style, setup=setup, load_fn=on_load,
+                    send_to_style=send_to_style, send_to_upscale=send_to_upscale, setup=setup, load_fn=on_load,
                     load_outputs=[setup.box, model, *loras.listing_outputs])
 
 

@@ -89,7 +89,8 @@ def build(studio: Studio, stops: StopButtons) -> StyleTab:
                 info="Built-in styles: mix with the photo. Style image: move from the photo's own style.",
             )
             preserve = gr.Checkbox(value=False, label="Keep the photo's own colours")
-            size = gr.Slider(64, limit, value=min(1024, limit), step=32, label="Longest side of the result (px)")
+            size = gr.Slider(64, limit, value=min(1024, limit), step=32, label="Longest side of the result (px)",
+                             elem_id="style-size")
             keep = gr.Checkbox(value=True, label="Keep every result in the gallery")
             with gr.Row():
                 run = gr.Button("Stylise", variant="primary", elem_id="style-run")
