@@ -45,3 +45,20 @@ def unit_interval(text: str) -> float:
     if not 0.0 <= value <= 1.0:
         raise argparse.ArgumentTypeError(f"{value} is outside 0..1")
     return value
+
+
+class StageLine:
+    """A one-off stage's progress as one line on stderr, rewritten in place as it moves
+    ("Preparing this model for your CPU: once, about a minute: 40%"), ended when it is done."""
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.shown: tuple[str, int] | None = None
+
+    def __call__(self, text: str, done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if self.shown == (text, percent):
+            return
+        self.shown = (text, percent)
+        self.stream.write(f"\r{text}: {percent}%" + ("\n" if done >= total else ""))
+        self.stream.flush()
