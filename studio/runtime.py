@@ -30,6 +30,17 @@ def no_progress(done: int, total: int, preview: Any | None = None) -> None:
     """The progress callback used when nobody is watching."""
 
 
+class StageCallback(Protocol):
+    """Progress of a one-off stage before the work itself (a model prepared for this machine): what it
+    is, in words for a person, and how far along."""
+
+    def __call__(self, text: str, done: int, total: int) -> None: ...
+
+
+def no_stage(text: str, done: int, total: int) -> None:
+    """The stage callback used when nobody is watching."""
+
+
 class CancelToken:
     """Set by a Stop button; long work checks it between steps."""
 

@@ -171,3 +171,90 @@ def test_stop_still_ends_the_run_after_a_step(accelerated):
     with pytest.raises(Cancelled):
         accelerated.generate(replace(BASE, steps=6), progress=progress, cancel=token)
     assert max(steps) == 1
+
+
+def test_the_page_announces_the_preparation_once_and_shows_its_progress(monkeypatch):
+    from studio.ui import image_tab
+
+    told, bars = [], []
+    monkeypatch.setattr(image_tab.gr, "Info", told.append)
+
+    def work(report, stage):
+        for percent in (0, 40, 100):
+            stage(openvino_unet.PREPARING, percent, 100)
+        report(1, 1)
+        return "made"
+
+    events = list(image_tab.stream_run(work, CancelToken(), lambda value, desc: bars.append((value, desc)), "step"))
+    assert events == [("done", "made")]
+    assert told == [openvino_unet.PREPARING]
+    assert bars == [((0, 100), openvino_unet.PREPARING), ((40, 100), openvino_unet.PREPARING),
+                    ((100, 100), openvino_unet.PREPARING), ((1, 1), "step")]
+
+
+def test_the_command_line_shows_the_preparation_on_one_line_the_first_time_only(
+        tmp_path, monkeypatch, capsys, tiny_sd_path, tiny_taesd_path):
+    from studio.cli.main import main
+    from tests.image_models import write_models_file
+
+    monkeypatch.setenv("STUDIO_MODELS_FILE", str(write_models_file(tmp_path, tiny_sd_path, tiny_taesd_path)))
+    monkeypatch.setenv("STUDIO_OFFLINE", "1")
+    command = ["--data-dir", str(tmp_path / "data"), "image", "a red cat", "--model", TINY_SD, "--decoder",
+               TINY_TAESD, "--steps", "1", "--size", "64x64", "--seed", "3", "--out", str(tmp_path / "cat.png")]
+    assert main(command) == 0
+    err = capsys.readouterr().err
+    assert openvino_unet.PREPARING == "Preparing this model for your CPU: once, about a minute"
+    lines = [line for line in err.split("\n") if openvino_unet.PREPARING in line]  # "\r" moves within the line
+    assert len(lines) == 1, err
+    shown = lines[0].split("\r")[1:]
+    assert all(part.startswith(f"{openvino_unet.PREPARING}: ") for part in shown)
+    percents = [int(part.rsplit(": ", 1)[1].rstrip("%")) for part in shown]
+    assert percents[0] == 0 and percents[-1] == 100 and percents == sorted(percents)
+    assert {openvino_unet.CONVERTED, openvino_unet.SAVED} <= set(percents)  # it moves, not only start and end
+    assert main(command) == 0
+    assert openvino_unet.PREPARING not in capsys.readouterr().err
+
+
+def test_conversions_of_changed_weights_are_pruned_and_current_ones_kept(tmp_path, tiny_sd_path, tiny_taesd_path):
+    import os
+    import shutil
+
+    from studio.catalog import load_catalog
+    from tests.image_models import write_models_file
+
+    model = tmp_path / "model"
+    shutil.copytree(tiny_sd_path, model)
+    catalog = load_catalog(write_models_file(tmp_path, model, tiny_taesd_path))
+    root = tmp_path / "openvino"
+    unet_files = [p for p in (model / "unet").iterdir() if p.is_file()]
+    # A conversion of this model's weights as they were before a fine-tune in place (another key, the
+    # same files), another model's current one, and one an older studio made without a record.
+    before = root / "00000000000000000000"
+    before.mkdir(parents=True)
+    openvino_unet.record_source(before / "unet.xml", unet_files)
+    other_weights = tmp_path / "other.safetensors"
+    other_weights.write_bytes(b"weights")
+    other = root / openvino_unet.weights_key([other_weights])
+    other.mkdir()
+    openvino_unet.record_source(other / "unet.xml", [other_weights])
+    legacy = root / "0123456789abcdef0123"
+    legacy.mkdir()
+
+    stages = []
+    first = DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True, openvino_dir=root)
+    assert first.load(TINY_SD, stage=lambda *stage: stages.append(stage)).engine.startswith("openvino ")
+    assert stages[0] == (openvino_unet.PREPARING, 0, 100) and stages[-1] == (openvino_unet.PREPARING, 100, 100)
+    [current] = [p.parent for p in root.glob("*/unet.xml")]
+    assert current.name == openvino_unet.weights_key(unet_files)
+    assert not before.exists() and other.is_dir() and legacy.is_dir()
+    assert not openvino_unet.is_stale(current)
+
+    again = []
+    second = DiffusionBackend(ModelCache(2048), catalog, device="cpu", offline=True, openvino_dir=root)
+    assert second.load(TINY_SD, stage=lambda *stage: again.append(stage)).engine.startswith("openvino ")
+    assert again == []  # kept: nothing to prepare, nothing said
+
+    other_weights.unlink()  # a model deleted from disk: its conversion can never be used again
+    os.utime(unet_files[0], ns=(0, 10**9))  # and this model's weights changed since
+    assert openvino_unet.prune_stale_conversions(root) == sorted([other, current])
+    assert [p.name for p in root.iterdir()] == [legacy.name]

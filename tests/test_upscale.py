@@ -375,3 +375,25 @@ def test_command_line(tmp_path, capsys):
     code = main(["--data-dir", str(tmp_path / "data"), "upscale", str(source), "--upscaler", "nope"])
     err = capsys.readouterr().err
     assert code == 2 and err.startswith("error: No upscaler is named 'nope'") and err.count("\n") == 1
+
+
+def test_gallery_upscale_button_takes_pictures_with_their_parameters_and_refuses_the_rest(tmp_path):
+    import gradio as gr
+
+    from studio.services import Studio
+    from studio.ui.gallery_tab import picture_to_upscale
+
+    studio = Studio(Settings(data_dir=tmp_path / "data"))
+    text = "a lighthouse\nSteps: 1, Sampler: Euler a, CFG scale: 1, Seed: 5, Size: 32x24"
+    still = studio.gallery.add_image(Image.fromarray(photo(24, 32)), task="txt2img", model="m", params={},
+                                     png_text={"parameters": text})
+    tune = studio.gallery.add_file(lambda path: path.write_bytes(b"MThd"), suffix=".mid", task="melody",
+                                   model="m", params={}, preview=Image.new("RGB", (8, 8)))
+    handed = picture_to_upscale(studio, still.id)
+    assert read_png_text(handed)["parameters"] == text  # the PNG itself, not a re-encoded copy
+    with pytest.raises(gr.Error, match=f"Only pictures can be upscaled: #{tune.id} is melody"):
+        picture_to_upscale(studio, tune.id)
+    with pytest.raises(gr.Error, match="Open an item first"):
+        picture_to_upscale(studio, None)
+    with pytest.raises(StudioError, match="#99 does not exist"):
+        picture_to_upscale(studio, 99)

@@ -27,6 +27,7 @@ from PIL import Image
 
 from studio import catalog
 from studio.backends import ncnn_weights
+from studio.backends.named_files import scan_named_files
 from studio.backends.tiles import ramp, tile_starts
 from studio.errors import InputError, StudioError
 from studio.media.images import LoadedImage, restore_alpha
@@ -145,20 +146,8 @@ class UpscalerLibrary:
         self.folders = tuple(Path(f) for f in folders)
 
     def _scan(self) -> tuple[dict[str, Path], dict[str, Path]]:
-        usable: dict[str, Path] = {}
-        pickles: dict[str, Path] = {}
-        for folder in self.folders:
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.rglob("*")):
-                suffix = path.suffix.lower()
-                if not path.is_file() or path.stem in BUILTINS:
-                    continue
-                if suffix == ".safetensors":
-                    usable.setdefault(path.stem, path)
-                elif suffix in PICKLES:
-                    pickles.setdefault(path.stem, path)
-        return usable, pickles
+        """(name -> .safetensors file, name -> pickle file); a built-in's name is never a file's."""
+        return scan_named_files(self.folders, ".safetensors", PICKLES, skip=BUILTINS)
 
     def names(self) -> list[str]:
         return sorted(self._scan()[0])

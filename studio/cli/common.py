@@ -71,3 +71,20 @@ def write_picture(image: Image.Image, out: Path, png_text: dict[str, str]) -> No
     else:
         # JPEG has no alpha channel.
         (image.convert("RGB") if suffix in {".jpg", ".jpeg"} else image).save(out, quality=95)
+
+
+class StageLine:
+    """A one-off stage's progress as one line on stderr, rewritten in place as it moves
+    ("Preparing this model for your CPU: once, about a minute: 40%"), ended when it is done."""
+
+    def __init__(self, stream=None):
+        self.stream = stream if stream is not None else sys.stderr
+        self.shown: tuple[str, int] | None = None
+
+    def __call__(self, text: str, done: int, total: int) -> None:
+        percent = 100 * done // max(total, 1)
+        if self.shown == (text, percent):
+            return
+        self.shown = (text, percent)
+        self.stream.write(f"\r{text}: {percent}%" + ("\n" if done >= total else ""))
+        self.stream.flush()

@@ -18,6 +18,7 @@ from studio.backends.diffusion.loras import LORA_SUFFIX, LoraLibrary
 from studio.backends.diffusion.request import LCM_GUIDANCE, LCM_SAMPLER, LCM_STEPS
 from studio.catalog import Catalog, path_entry
 from studio.cli import batch as cli_batch
+from studio.cli.common import StageLine
 from studio.errors import InputError
 from studio.settings import Settings, add_lora_dir_argument
 
@@ -161,7 +162,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     )
     keep = not args.no_gallery
     if not batch:
-        outcome = studio.generate_image(base, picture, mask, keep=keep)
+        outcome = studio.generate_image(base, picture, mask, keep=keep, preparing=StageLine())
         for note in outcome.notes:
             print(f"note: {note}", file=sys.stderr)
         paths = [out if n == 0 else out.with_name(f"{out.stem}-{n + 1}{out.suffix}")
@@ -173,7 +174,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Settings every item shares are checked once (with a stand-in prompt and the largest seed), and the
     # model is loaded once: a wrong size or a missing model is one error, not one per item.
     replace(base, prompt="-", seed=max(args.seeds) if args.seeds else base.seed).validate()
-    studio.image.load(args.model)
+    studio.image.load(args.model, stage=StageLine())
     items = cli_batch.plan(prompts, args.seeds, args.seed)
     notes_shown: set[str] = set()
 

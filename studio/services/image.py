@@ -25,7 +25,14 @@ from studio.errors import InputError, StudioError
 from studio.history import Gallery, GalleryItem
 from studio.media.images import LoadedImage, open_image
 from studio.media.png_info import A1111_KEY
-from studio.runtime import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
+from studio.runtime import (
+    NEVER_CANCELLED,
+    CancelToken,
+    ProgressCallback,
+    StageCallback,
+    no_progress,
+    no_stage,
+)
 from studio.services.records import known_fields
 from studio.settings import Settings
 
@@ -57,8 +64,10 @@ class ImageService:
         owner: str | None = None,
         progress: ProgressCallback = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
+        preparing: StageCallback = no_stage,
     ) -> ImageOutcome:
-        """Run one request; `task` names it in the gallery when it differs from the mode (e.g. "restyle")."""
+        """Run one request; `task` names it in the gallery when it differs from the mode (e.g. "restyle");
+        `preparing` hears of a model's one-off preparation for this machine (see DiffusionBackend.generate)."""
         limits.check_image(request, self.settings)
         result = self.backend.generate(
             request,
@@ -67,6 +76,7 @@ class ImageService:
             max_side=self.settings.max_output_side,
             progress=progress,
             cancel=cancel,
+            preparing=preparing,
         )
         if task:
             for record in result.params:

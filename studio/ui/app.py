@@ -22,7 +22,7 @@ from studio.ui import (
     text_tab,
     upscale_tab,
 )
-from studio.ui.common import StopButtons
+from studio.ui.common import StopButtons, user_errors
 from studio.ui.guard import LoginRequired, StudioBlocks
 
 TITLE = "Creative Studio"
@@ -74,8 +74,17 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
             [image.img2img_input, tabs, image.modes],
             api_visibility="private",
         )
+        # Every picture shown can go to the Upscale tab as its file, so a PNG's `parameters` travel with it.
         style.send_to_upscale.click(lambda path: (path, gr.Tabs(selected="upscale")), style.result,
                                     [upscale.picture, tabs], api_visibility="private")
+        image.send_to_upscale.click(
+            lambda files, index: (image_tab.picked(files, index), gr.Tabs(selected="upscale")),
+            [image.results, image.selected], [upscale.picture, tabs], api_visibility="private",
+        )
+        gallery.send_to_upscale.click(
+            user_errors(lambda item_id: (gallery_tab.picture_to_upscale(studio, item_id), gr.Tabs(selected="upscale"))),
+            gallery.selected, [upscale.picture, tabs], api_visibility="private",
+        )
         image.send_to_style.click(
             lambda files, index: (image_tab.picked(files, index), gr.Tabs(selected="style")),
             [image.results, image.selected],

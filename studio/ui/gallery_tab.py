@@ -16,6 +16,8 @@ IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".webp", ".gif"}
 VIDEO_SUFFIXES = {".mp4", ".webm"}
 AUDIO_SUFFIXES = {".wav", ".mp3", ".ogg", ".flac"}
 TEXT_SUFFIXES = {".txt", ".md", ".abc"}
+# Stills only: a GIF here is an animation (walks), whose first frame alone would be upscaled.
+UPSCALABLE_SUFFIXES = IMAGE_SUFFIXES - {".gif"}
 
 
 @dataclass
@@ -24,6 +26,8 @@ class GalleryTab:
     grid: gr.Gallery
     filter: gr.Dropdown
     ids: gr.State
+    selected: gr.Number
+    send_to_upscale: gr.Button  # app.py sends the opened picture to the Upscale tab
     list_outputs: list
     list_fn: object
 
@@ -44,6 +48,16 @@ def _details(item: GalleryItem) -> str:
         lines.append(f"**Seed:** {item.seed}  ")
     lines.append(f"**File:** `{item.file.name}`")
     return "\n".join(lines)
+
+
+def picture_to_upscale(studio: Studio, item_id: float | None) -> str:
+    """The file of an opened gallery picture, for the Upscale tab (a PNG keeps its `parameters` there)."""
+    if item_id is None:
+        raise gr.Error("Open an item first.")
+    item = studio.gallery.get(int(item_id))
+    if item.file.suffix.lower() not in UPSCALABLE_SUFFIXES:
+        raise gr.Error(f"Only pictures can be upscaled: #{item.id} is {_kind(item)} ({item.file.suffix}).")
+    return servable(item.file)
 
 
 def build(studio: Studio) -> GalleryTab:
@@ -80,6 +94,7 @@ def build(studio: Studio) -> GalleryTab:
             params = gr.JSON(label="Parameters", open=True)
             with gr.Row():
                 rerun = gr.Button("Re-run with these parameters", variant="primary")
+                send_to_upscale = gr.Button("Upscale", elem_id="gallery-send-to-upscale")
                 delete = gr.Button("Delete", variant="stop", elem_id="gallery-delete")
             # Deleting cannot be undone, so it asks first.
             with gr.Group(visible=False, elem_classes=["gallery-confirm"]) as confirm:
@@ -196,6 +211,6 @@ def build(studio: Studio) -> GalleryTab:
         [*shown, *list_outputs],
         api_name="gallery_delete",
     ).then(lambda: gr.Group(visible=False), None, confirm, api_visibility="private")
-    return GalleryTab(refresh=refresh, grid=grid, filter=task_filter, ids=ids, list_outputs=list_outputs,
-                      list_fn=gallery_list)
+    return GalleryTab(refresh=refresh, grid=grid, filter=task_filter, ids=ids, selected=selected,
+                      send_to_upscale=send_to_upscale, list_outputs=list_outputs, list_fn=gallery_list)
 

@@ -79,6 +79,7 @@ class ImageTab:
     img2img_input: gr.Image
     modes: gr.Tabs
     send_to_style: gr.Button
+    send_to_upscale: gr.Button
     setup: image_setup.SetupNotice
     load_fn: Callable[[], tuple]  # run on each page load, into load_outputs
     load_outputs: list
@@ -105,19 +106,25 @@ def decoder_choices(studio: Studio) -> tuple[list[tuple[str, str]], str]:
 
 
 def stream_run(work: Callable, token: CancelToken, progress: gr.Progress, label: str) -> Iterator[tuple[str, Any]]:
-    """Run `work(progress_callback)` in a worker thread; yield ("preview", image) as steps finish and
-    ("done", result) at the end. Closing the generator (Stop) cancels the work at its next step."""
+    """Run `work(progress_callback, stage_callback)` in a worker thread; yield ("preview", image) as steps
+    finish and ("done", result) at the end. A stage (a model's one-off preparation) is announced once
+    and shown in the progress bar under its own words. Closing the generator (Stop) cancels the work
+    at its next step."""
     events: queue.Queue = queue.Queue()
 
     def report(done: int, total: int, preview: Any | None = None) -> None:
         events.put(("step", (done, total, preview)))
 
+    def stage(text: str, done: int, total: int) -> None:
+        events.put(("stage", (text, done, total)))
+
     def target() -> None:
         try:
-            events.put(("done", work(report)))
+            events.put(("done", work(report, stage)))
         except BaseException as exc:  # handed to the request's thread, which explains it
             events.put(("error", exc))
 
+    announced: set[str] = set()
     worker = threading.Thread(target=target, name="image-run", daemon=True)
     worker.start()
     try:
@@ -128,6 +135,12 @@ def stream_run(work: Callable, token: CancelToken, progress: gr.Progress, label:
                 progress((done, max(total, 1)), desc=label)
                 if preview is not None:
                     yield "preview", preview
+            elif kind == "stage":
+                text, done, total = payload
+                if text not in announced:
+                    announced.add(text)
+                    gr.Info(text)
+                progress((done, max(total, 1)), desc=text)
             elif kind == "done":
                 yield "done", payload
                 return
@@ -243,6 +256,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 to_inpaint = gr.Button("Send to inpaint", size="sm")
                 to_img2img = gr.Button("Use as img2img input", size="sm")
                 send_to_style = gr.Button("Send to Style", size="sm")
+                send_to_upscale = gr.Button("Upscale", size="sm", elem_id="image-send-to-upscale")
 
     common = [model, decoder, prompt, negative, sampler, steps, guidance, width, height, random_seed, seed,
               batch_count, batch_size]
@@ -273,9 +287,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         token = stops.start(gr_request)
         label = f"{MODE_LABELS[request.mode]}: step"
 
-        def work(report):
+        def work(report, stage):
             return studio.generate_image(request, image, mask, progress=report, cancel=token,
-                                         owner=None)
+                                         owner=None, preparing=stage)
 
         for kind, payload in stream_run(work, token, progress, label):
             if kind == "preview":
@@ -515,7 +529,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         return image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default), *lora_picker.listing_update(studio)
 
     return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
-                    send_to_style=send_to_style, setup=setup, load_fn=on_load,
+                    send_to_style=send_to_style, send_to_upscale=send_to_upscale, setup=setup, load_fn=on_load,
                     load_outputs=[setup.box, model, *loras.listing_outputs])
 
 

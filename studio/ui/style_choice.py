@@ -85,7 +85,7 @@ def build(
     )
     preserve = gr.Checkbox(value=False, label=f"Keep the {subject}'s own colours")
     size = gr.Slider(64, size_limit, value=min(size_default, size_limit), step=32,
-                     label="Longest side of the result (px)")
+                     label="Longest side of the result (px)", elem_id=f"{elem_prefix}-size")
     source.change(
         lambda s: (gr.Group(visible=s == BUILTIN), gr.Image(visible=s == STYLE_IMAGE)),
         source, [builtin_group, style_image], api_visibility="private",

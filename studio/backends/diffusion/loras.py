@@ -23,6 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.backends.diffusion.prompts import NetworkTag
+from studio.backends.named_files import scan_named_files
 from studio.errors import InputError, StudioError
 from studio.runtime import CacheKey, ModelCache
 
@@ -81,18 +82,7 @@ class FileLibrary(ABC):
 
     def _scan(self) -> tuple[dict[str, Path], dict[str, Path]]:
         """(name -> .safetensors file, name -> pickle file); the first folder that has a name wins."""
-        usable: dict[str, Path] = {}
-        pickles: dict[str, Path] = {}
-        for folder in self.folders:
-            if not folder.is_dir():
-                continue
-            for path in sorted(folder.rglob("*")):
-                suffix = path.suffix.lower()
-                if suffix == LORA_SUFFIX and path.is_file():
-                    usable.setdefault(path.stem, path)
-                elif suffix in PICKLE_SUFFIXES and path.is_file():
-                    pickles.setdefault(path.stem, path)
-        return usable, pickles
+        return scan_named_files(self.folders, LORA_SUFFIX, PICKLE_SUFFIXES)
 
     def names(self) -> list[str]:
         return sorted(self._scan()[0])

@@ -7,8 +7,9 @@ and TAESD's decoder 2.4x faster: a 512 px picture takes 3.96 s instead of 6.10 s
 callbacks, previews and Stop stay diffusers' own.
 
 A UNet is converted once per set of weights and kept as OpenVINO IR (fp16 weights, computed in fp32)
-under the studio's cache folder, with its config; later launches read it in seconds and never load
-the torch UNet at all. TAESD is small enough to convert each time it loads. Imported only where OpenVINO is used: it imports torch.
+under the studio's cache folder, with its config and the files it came from; later launches read it in
+seconds and never load the torch UNet at all. The conversion takes 45-55 s for SD-Turbo's UNet, so the
+user is told (PREPARING, with progress), and conversions of weights that changed since are deleted. TAESD is small enough to convert each time it loads. Imported only where OpenVINO is used: it imports torch.
 """
 
 from __future__ import annotations
@@ -23,12 +24,16 @@ import os
 import shutil
 import tempfile
 import threading
+import time
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from studio.runtime import StageCallback, no_stage
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +43,16 @@ IR_FORMAT = "1"
 # up-sampling its exact output size, so one IR serves every width and height (multiples of 64 px
 # included). Not square, so that no height is ever taken for a width.
 TRACE_LATENT_SIZE = (37, 45)
+
+
+# What the user reads while a UNet is converted for the first time.
+PREPARING = "Preparing this model for your CPU: once, about a minute"
+# SD-Turbo's UNet (865 M parameters) converts in 45-55 s on 2 cores: the progress shown is paced by
+# this rate, as OpenVINO's converter reports nothing while it works.
+SECONDS_PER_MILLION_PARAMETERS = 55 / 865
+# Shares of the progress bar: the conversion itself, then writing the IR, then compiling it.
+CONVERTED, SAVED = 85, 95
+SOURCE_FILE = "source.json"  # the weight files a conversion came from, to tell when it is stale
 
 
 # This path is the studio's fp32 one: OpenVINO's CPU plugin would otherwise run in bf16 on CPUs
@@ -149,9 +164,10 @@ class _UNetForExport(torch.nn.Module):
         return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
 
 
-def export_unet(unet: Any, ir_file: Path) -> None:
+def export_unet(unet: Any, ir_file: Path, report: Callable[[int], None] = lambda percent: None) -> None:
     """Convert a torch UNet to IR at `ir_file`, its config beside it. Written under temporary names,
-    the .xml last, so a killed conversion leaves nothing that looks finished."""
+    the .xml last, so a killed conversion leaves nothing that looks finished. `report(percent)` hears
+    how far along it is."""
     import openvino as ov
 
     config = unet.config
@@ -163,17 +179,40 @@ def export_unet(unet: Any, ir_file: Path) -> None:
     ir_file.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".converting-", dir=ir_file.parent))
     try:
-        with torch.no_grad(), warnings.catch_warnings():
+        expected = sum(p.numel() for p in unet.parameters()) / 1e6 * SECONDS_PER_MILLION_PARAMETERS
+        with torch.no_grad(), warnings.catch_warnings(), _paced(report, 0, CONVERTED, expected):
             # The tracer warns at every shape check in diffusers; the odd trace size makes them moot.
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             model = ov.convert_model(_UNetForExport(unet), example_input=example)
+        report(CONVERTED)
         ov.save_model(model, scratch / ir_file.name, compress_to_fp16=True)
+        report(SAVED)
         del model
         (scratch / "config.json").write_text(json.dumps(dict(config), default=str), encoding="utf-8")
         for name in (ir_file.with_suffix(".bin").name, "config.json", ir_file.name):
             os.replace(scratch / name, ir_file.parent / name)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
+
+
+@contextlib.contextmanager
+def _paced(report: Callable[[int], None], start: int, end: int, seconds: float) -> Iterator[None]:
+    """Report from `start` towards `end` (never reaching it) at the pace of `seconds`, while the body runs."""
+    finished = threading.Event()
+    began = time.monotonic()
+
+    def tick() -> None:
+        while not finished.wait(0.5):
+            share = min((time.monotonic() - began) / max(seconds, 0.1), 0.95)
+            report(start + int((end - start) * share))
+
+    ticker = threading.Thread(target=tick, name="openvino-progress", daemon=True)
+    ticker.start()
+    try:
+        yield
+    finally:
+        finished.set()
+        ticker.join()
 
 
 def converted_unet_file(cache_root: Path, weights: list[Path]) -> Path:
@@ -191,19 +230,59 @@ def load_converted_unet(ir_file: Path) -> OpenVinoUNet | None:
     return OpenVinoUNet(ir_file, FrozenDict(json.loads(config_file.read_text(encoding="utf-8"))))
 
 
-def accelerate_unet(pipe: Any, ir_file: Path) -> OpenVinoUNet:
-    """Swap `pipe.unet` for its OpenVINO twin, converting it first if this is its first use.
+def accelerate_unet(pipe: Any, ir_file: Path, weights: list[Path] | None = None,
+                    stage: StageCallback = no_stage) -> OpenVinoUNet:
+    """Swap `pipe.unet` for its OpenVINO twin, converting it first if this is its first use (told to
+    `stage` as PREPARING, with progress; `weights` are recorded, and older conversions of them pruned).
     The torch UNet is freed before OpenVINO compiles, so the two never sit in memory together."""
-    if not ir_file.exists():
+    converting = not ir_file.exists()
+    if converting:
         log.info("converting the UNet for OpenVINO into %s (once per model)", ir_file.parent)
-        export_unet(pipe.unet, ir_file)
+        stage(PREPARING, 0, 100)
+        export_unet(pipe.unet, ir_file, lambda percent: stage(PREPARING, percent, 100))
+        if weights is not None:
+            record_source(ir_file, weights)
+            prune_stale_conversions(ir_file.parent.parent)
     pipe.unet = None
     release_freed_memory()
     twin = load_converted_unet(ir_file)
     if twin is None:
         raise RuntimeError(f"the conversion in {ir_file.parent} is incomplete")
     pipe.unet = twin
+    if converting:
+        stage(PREPARING, 100, 100)
     return twin
+
+
+def record_source(ir_file: Path, weights: list[Path]) -> None:
+    """Note beside a conversion which files it came from."""
+    paths = sorted(str(path.resolve()) for path in weights)
+    (ir_file.parent / SOURCE_FILE).write_text(json.dumps({"weights": paths}), encoding="utf-8")
+
+
+def is_stale(folder: Path) -> bool:
+    """True for a conversion that can never be used again: a file it came from is gone or changed, or
+    OpenVINO or the export changed (its key, the folder's name, would differ). A conversion without
+    a record of its source (made by an older studio) is not judged."""
+    try:
+        weights = [Path(path) for path in json.loads((folder / SOURCE_FILE).read_text(encoding="utf-8"))["weights"]]
+    except (OSError, ValueError, KeyError, TypeError):
+        return False
+    if not weights or not all(path.is_file() for path in weights):
+        return True
+    return weights_key(weights) != folder.name
+
+
+def prune_stale_conversions(cache_root: Path) -> list[Path]:
+    """Delete the conversions `is_stale` finds (each holds a UNet's weights: 1.7 GB for SD-Turbo's);
+    the folders deleted."""
+    pruned = []
+    for folder in sorted(cache_root.iterdir()) if cache_root.is_dir() else ():
+        if folder.is_dir() and not folder.name.startswith(".") and is_stale(folder):
+            log.info("deleting the OpenVINO conversion of changed weights in %s", folder)
+            shutil.rmtree(folder, ignore_errors=True)
+            pruned.append(folder)
+    return pruned
 
 
 class OpenVinoModule(torch.nn.Module):

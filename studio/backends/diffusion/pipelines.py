@@ -49,8 +49,10 @@ from studio.runtime import (
     CancelToken,
     ModelCache,
     ProgressCallback,
+    StageCallback,
     loading_errors,
     no_progress,
+    no_stage,
     torch_device,
 )
 
@@ -182,9 +184,10 @@ class DiffusionBackend:
         except (StudioError, OSError, ValueError, KeyError, TypeError):
             return 512
 
-    def load(self, model_id: str, torch_unet: bool = False) -> LoadedModel:
+    def load(self, model_id: str, torch_unet: bool = False, stage: StageCallback = no_stage) -> LoadedModel:
         """The model, loaded once. `torch_unet` asks for a copy whose UNet is torch's even where
-        OpenVINO runs the usual one (LoRAs change torch modules); it is kept beside it in the cache."""
+        OpenVINO runs the usual one (LoRAs change torch modules); it is kept beside it in the cache.
+        `stage` hears of a first OpenVINO conversion, the one wait a person should be told about."""
         entry = self.catalog.get(model_id)
         if entry.family != "diffusers" or not set(entry.tasks) & {"txt2img", "img2img", "inpaint", "restyle"}:
             raise InputError(f"'{entry.name}' is not an image generation model.")
@@ -194,25 +197,27 @@ class DiffusionBackend:
             key = CacheKey(model_id, dtype_name(dtype), device, variant="torch")
             return self.cache.get(key, lambda: self._load(entry, dtype, device, openvino=False))
         key = CacheKey(model_id, dtype_name(dtype), device)
-        return self.cache.get(key, lambda: self._load(entry, dtype, device))
+        return self.cache.get(key, lambda: self._load(entry, dtype, device, stage=stage))
 
-    def _load(self, entry: ModelEntry, dtype, device: str, openvino: bool = True) -> tuple[LoadedModel, float]:
+    def _load(self, entry: ModelEntry, dtype, device: str, openvino: bool = True,
+              stage: StageCallback = no_stage) -> tuple[LoadedModel, float]:
         where = hub.locate(entry, offline=self.offline)
         log.info("loading %s from %s", entry.id, where)
         quiet_loading()
         with loading_errors(entry.name, where):
-            return self._load_from(entry, where, dtype, device, openvino=openvino)
+            return self._load_from(entry, where, dtype, device, openvino=openvino, stage=stage)
 
     def _load_from(
-        self, entry: ModelEntry, where: Path, dtype, device: str, openvino: bool = True
+        self, entry: ModelEntry, where: Path, dtype, device: str, openvino: bool = True,
+        stage: StageCallback = no_stage,
     ) -> tuple[LoadedModel, float]:
         import torch
         from diffusers import DiffusionPipeline
 
         openvino = openvino and self.uses_openvino(device, dtype)
-        converted_file, converted = None, None
+        converted_file, weights, converted = None, None, None
         if openvino:
-            converted_file, converted = self._converted_unet(entry, where)
+            converted_file, weights, converted = self._converted_unet(entry, where)
         if where.is_file():
             pipe = from_single_file(entry, where, dtype, self.offline)
             revision = f"file:{where.name}"
@@ -248,7 +253,7 @@ class DiffusionBackend:
                 engine = f"openvino {openvino_unet.version()}"
             elif converted_file is not None and openvino_unet.unet_is_supported(pipe.unet):
                 try:
-                    openvino_unet.accelerate_unet(pipe, converted_file)
+                    openvino_unet.accelerate_unet(pipe, converted_file, weights, stage)
                     engine = f"openvino {openvino_unet.version()}"
                 except Exception as exc:  # noqa: BLE001 (a speed-up only: torch still runs the model)
                     log.warning("OpenVINO could not take the UNet of %s (%s); using torch", entry.id, first_line(exc))
@@ -275,8 +280,9 @@ class DiffusionBackend:
         )
         return loaded, size_mb
 
-    def _converted_unet(self, entry: ModelEntry, where: Path) -> tuple[Path | None, Any]:
-        """Where this model's OpenVINO UNet is kept, and the UNet itself if it was converted before."""
+    def _converted_unet(self, entry: ModelEntry, where: Path) -> tuple[Path | None, list[Path] | None, Any]:
+        """Where this model's OpenVINO UNet is kept, the files it comes from, and the UNet itself if it
+        was converted before."""
         from studio.backends.diffusion import openvino_unet
 
         assert self.openvino_dir is not None
@@ -284,11 +290,11 @@ class DiffusionBackend:
             weights = [where] if where.is_file() else [p for p in (where / "unet").iterdir() if p.is_file()]
             converted_file = openvino_unet.converted_unet_file(self.openvino_dir, weights)
             if where.is_file():  # a single file loads whole; accelerate_unet swaps its UNet afterwards
-                return converted_file, None
-            return converted_file, openvino_unet.load_converted_unet(converted_file)
+                return converted_file, weights, None
+            return converted_file, weights, openvino_unet.load_converted_unet(converted_file)
         except Exception as exc:  # noqa: BLE001 (a speed-up only: torch still runs the model)
             log.warning("OpenVINO could not read the kept UNet of %s (%s); using torch", entry.id, first_line(exc))
-            return None, None
+            return None, None, None
 
     def decoder(self, decoder_id: str, dtype):
         """TAESD (or another AutoencoderTiny entry), loaded once."""
@@ -331,8 +337,10 @@ class DiffusionBackend:
         max_side: int = 2048,
         progress: ProgressCallback = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
+        preparing: StageCallback = no_stage,
     ) -> ImageResult:
-        """Make `batch_count x batch_size` pictures; each comes with the record that reproduces it."""
+        """Make `batch_count x batch_size` pictures; each comes with the record that reproduces it.
+        `preparing` hears of the model's one-off preparation for this machine, when it happens."""
         request.validate()
         if request.mode != "txt2img" and image is None:
             raise InputError("Choose an input picture first.")
@@ -353,7 +361,7 @@ class DiffusionBackend:
         # A hires fix's second pass counts in the same progress as the first.
         per_batch = request.steps_run + request.hires_steps_run
         progress(0, per_batch * request.batch_count)
-        model = self.load(request.model)
+        model = self.load(request.model, stage=preparing)
         notes: list[str] = []
         # <lora:...> tags of both prompts (as AUTOMATIC1111 reads them), each file read once.
         loras = load_loras(self.loras, self.cache, lora_tags(request.prompt, request.negative_prompt))
