@@ -211,3 +211,23 @@ def test_cluster_config_reads_the_operators_toml_and_refuses_mistakes_in_one_sen
 
 def test_without_ray_the_studio_runs_in_process(local):
     assert local.cluster is None and not isinstance(local.style, RemoteBackend)
+
+
+def test_the_readmes_ray_start_commands_are_accepted_by_ray():
+    """The README's cluster steps (the studio's own commands there are run by test_documented_commands)."""
+    import shlex
+
+    from ray.scripts.scripts import start
+
+    lines = [line.split("#")[0].strip() for line in (ROOT / "README.md").read_text().splitlines()
+             if line.strip().startswith("ray start")]
+    assert len(lines) == 2
+    parsed = [start.make_context("start", shlex.split(line)[2:]).params for line in lines]
+    assert parsed[0]["head"] and parsed[0]["port"] == 6379 and parsed[1]["address"] == "HEAD:6379"
+
+
+def test_the_ray_benchmark_documented_in_the_readme_runs_its_help():
+    assert ".venv/bin/python benchmarks/ray_load.py" in (ROOT / "README.md").read_text()
+    run = subprocess.run([sys.executable, "benchmarks/ray_load.py", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and "--clients" in run.stdout and "--repeats" in run.stdout

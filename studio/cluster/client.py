@@ -105,7 +105,7 @@ def _stop_on(cancel: CancelToken, response: Any) -> Iterator[None]:
     finished = threading.Event()
 
     def watch() -> None:
-        while not finished.wait(0.05):
+        while not finished.wait(0.02):
             if cancel.cancelled:
                 response.cancel()
                 return
@@ -139,7 +139,10 @@ class Cluster:
                     yield item
             except RequestCancelledError:
                 raise Cancelled() from None
-            except (StudioError, Cancelled, GeneratorExit):
+            except GeneratorExit:  # the reader went away (a closed page): stop the job on the replica too
+                response.cancel()
+                raise
+            except (StudioError, Cancelled):
                 raise
             except Exception as exc:  # a replica or node gone, Ray itself gone: one sentence, details in the log
                 if cancel.cancelled:
