@@ -139,6 +139,20 @@ def test_stop_ends_the_job_on_the_replica_within_one_step(remote):
     assert remote.generate_image(picture(), keep=False).result.images
 
 
+def test_a_text_stream_left_early_stops_its_job_on_the_replica(remote):
+    counts = remote.cluster.stats("text")
+    before = counts["cancelled"]
+    stream = remote.stream_text(TextRequest(mode=WRITE, text="Once upon a time", model=BUILTIN_TEXT, seed=3,
+                                            max_new_tokens=400))
+    next(stream), next(stream)
+    stream.close()  # what Gradio does when the page is closed mid-reply
+    deadline = time.monotonic() + 30
+    while remote.cluster.stats("text")["cancelled"] == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stats = remote.cluster.stats("text")
+    assert stats["cancelled"] == before + 1 and stats["steps_after_cancel"] - counts["steps_after_cancel"] <= 1
+
+
 def test_limits_apply_before_anything_is_sent_to_ray(remote):
     before = remote.cluster.stats("image")["jobs"]
     with pytest.raises(InputError):

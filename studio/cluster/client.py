@@ -126,8 +126,12 @@ class Cluster:
                cancel: CancelToken, model_id: str | None) -> Iterator[tuple]:
         from ray.serve.exceptions import RequestCancelledError
 
-        handle = self.handles[family].options(stream=True, multiplexed_model_id=model_id or "")
-        response = handle.run.remote(target, method, args, kwargs)
+        try:
+            handle = self.handles[family].options(stream=True, multiplexed_model_id=model_id or "")
+            response = handle.run.remote(target, method, args, kwargs)
+        except Exception as exc:  # the Serve controller or Ray itself gone since start
+            log.warning("%s job could not be sent to Ray: %s", family, exc)
+            raise StudioError(LOST) from None
         with _stop_on(cancel, response):
             try:
                 for item in response:
