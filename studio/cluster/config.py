@@ -14,7 +14,6 @@ requests one replica takes at once. Families left out keep the defaults below.
     max_replicas = 4
     num_gpus = 0.5
     max_ongoing_requests = 1
-    max_checkpoints = 2
 """
 
 from __future__ import annotations
@@ -41,7 +40,6 @@ class FamilyConfig:
     num_gpus: float = 0.0
     # One job at a time per replica: a model step uses the replica's whole CPU or GPU share.
     max_ongoing_requests: int = 1
-    max_checkpoints: int = 2  # image: checkpoints one replica keeps loaded (Serve routes to a replica holding one)
 
     def deployment_options(self) -> dict[str, Any]:
         """The keyword arguments of `Deployment.options` for this family."""
@@ -68,7 +66,7 @@ class ClusterConfig:
                               for name, c in self.families.items()})
 
 
-_INT_FIELDS = {"replicas", "min_replicas", "max_replicas", "max_ongoing_requests", "max_checkpoints"}
+_INT_FIELDS = {"replicas", "min_replicas", "max_replicas", "max_ongoing_requests"}
 _FIELDS = {f.name for f in fields(FamilyConfig)}
 
 
@@ -93,8 +91,8 @@ def _family(name: str, table: Any, where: Path) -> FamilyConfig:
         raise StudioError(f"{where}: [{name}] needs both min_replicas and max_replicas to autoscale.")
     if config.max_replicas is not None and config.min_replicas is not None and config.min_replicas > config.max_replicas:
         raise StudioError(f"{where}: [{name}] min_replicas is above max_replicas.")
-    if config.max_ongoing_requests < 1 or config.max_checkpoints < 1:
-        raise StudioError(f"{where}: [{name}] max_ongoing_requests and max_checkpoints must be 1 or more.")
+    if config.max_ongoing_requests < 1:
+        raise StudioError(f"{where}: [{name}] max_ongoing_requests must be 1 or more.")
     return config
 
 
