@@ -15,8 +15,9 @@ $(RUNTIME): requirements.txt requirements-builtin.txt
 	$(PY) -m pip install -q --no-deps -r requirements-builtin.txt
 	touch $@
 
-$(DEV): $(RUNTIME) requirements-dev.txt
+$(DEV): $(RUNTIME) requirements-dev.txt requirements-ray.txt
 	$(PY) -m pip install -q -r requirements-dev.txt
+	$(PY) -m pip install -q -r requirements-ray.txt
 	touch $@
 
 run: $(RUNTIME)

@@ -55,8 +55,9 @@ def write(client: Client, n: int) -> None:
 
 
 def melody(client: Client, n: int) -> None:
-    roll, wav, files, abc, info = client.predict("Nothing: a new tune", None, "", None, False, "G", "major", "4/4",
-                                                 110, 4, 0.9, 0.95, 2.0, n, "piano", api_name="/melody")
+    roll, wav, files, abc, info, *_ = client.predict("Nothing: a new tune", None, "", None, False, "G", "major",
+                                                     "4/4", 110, 4, 0.9, 0.95, 2.0, False, n, "piano",
+                                                     api_name="/melody")
     assert Image.open(roll).size[0] > 0 and any(str(f).endswith(".mid") for f in files) and "K:" in abc
 
 

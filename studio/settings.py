@@ -42,6 +42,9 @@ class Settings:
     upscaler_dirs: tuple[Path, ...] = ()
     # AUTOMATIC1111/Forge or ComfyUI installations whose model folders are read in place.
     models_from: tuple[Path, ...] = ()
+    # Run model work on Ray Serve: the head node's HOST:PORT (or ray://HOST:10001, "auto", "local").
+    ray_address: str | None = None
+    cluster_config: Path | None = None  # TOML: replicas, CPUs/GPUs and requests per family (studio/cluster/config.py)
 
     # Sharing the machine: heavy model work runs this many at a time, behind a queue of this
     # length (0 = unbounded); each visitor may start this many heavy runs a minute (0 = no limit).
@@ -198,6 +201,8 @@ _FIELD_TYPES: dict[str, type] = {
     "embedding_dirs": tuple,
     "upscaler_dirs": tuple,
     "models_from": tuple,
+    "ray_address": str,
+    "cluster_config": Path,
     "heavy_concurrency": int,
     "max_queue": int,
     "rate_limit_per_minute": int,
@@ -272,6 +277,8 @@ def validate(settings: Settings) -> Settings:
             read_tool_folders(root)
         except ModelFolderError as exc:
             raise SettingsError(str(exc)) from None
+    if settings.cluster_config is not None and settings.ray_address is None:
+        raise SettingsError("cluster_config needs ray_address (--ray ADDRESS): it describes Ray Serve deployments")
     for name in POSITIVE_LIMITS:
         if getattr(settings, name) <= 0:
             raise SettingsError(f"{name} must be positive")
@@ -328,6 +335,19 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         action="store_const",
         const=False,
         help="run diffusion on torch alone, not OpenVINO (STUDIO_OPENVINO=0; uses less memory, is slower on a CPU)",
+    )
+    parser.add_argument(
+        "--ray",
+        dest="ray_address",
+        metavar="ADDRESS",
+        help="run model work on Ray Serve: the head node's HOST:PORT, or 'local' to start Ray on this machine "
+        "(STUDIO_RAY_ADDRESS; needs requirements-ray.txt)",
+    )
+    parser.add_argument(
+        "--cluster-config",
+        type=Path,
+        metavar="FILE",
+        help="with --ray: a TOML file of replicas, CPUs/GPUs and requests per model family (STUDIO_CLUSTER_CONFIG)",
     )
     add_network_dir_arguments(parser)
     add_upscaler_dir_argument(parser)

@@ -79,6 +79,13 @@ class Studio:
         )
         self.models = ModelManager(settings, self.catalog, self.cache)
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
+        # With --ray, the model families run on Ray Serve: proxies take the backends' places before the
+        # services are built, so every service, tab and command calls the same methods as in-process.
+        self.cluster = None
+        if settings.ray_address:
+            from studio.cluster.client import attach
+
+            self.cluster = attach(self, settings)
         # The services, one per task group.
         self.image_service = ImageService(settings, self.gallery, self.image)
         self.style_service = StyleService(settings, self.gallery, self.style)

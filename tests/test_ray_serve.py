@@ -1,0 +1,247 @@
+"""The Ray Serve tier on a real local Ray: the same results as in-process, progress and previews
+through Ray, Stop within one step on the replica, a killed replica, limits before Ray, and Ray
+unreachable at start. One Ray and one set of deployments for the whole module (starting them is
+most of its time)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+ray = pytest.importorskip("ray")
+
+from studio.backends.diffusion import ImageRequest  # noqa: E402
+from studio.backends.language import WRITE, TextRequest  # noqa: E402
+from studio.backends.melody import MelodyRequest  # noqa: E402
+from studio.backends.stylize import StyleRequest  # noqa: E402
+from studio.cluster.client import LOST, RemoteBackend  # noqa: E402
+from studio.cluster.config import FAMILIES, FamilyConfig, load_cluster_config  # noqa: E402
+from studio.errors import Cancelled, InputError, StudioError  # noqa: E402
+from studio.runtime import CancelToken  # noqa: E402
+from studio.services import Studio  # noqa: E402
+from studio.settings import Settings  # noqa: E402
+from tests.image_models import TINY_SD, TINY_TAESD, write_models_file  # noqa: E402
+
+ROOT = Path(__file__).resolve().parent.parent
+PHOTO = ROOT / "assets" / "examples" / "coffee.jpg"
+BUILTIN_TEXT = "smollm2-135m-instruct-gguf"
+# The families these tests need run on Ray; music and walks stay in-process (their replicas would only
+# add start-up time here).
+CLUSTER_TOML = "[music]\nremote = false\n\n[walks]\nremote = false\n\n[image]\nmax_ongoing_requests = 1\n"
+
+
+def picture(seed: int = 11, steps: int = 2, size: int = 64) -> ImageRequest:
+    return ImageRequest("a red cat on the beach", model=TINY_SD, decoder=TINY_TAESD, width=size, height=size,
+                        seed=seed, steps=steps)
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory, tiny_sd_path, tiny_taesd_path) -> Path:
+    return write_models_file(tmp_path_factory.mktemp("ray-models"), tiny_sd_path, tiny_taesd_path)
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory, models) -> Studio:
+    """The same studio without Ray: what every result through Ray is compared with."""
+    return Studio(Settings(data_dir=tmp_path_factory.mktemp("local") / "data", models_file=models, offline=True,
+                           openvino=False))
+
+
+@pytest.fixture(scope="module")
+def remote(tmp_path_factory, models):
+    folder = tmp_path_factory.mktemp("ray")
+    (folder / "cluster.toml").write_text(CLUSTER_TOML)
+    ray.init(num_cpus=2, include_dashboard=False, object_store_memory=120 * 1024 * 1024, log_to_driver=False)
+    try:
+        yield Studio(Settings(data_dir=folder / "data", models_file=models, offline=True, openvino=False,
+                              max_steps=150, ray_address="local", cluster_config=folder / "cluster.toml"))
+    finally:
+        from ray import serve
+
+        serve.shutdown()
+        ray.shutdown()
+
+
+def test_the_families_run_on_ray_and_the_rest_in_process(remote):
+    assert sorted(remote.cluster.handles) == ["image", "melody", "style", "text"]
+    for name in ("image", "style", "text", "melody"):
+        assert isinstance(getattr(remote, name), RemoteBackend)
+    assert not isinstance(remote.music, RemoteBackend) and not isinstance(remote.patterns, RemoteBackend)
+    # What is not model work is answered by the front end's own backend, without Ray.
+    assert TINY_SD in [entry.id for entry in remote.image.image_entries("txt2img")]
+
+
+def test_a_seeded_picture_is_pixel_equal_through_ray_and_is_kept_in_the_front_ends_gallery(remote, local):
+    through_ray = remote.generate_image(picture())
+    in_process = local.generate_image(picture(), keep=False)
+    assert np.array_equal(np.asarray(through_ray.result.images[0]), np.asarray(in_process.result.images[0]))
+    assert through_ray.result.params[0]["seed"] == 11
+    item = through_ray.items[0]
+    assert remote.gallery.get(item.id) is not None and item.file.is_file()
+
+
+def test_the_same_style_result_through_ray(remote, local):
+    photo = remote.open_image(PHOTO)
+    through_ray = remote.stylize(photo, StyleRequest(style=3, size=256))
+    in_process = local.stylize(photo, StyleRequest(style=3, size=256), keep=False)
+    assert np.array_equal(np.asarray(through_ray.result.image), np.asarray(in_process.result.image))
+    assert through_ray.item is not None and through_ray.result.params == in_process.result.params
+
+
+def test_the_same_melody_through_ray(remote, local):
+    request = MelodyRequest(bars=2, seed=4)
+    through_ray = remote.compose(request)
+    in_process = local.melody.generate(request)
+    assert through_ray.result.melody == in_process.melody and len(through_ray.result.melody.bars) >= 2
+
+
+def test_the_same_seeded_text_through_ray(remote, local):
+    request = TextRequest(mode=WRITE, text="The lighthouse keeper", model=BUILTIN_TEXT, seed=7, max_new_tokens=12)
+    updates = list(remote.stream_text(request))
+    assert len(updates) > 2 and updates[-1].result is not None  # streamed, token by token
+    in_process = local.text.generate(request)
+    assert updates[-1].result.text == in_process.text and in_process.text.strip()
+
+
+def test_progress_and_previews_arrive_through_ray(remote):
+    seen: list[tuple[int, int, object]] = []
+    remote.generate_image(picture(steps=4), keep=False, progress=lambda d, t, p=None: seen.append((d, t, p)))
+    assert [d for d, _, _ in seen][-1] == seen[-1][1] and len(seen) >= 4
+    previews = [p for _, _, p in seen if p is not None]
+    assert previews and previews[0].size[0] > 0
+
+
+def test_stop_ends_the_job_on_the_replica_within_one_step(remote):
+    before = remote.cluster.stats("image")
+    token = CancelToken()
+    pressed_at: list[int] = []
+
+    def progress(done: int, total: int, preview=None) -> None:
+        if done == 3 and not token.cancelled:
+            pressed_at.append(done)
+            token.cancel()  # what a Stop button does
+
+    with pytest.raises(Cancelled):
+        remote.generate_image(picture(steps=120, size=128), keep=False, progress=progress, cancel=token)
+    after = remote.cluster.stats("image")
+    assert pressed_at == [3]
+    assert after["cancelled"] == before["cancelled"] + 1
+    # Once the cancel reached the replica, at most one more step ran; the job stopped long before its 120.
+    assert after["steps_after_cancel"] - before["steps_after_cancel"] <= 1
+    assert after["steps"] - before["steps"] < 60
+    # The replica is free again: the next job runs.
+    assert remote.generate_image(picture(), keep=False).result.images
+
+
+def test_a_text_stream_left_early_stops_its_job_on_the_replica(remote):
+    counts = remote.cluster.stats("text")
+    before = counts["cancelled"]
+    stream = remote.stream_text(TextRequest(mode=WRITE, text="Once upon a time", model=BUILTIN_TEXT, seed=3,
+                                            max_new_tokens=400))
+    next(stream), next(stream)
+    stream.close()  # what Gradio does when the page is closed mid-reply
+    deadline = time.monotonic() + 30
+    while remote.cluster.stats("text")["cancelled"] == before and time.monotonic() < deadline:
+        time.sleep(0.1)
+    stats = remote.cluster.stats("text")
+    assert stats["cancelled"] == before + 1 and stats["steps_after_cancel"] - counts["steps_after_cancel"] <= 1
+
+
+def test_limits_apply_before_anything_is_sent_to_ray(remote):
+    before = remote.cluster.stats("image")["jobs"]
+    with pytest.raises(InputError):
+        remote.generate_image(picture(steps=151))
+    assert remote.cluster.stats("image")["jobs"] == before
+
+
+def test_a_replica_killed_mid_job_gives_one_sentence_and_the_next_request_works(remote, local):
+    kept_before = len(remote.gallery.list())
+    started = threading.Event()
+    outcome: dict[str, BaseException] = {}
+
+    def job() -> None:
+        try:
+            remote.generate_image(picture(steps=150, size=128), progress=lambda *a: started.set())
+        except BaseException as exc:  # noqa: BLE001 - the test reads it below
+            outcome["error"] = exc
+
+    runner = threading.Thread(target=job)
+    runner.start()
+    assert started.wait(60)
+    replicas = [a for a in ray.util.list_named_actors(all_namespaces=True) if "studio-image" in a["name"]
+                and "REPLICA" in a["name"]]
+    assert len(replicas) == 1
+    ray.kill(ray.get_actor(replicas[0]["name"], namespace=replicas[0]["namespace"]), no_restart=True)
+    runner.join(60)
+    assert isinstance(outcome.get("error"), StudioError) and str(outcome["error"]) == LOST
+    assert len(remote.gallery.list()) == kept_before  # nothing half-made was kept
+    # Serve starts a new replica; the next request waits for it and gives the same picture as ever.
+    deadline = time.monotonic() + 120
+    while True:
+        try:
+            again = remote.generate_image(picture(), keep=False)
+            break
+        except StudioError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(1)
+    assert np.array_equal(np.asarray(again.result.images[0]),
+                          np.asarray(local.generate_image(picture(), keep=False).result.images[0]))
+
+
+def test_ray_unreachable_at_start_is_one_sentence_and_exit_2(tmp_path):
+    run = subprocess.run([sys.executable, "app.py", "--ray", "127.0.0.1:9", "--data-dir", str(tmp_path / "d")],
+                         cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert run.returncode == 2
+    lines = [line for line in run.stderr.splitlines() if line.startswith("error:")]
+    assert lines == [lines[0]] and "Ray is not reachable at 127.0.0.1:9" in lines[0]
+    assert "Traceback" not in run.stderr
+
+
+def test_cluster_config_reads_the_operators_toml_and_refuses_mistakes_in_one_sentence(tmp_path):
+    path = tmp_path / "cluster.toml"
+    path.write_text("[image]\nmin_replicas = 1\nmax_replicas = 4\nnum_gpus = 0.5\n\n[style]\nreplicas = 2\n"
+                    "\n[music]\nremote = false\n")
+    config = load_cluster_config(path)
+    assert set(config.families) == set(FAMILIES) - {"music"}
+    image = config.families["image"].deployment_options()
+    assert image["autoscaling_config"] == {"min_replicas": 1, "max_replicas": 4, "target_ongoing_requests": 1}
+    assert image["ray_actor_options"]["num_gpus"] == 0.5 and "num_replicas" not in image
+    assert config.families["style"].deployment_options()["num_replicas"] == 2
+    assert config.families["text"] == FamilyConfig()
+    for text, words in [("[imagee]\n", "unknown family 'imagee'"), ("[style]\nreplicas = -1\n", "0 or more"),
+                        ("[style]\nreplicas = 1.5\n", "whole number"), ("[style]\ncolour = 1\n", "unknown setting"),
+                        ("[image]\nmin_replicas = 1\n", "both min_replicas"), ("[style\n", "not valid TOML")]:
+        path.write_text(text)
+        with pytest.raises(StudioError, match=words):
+            load_cluster_config(path)
+
+
+def test_without_ray_the_studio_runs_in_process(local):
+    assert local.cluster is None and not isinstance(local.style, RemoteBackend)
+
+
+def test_the_readmes_ray_start_commands_are_accepted_by_ray():
+    """The README's cluster steps (the studio's own commands there are run by test_documented_commands)."""
+    import shlex
+
+    from ray.scripts.scripts import start
+
+    lines = [line.split("#")[0].strip() for line in (ROOT / "README.md").read_text().splitlines()
+             if line.strip().startswith("ray start")]
+    assert len(lines) == 2
+    parsed = [start.make_context("start", shlex.split(line)[2:]).params for line in lines]
+    assert parsed[0]["head"] and parsed[0]["port"] == 6379 and parsed[1]["address"] == "HEAD:6379"
+
+
+def test_the_ray_benchmark_documented_in_the_readme_runs_its_help():
+    assert ".venv/bin/python benchmarks/ray_load.py" in (ROOT / "README.md").read_text()
+    run = subprocess.run([sys.executable, "benchmarks/ray_load.py", "--help"], cwd=ROOT, capture_output=True,
+                         text=True, timeout=120)
+    assert run.returncode == 0 and "--clients" in run.stdout and "--repeats" in run.stdout
