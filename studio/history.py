@@ -9,6 +9,7 @@ database. Items whose file has gone missing are not listed.
 from __future__ import annotations
 
 import errno
+import itertools
 import json
 import os
 import re
@@ -371,9 +372,14 @@ def _placeholder(task: str) -> Image.Image:
     return tile
 
 
+_WRITES = itertools.count()  # next() on it is atomic in CPython
+
+
 def _write_atomically(path: Path, write: Callable[[Path], None]) -> None:
     """Write through `write(tmp_path)`, fsync, then rename into place; clean up on any failure."""
-    tmp = path.with_name(f"{path.name}.{claims.TOKEN}.partial")  # named after its writer: see studio/claims.py
+    # Named after its writer (see studio/claims.py), and unique to each write: two requests keeping the
+    # same input at once must not rename one file between them.
+    tmp = path.with_name(f"{path.name}.{next(_WRITES)}.{claims.TOKEN}.partial")
     try:
         write(tmp)
         with open(tmp, "rb+") as handle:

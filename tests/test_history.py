@@ -165,3 +165,16 @@ def test_any_file_can_be_kept_with_a_preview_or_a_placeholder(tmp_path):
     assert Image.open(text.preview).size == (320, 320)  # a placeholder tile naming the task
     assert Image.open(tune.preview).getpixel((5, 5))[1] > 100  # the given preview, green
     assert [i.id for i in gallery.list()] == [tune.id, text.id]
+
+
+def test_many_requests_keeping_the_same_input_at_once_all_succeed(tmp_path):
+    """Two visitors restyling the same photo at once used to rename one temporary file between them."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    gallery = Gallery(tmp_path)
+    photo = Image.new("RGB", (300, 200), (30, 120, 200))
+    with ThreadPoolExecutor(8) as pool:
+        kept = list(pool.map(lambda _: gallery.keep_input(photo), range(32)))
+    assert len(set(kept)) == 1
+    assert Image.open(tmp_path / kept[0]).size == (300, 200)
+    assert not list((tmp_path / "inputs").rglob("*.partial"))
