@@ -42,8 +42,9 @@ MAX_HEADER_BYTES = 64 * 2**20
 
 # Families of single-file checkpoints, in the words the model list shows.
 SD1, SD2, SDXL, SD3, FLUX = "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX"
-# The families the image backend loads from one file today.
-LOADABLE_FAMILIES = (SD1, SD2, SDXL)
+# The families the image backend loads from one file (SD 3.x and FLUX with their other parts found
+# beside them: see backends/diffusion/loading.py).
+LOADABLE_FAMILIES = (SD1, SD2, SDXL, SD3, FLUX)
 IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "restyle", "image-walk")
 
 
@@ -192,5 +193,5 @@ def inspect_checkpoint(path: Path) -> FoundCheckpoint:
     if family is None:
         problem = f"{path.name} is not a whole image checkpoint (a LoRA, a VAE or another part?)"
     elif family not in LOADABLE_FAMILIES:
-        problem = f"{path.name} is a {family} checkpoint; the studio loads SD 1.x, SD 2.x and SDXL files"
+        problem = f"{path.name} is a {family} checkpoint, which the studio does not load from one file"
     return FoundCheckpoint(path, family, is_inpainting(header), size_mb, problem)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.backends.diffusion.families import denoiser
 from studio.backends.diffusion.prompts import NetworkTag
 from studio.errors import InputError, StudioError
 from studio.runtime import CacheKey, ModelCache
@@ -308,16 +309,16 @@ def _adapters_in(pipe: Any) -> set[str]:
     return {name for names in pipe.get_list_adapters().values() for name in names}
 
 
-STATE = "_studio_loras"  # on the UNet the pipelines share: which LoRAs (hash, weight) are on it now
+STATE = "_studio_loras"  # on the UNet (or transformer) the pipelines share: which LoRAs (hash, weight) are on it now
 
 
 def _loaded(pipe: Any) -> tuple:
-    return getattr(pipe.unet, STATE, ())
+    return getattr(denoiser(pipe), STATE, ())
 
 
 def _unload(pipe: Any) -> None:
     pipe.unload_lora_weights()
-    setattr(pipe.unet, STATE, ())
+    setattr(denoiser(pipe), STATE, ())
 
 
 def without_loras(pipe: Any) -> None:
@@ -368,7 +369,7 @@ def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterato
     except BaseException:
         _unload(pipe)  # half-loaded: back to the plain weights
         raise
-    setattr(pipe.unet, STATE, wanted)
+    setattr(denoiser(pipe), STATE, wanted)
     yield
 
 

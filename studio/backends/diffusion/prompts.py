@@ -253,8 +253,9 @@ def is_sdxl(pipe: Any) -> bool:
 
 
 def can_weight(pipe: Any) -> bool:
-    """True for pipelines with CLIP text encoders this module encodes for: SD 1.x / 2.x and SDXL."""
-    return bool(_encoders(pipe))
+    """True for pipelines with CLIP text encoders this module encodes for: SD 1.x / 2.x and SDXL (SD 3.x
+    and FLUX, with a transformer and a T5 encoder beside CLIP, take their prompts as strings)."""
+    return getattr(pipe, "transformer", None) is None and bool(_encoders(pipe))
 
 
 def _encoders(pipe: Any) -> list[tuple[Any, Any]]:
