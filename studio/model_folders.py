@@ -120,6 +120,9 @@ def checkpoint_family(header: dict) -> str | None:
         return FLUX
     if has("joint_blocks.") or has("model.diffusion_model.joint_blocks."):
         return SD3
+    # A transformer alone in diffusers' own layout (a pipeline folder's transformer file, copied out).
+    if has("transformer_blocks.") and has("context_embedder."):
+        return FLUX if has("single_transformer_blocks.") else SD3
     if has("conditioner.embedders.1.") or has("model.diffusion_model.label_emb."):
         return SDXL
     if not has("model.diffusion_model.input_blocks."):

@@ -5,6 +5,7 @@ metadata, image to image, and the one-sentence refusals of what they do not take
 from __future__ import annotations
 
 import json
+import shutil
 import struct
 from dataclasses import replace
 from pathlib import Path
@@ -21,7 +22,7 @@ from studio.backends.diffusion import (
     fields_from_parameters,
 )
 from studio.catalog import load_catalog
-from studio.errors import InputError
+from studio.errors import InputError, StudioError
 from studio.media.png_info import parse_a1111_parameters
 from studio.model_folders import FLUX, inspect_checkpoint
 from studio.runtime import ModelCache
@@ -226,3 +227,29 @@ def test_a_flow_record_reruns_through_the_request(backend):
 
     again = ImageRequest(**known_fields(ImageRequest, record))
     assert again == replace(flux(DEV_ID, guidance=3.5), seed=record["seed"])
+
+
+def test_a_flux_transformer_file_loads_with_its_base_models_other_parts(folders, tmp_path):
+    """A transformer alone (here in diffusers' layout) in the checkpoints folder: its text encoders and VAE
+    come from FLUX.1-schnell on this machine (a local copy of that catalogue model), and with the same
+    weights it makes the very same picture."""
+    checkpoints = tmp_path / "checkpoints"
+    checkpoints.mkdir()
+    shutil.copy(folders[SCHNELL_ID] / "transformer" / "diffusion_pytorch_model.safetensors",
+                checkpoints / "my-flux.safetensors")
+    models = tmp_path / "models.toml"
+    models.write_text(f'[[model]]\nid = "black-forest-labs/FLUX.1-schnell"\nname = "FLUX.1 [schnell]"\n'
+                      f'family = "diffusers"\ntasks = {TASKS}\npath = "{folders[SCHNELL_ID]}"\n', encoding="utf-8")
+    catalog = load_catalog(models, checkpoint_folders=(checkpoints,))
+    assert catalog.get("my-flux").name == "my-flux (FLUX)"
+    backend = DiffusionBackend(ModelCache(4096), catalog, device="cpu", offline=True)
+    from_file = backend.generate(flux("my-flux")).images[0]
+    from_folder = backend.generate(flux("black-forest-labs/FLUX.1-schnell")).images[0]
+    assert np.array_equal(pixels(from_file), pixels(from_folder))
+
+    alone = DiffusionBackend(ModelCache(4096), load_catalog(None, checkpoint_folders=(checkpoints,)), device="cpu",
+                             offline=True)
+    with pytest.raises(StudioError) as missing:
+        alone.generate(flux("my-flux"))
+    assert "holds only a FLUX transformer" in str(missing.value)
+    assert "python -m studio download black-forest-labs/FLUX.1-schnell" in str(missing.value)

@@ -219,7 +219,7 @@ class DiffusionBackend:
         if openvino:
             converted_file, converted = self._converted_unet(entry, where)
         if where.is_file():
-            pipe = from_single_file(entry, where, dtype, self.offline)
+            pipe = from_single_file(entry, where, dtype, self.offline, self._downloaded_folder)
             revision = f"file:{where.name}"
         else:
             variant = entry.variant if entry.variant and any(where.rglob(f"*.{entry.variant}.safetensors")) else None
@@ -280,6 +280,14 @@ class DiffusionBackend:
             engine=engine,
         )
         return loaded, size_mb
+
+    def _downloaded_folder(self, model_id: str) -> Path | None:
+        """A catalogue model's folder if it is on this machine (a FLUX or SD 3.x transformer file takes
+        its text encoders and VAE from its base model's)."""
+        try:
+            return hub.locate(self.catalog.get(model_id), offline=True, download_if_missing=False)
+        except StudioError:
+            return None
 
     def _converted_unet(self, entry: ModelEntry, where: Path) -> tuple[Path | None, Any]:
         """Where this model's OpenVINO UNet is kept, and the UNet itself if it was converted before."""
