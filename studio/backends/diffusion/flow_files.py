@@ -48,7 +48,12 @@ def load_flow_file(
 ):
     """The pipeline for an SD 3.x or FLUX file: a whole checkpoint by itself, a transformer with the base
     model's other parts."""
-    from diffusers import FluxPipeline, FluxTransformer2DModel, SD3Transformer2DModel, StableDiffusion3Pipeline
+    from diffusers import (
+        FluxPipeline,
+        FluxTransformer2DModel,
+        SD3Transformer2DModel,
+        StableDiffusion3Pipeline,
+    )
 
     from studio.backends.diffusion.loading import first_line
 
