@@ -387,7 +387,8 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         id="stabilityai/sdxl-turbo",
         name="SDXL-Turbo",
         family="diffusers",
-        tasks=("txt2img", "img2img", "restyle", "image-walk"),
+        # inpaint: SDXL's inpainting pipeline over the same UNet, which outpainting uses too.
+        tasks=("txt2img", "img2img", "inpaint", "restyle", "image-walk"),
         licence="Stability AI Non-Commercial Research Community License",
         commercial_use=False,
         size_mb=6900,

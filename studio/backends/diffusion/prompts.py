@@ -450,7 +450,7 @@ def prompt_inputs(pipe: Any, prompt: str, negative_prompt: str, guided: bool, no
 
 def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided: bool) -> list[tuple[Any, Any]]:
     """(prompt, negative) embeddings per keyframe prompt, all of one length so a walk can blend them
-    (SD 1.x / 2.x: walks do not take SDXL models).
+    (SDXL's pooled ones come from `walk_pooled`).
 
     Plain prompts are encoded by diffusers' own `encode_prompt`, exactly as before; prompts with syntax
     go through `encode_pair`. Shorter ones are padded with empty-prompt chunks.
@@ -466,9 +466,12 @@ def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided:
                 encoded, negative_encoded = encode_pair(pipe, positive, negative if guided else None)
                 out.append((encoded.embeds, negative_encoded.embeds if negative_encoded is not None else None))
             else:
-                out.append(
-                    pipe.encode_prompt(positive.text, pipe._execution_device, 1, guided, negative.text or None)
+                # By keyword: SDXL's encode_prompt takes a second prompt second, and returns pooled ones too.
+                encoded_pair = pipe.encode_prompt(
+                    positive.text, device=pipe._execution_device, num_images_per_prompt=1,
+                    do_classifier_free_guidance=guided, negative_prompt=negative.text or None,
                 )
+                out.append((encoded_pair[0], encoded_pair[1]))
         longest = max(max(pos.shape[1], neg.shape[1] if neg is not None else 0) for pos, neg in out)
         if all(pos.shape[1] == longest and (neg is None or neg.shape[1] == longest) for pos, neg in out):
             return out
@@ -476,3 +479,25 @@ def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided:
         return [
             (pad_to(pos, longest, empty), pad_to(neg, longest, empty) if neg is not None else None) for pos, neg in out
         ]
+
+
+def walk_pooled(pipe: Any, prompts: list[str], negative_prompt: str, guided: bool) -> list[tuple[Any, Any]]:
+    """SDXL walks: (pooled, negative pooled) embeddings per keyframe prompt, read as the Image tab reads
+    it (diffusers' own encoding for a plain prompt), to blend beside the token embeddings."""
+    import torch
+
+    negative = parse_prompt(negative_prompt)
+    out = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            positive = parse_prompt(prompt)
+            if needs_embeddings(pipe, positive) or (guided and needs_embeddings(pipe, negative)):
+                encoded, negative_encoded = encode_pair(pipe, positive, negative if guided else None)
+                out.append((encoded.pooled, negative_encoded.pooled if negative_encoded is not None else None))
+            else:
+                _, _, pooled, negative_pooled = pipe.encode_prompt(
+                    positive.text, device=pipe._execution_device, num_images_per_prompt=1,
+                    do_classifier_free_guidance=guided, negative_prompt=negative.text or None,
+                )
+                out.append((pooled, negative_pooled if guided else None))
+    return out

@@ -17,8 +17,9 @@ import numpy as np
 from PIL import Image
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
+from studio.backends.diffusion.families import family_of
 from studio.backends.diffusion.loras import lora_tags, without_loras
-from studio.backends.diffusion.prompts import walk_embeddings
+from studio.backends.diffusion.prompts import is_sdxl, walk_embeddings, walk_pooled
 from studio.backends.frames import FramesResult
 from studio.errors import InputError
 from studio.media.interpolation import slerp, walk_positions
@@ -78,8 +79,9 @@ def prompt_walk(
     positions = positions or walk_positions(len(request.keyframes), request.frames_between)
     started = time.perf_counter()
     model = backend.load(request.settings.model)
-    if hasattr(model.pipe, "text_encoder_2"):
-        raise InputError(f"Prompt walks work with SD 1.x/2.x-family models such as SD-Turbo, not '{model.entry.name}'.")
+    if family_of(model.pipe).flow:  # their latents and prompts are another kind (packed, T5)
+        raise InputError(f"Prompt walks work with SD 1.x/2.x and SDXL models, not '{model.entry.name}' "
+                         f"({family_of(model.pipe).name}).")
     with model.lock:  # the frames between keyframes use the modules directly: no LoRA may stay on them
         without_loras(model.pipe)
     base = request.frame_request(request.keyframes[0])
@@ -100,6 +102,9 @@ def prompt_walk(
 
     # The Image tab's own reading of each prompt (emphasis, BREAK), padded to one length to blend.
     embeds = walk_embeddings(pipe, [key.prompt for key in request.keyframes], base.negative_prompt, guided)
+    # SDXL: its pooled text embedding (with the size ids) conditions the UNet too, and is blended alike.
+    pooled = walk_pooled(pipe, [key.prompt for key in request.keyframes], base.negative_prompt, guided) \
+        if is_sdxl(pipe) else None
     with torch.inference_mode():
         # The noise the pipeline itself draws for a seed: a CPU generator, the model's dtype.
         noises = [
@@ -137,7 +142,7 @@ def prompt_walk(
             stopped = True
             break
         chunk = pending[start : start + request.batch]
-        latents, positive, negative = [], [], []
+        latents, positive, negative, positive_pooled, negative_pooled = [], [], [], [], []
         for i in chunk:
             segment, t = positions[i]
             a, b = noises[segment], noises[segment + 1]
@@ -147,6 +152,11 @@ def prompt_walk(
             positive.append(torch.lerp(pos_a.float(), pos_b.float(), t).to(pos_a.dtype))
             if guided:
                 negative.append(torch.lerp(neg_a.float(), neg_b.float(), t).to(neg_a.dtype))
+            if pooled is not None:
+                (pool_a, neg_pool_a), (pool_b, neg_pool_b) = pooled[segment], pooled[segment + 1]
+                positive_pooled.append(torch.lerp(pool_a.float(), pool_b.float(), t).to(pool_a.dtype))
+                if guided:
+                    negative_pooled.append(torch.lerp(neg_pool_a.float(), neg_pool_b.float(), t).to(neg_pool_a.dtype))
 
         def on_step(_pipe, step: int, _timestep, tensors: dict) -> dict:
             cancel.raise_if_cancelled()
@@ -164,6 +174,10 @@ def prompt_walk(
         }
         if guided:
             kwargs["negative_prompt_embeds"] = torch.cat(negative)
+        if positive_pooled:
+            kwargs["pooled_prompt_embeds"] = torch.cat(positive_pooled)
+            if guided:
+                kwargs["negative_pooled_prompt_embeds"] = torch.cat(negative_pooled)
         try:
             with torch.inference_mode():
                 images = pipe(**kwargs).images
