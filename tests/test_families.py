@@ -253,3 +253,22 @@ def test_a_flux_transformer_file_loads_with_its_base_models_other_parts(folders,
         alone.generate(flux("my-flux"))
     assert "holds only a FLUX transformer" in str(missing.value)
     assert "python -m studio download black-forest-labs/FLUX.1-schnell" in str(missing.value)
+
+
+def test_a_model_bigger_than_the_free_memory_is_refused_before_loading(folders, tmp_path):
+    from studio.backends.diffusion import memory
+
+    files = memory.weight_files(folders[DEV_ID], None)
+    assert {f.parent.name for f in files} == {"transformer", "text_encoder", "text_encoder_2", "vae"}
+    weights = sum(f.stat().st_size for f in files)  # stored in fp32: loaded in fp32 the same size (+ headers)
+    assert memory.needed_mb(files, 4) == pytest.approx(weights / 2**20 * memory.OVERHEAD, rel=0.05)
+    assert memory.needed_mb(files, 2) == pytest.approx(memory.needed_mb(files, 4) / 2, rel=0.01)
+    models = tmp_path / "models.toml"
+    models.write_text(f'[[model]]\nid = "{DEV_ID}"\nname = "Tiny dev"\nfamily = "diffusers"\ntasks = {TASKS}\n'
+                      f'path = "{folders[DEV_ID]}"\n', encoding="utf-8")
+    small = DiffusionBackend(ModelCache(4096), load_catalog(models), device="cpu", offline=True)
+    small.free_memory_mb = lambda: 0.05  # a machine with 50 KB free
+    with pytest.raises(StudioError) as refused:
+        small.generate(flux(DEV_ID, guidance=3.5))
+    assert "'Tiny dev' needs about" in str(refused.value) and "0.0 GB free" in str(refused.value)
+    assert small.cache.keys() == []  # nothing loaded

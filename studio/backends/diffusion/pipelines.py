@@ -24,7 +24,7 @@ from PIL import Image
 
 from studio import hub
 from studio.backends.diffusion import embeddings as ti
-from studio.backends.diffusion import families, hires, lcm
+from studio.backends.diffusion import families, hires, lcm, memory
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
@@ -128,6 +128,8 @@ class DiffusionBackend:
         # Upscaler models (GANs) a hires fix may use besides the built-in ones, by name.
         self.upscale_picture = upscale_picture
         self.upscaler_names = upscaler_names
+        # Free memory before a model loads, MB (a test may stand in for the machine's).
+        self.free_memory_mb: Callable[[], float] = memory.available_mb
 
     def hires_upscalers(self) -> list[str]:
         """The upscalers a hires fix can use: latent and PIL ones, then any upscaler models."""
@@ -202,6 +204,8 @@ class DiffusionBackend:
 
     def _load(self, entry: ModelEntry, dtype, device: str, openvino: bool = True) -> tuple[LoadedModel, float]:
         where = hub.locate(entry, offline=self.offline)
+        # Refused in one sentence before a model too big for this machine's free memory starts loading.
+        memory.check_fits(entry.name, where, entry.variant, dtype, self.free_memory_mb)
         log.info("loading %s from %s", entry.id, where)
         quiet_loading()
         with loading_errors(entry.name, where):
