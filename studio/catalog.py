@@ -75,6 +75,14 @@ class ModelEntry:
     path: Path | None = None  # local folder or single file, for user entries
     config: Path | None = None  # single-file diffusers checkpoints: a folder with the matching configs
     description: str = ""
+    gated: bool = False  # the hub shows the files only to logged-in users who accepted the licence
+
+    def gate_text(self) -> str:
+        """How to get past a gated repository, or nothing."""
+        if not self.gated:
+            return ""
+        return (f" It is gated: accept its licence at https://huggingface.co/{self.repo} and log in with "
+                "`hf auth login` (or set HF_TOKEN) first.")
 
     @property
     def builtin(self) -> bool:
@@ -247,6 +255,85 @@ BUILTIN_ENTRIES: tuple[ModelEntry, ...] = (
     ),
 )
 
+# Rectified-flow models (SD 3.5, FLUX.1): only their diffusers folders are fetched, not the single-file
+# copies their repositories also hold at the top (which would double the download). Sizes are those folders'.
+FLOW_FILES = ("*/*.safetensors",)
+STABILITY_COMMUNITY = ("Stability AI Community License (free below USD 1M annual revenue; an enterprise "
+                       "licence above)")
+FLOW_ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        id="stabilityai/stable-diffusion-3.5-medium",
+        name="Stable Diffusion 3.5 Medium",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "inpaint", "restyle"),
+        licence=STABILITY_COMMUNITY,
+        commercial_use=False,
+        size_mb=16300,
+        source="download",
+        repo="stabilityai/stable-diffusion-3.5-medium",
+        files=FLOW_FILES,
+        gated=True,
+        description="SD 3.5 (2.5B MMDiT, CLIP-L/G + T5-XXL), 1024 px: about 40 steps, guidance 4.5, sampler Euler "
+                    "(flow matching).",
+    ),
+    ModelEntry(
+        id="stabilityai/stable-diffusion-3.5-large",
+        name="Stable Diffusion 3.5 Large",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "inpaint", "restyle"),
+        licence=STABILITY_COMMUNITY,
+        commercial_use=False,
+        size_mb=27800,
+        source="download",
+        repo="stabilityai/stable-diffusion-3.5-large",
+        files=FLOW_FILES,
+        gated=True,
+        description="SD 3.5 (8B MMDiT), 1024 px: about 28 steps, guidance 3.5; needs a large GPU.",
+    ),
+    ModelEntry(
+        id="stabilityai/stable-diffusion-3.5-large-turbo",
+        name="Stable Diffusion 3.5 Large Turbo",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "inpaint", "restyle"),
+        licence=STABILITY_COMMUNITY,
+        commercial_use=False,
+        size_mb=27800,
+        source="download",
+        repo="stabilityai/stable-diffusion-3.5-large-turbo",
+        files=FLOW_FILES,
+        gated=True,
+        description="Distilled SD 3.5 Large: 4 steps, guidance 0, 1024 px.",
+    ),
+    ModelEntry(
+        id="black-forest-labs/FLUX.1-schnell",
+        name="FLUX.1 [schnell]",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "inpaint", "restyle"),
+        licence="Apache-2.0",
+        size_mb=33700,
+        source="download",
+        repo="black-forest-labs/FLUX.1-schnell",
+        files=FLOW_FILES,
+        description="FLUX.1 distilled to 1-4 steps (12B transformer, CLIP-L + T5-XXL), 1024 px: 4 steps, no "
+                    "guidance (0), no negative prompt.",
+    ),
+    ModelEntry(
+        id="black-forest-labs/FLUX.1-dev",
+        name="FLUX.1 [dev]",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "inpaint", "restyle"),
+        licence="FLUX.1 [dev] Non-Commercial License",
+        commercial_use=False,
+        size_mb=33700,
+        source="download",
+        repo="black-forest-labs/FLUX.1-dev",
+        files=FLOW_FILES,
+        gated=True,
+        description="FLUX.1 guidance-distilled (12B transformer), 1024 px: about 28 steps, distilled guidance 3.5, "
+                    "no negative prompt.",
+    ),
+)
+
 DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry(
         id="stabilityai/sd-turbo",
@@ -300,7 +387,8 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         id="stabilityai/sdxl-turbo",
         name="SDXL-Turbo",
         family="diffusers",
-        tasks=("txt2img", "img2img", "restyle", "image-walk"),
+        # inpaint: SDXL's inpainting pipeline over the same UNet, which outpainting uses too.
+        tasks=("txt2img", "img2img", "inpaint", "restyle", "image-walk"),
         licence="Stability AI Non-Commercial Research Community License",
         commercial_use=False,
         size_mb=6900,
@@ -309,6 +397,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         variant="fp16",
         description="Distilled SDXL: 1-4 steps at 512 px; needs more memory than SD-Turbo.",
     ),
+    *FLOW_ENTRIES,
     ModelEntry(
         id="latent-consistency/lcm-lora-sdv1-5",
         name="LCM-LoRA for SD 1.5",

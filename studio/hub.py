@@ -29,7 +29,7 @@ CONFIG_PATTERNS = ["*.json", "*.txt", "*.model", "*.tiktoken", "*.jinja", "*.md"
 def download_patterns(entry: ModelEntry) -> tuple[list[str] | None, list[str]]:
     """(allow, ignore) patterns for snapshot_download: one weights variant, nothing unsafe."""
     ignore = list(UNSAFE_PATTERNS)
-    if entry.family == "llama.cpp" and entry.files:
+    if entry.family in ("llama.cpp", "diffusers") and entry.files:  # diffusers: the folders to fetch
         return CONFIG_PATTERNS + list(entry.files), ignore
     if entry.variant:
         return CONFIG_PATTERNS + [f"*.{entry.variant}.safetensors"], ignore
@@ -42,7 +42,7 @@ def missing_message(entry: ModelEntry, reason: str) -> str:
         f"Fetch it where there is internet with: python -m studio download {entry.id}  "
         f"(it lands in the Hugging Face cache; set HF_HOME to use a cache elsewhere), "
         f"or point the studio at a local copy: an entry with path = \"/folder/of/the/model\" in your "
-        f"models file (--models-file or STUDIO_MODELS_FILE)."
+        f"models file (--models-file or STUDIO_MODELS_FILE).{entry.gate_text()}"
     )
 
 
@@ -120,6 +120,7 @@ def _download_errors(entry: ModelEntry) -> Iterator[None]:
     except RepositoryNotFoundError:
         raise ModelUnavailable(
             f"The hub has no repository '{entry.repo}' (or it needs a login: run `hf auth login`)."
+            f"{entry.gate_text()}"
         ) from None
     except LocalEntryNotFoundError:  # what the hub client raises when it cannot connect
         raise ModelUnavailable(missing_message(entry, "the hub cannot be reached")) from None

@@ -42,8 +42,9 @@ MAX_HEADER_BYTES = 64 * 2**20
 
 # Families of single-file checkpoints, in the words the model list shows.
 SD1, SD2, SDXL, SD3, FLUX = "SD 1.x", "SD 2.x", "SDXL", "SD 3.x", "FLUX"
-# The families the image backend loads from one file today.
-LOADABLE_FAMILIES = (SD1, SD2, SDXL)
+# The families the image backend loads from one file (SD 3.x and FLUX with their other parts found
+# beside them: see backends/diffusion/loading.py).
+LOADABLE_FAMILIES = (SD1, SD2, SDXL, SD3, FLUX)
 IMAGE_TASKS = ("txt2img", "img2img", "inpaint", "restyle", "image-walk")
 
 
@@ -119,6 +120,9 @@ def checkpoint_family(header: dict) -> str | None:
         return FLUX
     if has("joint_blocks.") or has("model.diffusion_model.joint_blocks."):
         return SD3
+    # A transformer alone in diffusers' own layout (a pipeline folder's transformer file, copied out).
+    if has("transformer_blocks.") and has("context_embedder."):
+        return FLUX if has("single_transformer_blocks.") else SD3
     if has("conditioner.embedders.1.") or has("model.diffusion_model.label_emb."):
         return SDXL
     if not has("model.diffusion_model.input_blocks."):
@@ -192,5 +196,5 @@ def inspect_checkpoint(path: Path) -> FoundCheckpoint:
     if family is None:
         problem = f"{path.name} is not a whole image checkpoint (a LoRA, a VAE or another part?)"
     elif family not in LOADABLE_FAMILIES:
-        problem = f"{path.name} is a {family} checkpoint; the studio loads SD 1.x, SD 2.x and SDXL files"
+        problem = f"{path.name} is a {family} checkpoint, which the studio does not load from one file"
     return FoundCheckpoint(path, family, is_inpainting(header), size_mb, problem)

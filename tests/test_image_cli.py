@@ -76,6 +76,8 @@ def test_image_inpaint_and_outpaint_write_pngs_that_carry_their_parameters(model
         (["image", "a cat", "--out", "x.jpg"], ".png"),
         (["image", "a cat", "--model", "stabilityai/sd-turbo"], "python -m studio download stabilityai/sd-turbo"),
         (["inpaint", "{missing}", "a cat", "--mask", "{missing}"], "No image file"),
+        (["image", "a cat", "--shift", "3"], "The shift applies to flow-matching models"),
+        (["image", "a cat", "--model", "black-forest-labs/FLUX.1-dev"], "It is gated: accept its licence"),
     ],
 )
 def test_bad_input_is_one_line_and_exit_code_2(models, tmp_path, args, words):

@@ -98,15 +98,15 @@ def test_an_automatic1111_installation_is_read_in_place(tmp_path):
     settings = Settings(data_dir=tmp_path / "data", models_from=(root,))
     catalog = load_catalog(None, settings.checkpoint_folders)
     found = {e.id: e for e in catalog.entries() if e.source == "local"}
-    assert set(found) == {"dreamshaper_8", "juggernaut-XL-v9", "sd15-inpainting"}
+    assert set(found) == {"dreamshaper_8", "flux1-dev", "juggernaut-XL-v9", "sd15-inpainting"}
     assert found["dreamshaper_8"].name == "dreamshaper_8 (SD 1.x)"
     assert found["juggernaut-XL-v9"].name == "juggernaut XL v9 (SDXL)"
     assert found["juggernaut-XL-v9"].path == root / "models/Stable-diffusion/XL/juggernaut XL v9.safetensors"
     assert "txt2img" in found["dreamshaper_8"].tasks and found["sd15-inpainting"].tasks == ("inpaint",)
-    assert [e.id for e in catalog.for_task("txt2img")][-2:] == ["dreamshaper_8", "juggernaut-XL-v9"]
+    assert [e.id for e in catalog.for_task("txt2img")][-3:] == ["dreamshaper_8", "flux1-dev", "juggernaut-XL-v9"]
+    assert found["flux1-dev"].name == "flux1-dev (FLUX)"  # offered: loaded with the base model's other parts
     skipped = " | ".join(catalog.skipped)
     assert "old.ckpt is a pickle checkpoint" in skipped
-    assert "flux1-dev.safetensors is a FLUX checkpoint" in skipped
     assert "broken.safetensors is not a readable" in skipped
     # Its LoRAs and embeddings join the folders the prompt's <lora:NAME> and embedding names look in.
     assert LoraLibrary(settings.lora_folders).find("ink_wash") == root / "models/Lora/ink_wash.safetensors"

@@ -76,6 +76,10 @@ def add_parsers(commands) -> None:
                             help=f"SD 1.5 / SDXL models in {LCM_STEPS} steps: their LCM-LoRA (downloaded on first "
                                  f"use), the {LCM_SAMPLER} sampler and guidance {LCM_GUIDANCE:g}, unless "
                                  "--steps/--guidance say otherwise")
+        parser.add_argument("--shift", type=float, default=0.0,
+                            help="SD 3.x / FLUX: the flow sampler's timestep shift (default 0: the model's own)")
+        parser.add_argument("--max-sequence-length", type=int, default=0, metavar="TOKENS",
+                            help="SD 3.x / FLUX: the T5 prompt length (default 0: the model's own)")
         parser.add_argument("--size", type=_size, help="WIDTHxHEIGHT (default 512x512, or the input's shape)")
         parser.add_argument("--batch-size", type=int, default=1, help="pictures made together")
         parser.add_argument("--batch-count", type=int, default=1, help="batches made one after another")
@@ -158,7 +162,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     base = ImageRequest(
         prompt=prompts[0], mode=mode, negative_prompt=args.negative, model=args.model, steps=steps,
         guidance=guidance, width=width, height=height, seed=args.seed, sampler=sampler, fast_lcm=args.fast_lcm,
-        batch_size=args.batch_size, batch_count=args.batch_count, strength=strength, decoder=args.decoder, **extra,
+        batch_size=args.batch_size, batch_count=args.batch_count, strength=strength, decoder=args.decoder,
+        shift=args.shift, max_sequence_length=args.max_sequence_length, **extra,
     )
     keep = not args.no_gallery
     if not batch:

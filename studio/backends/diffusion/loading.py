@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -57,12 +58,20 @@ def _single_file_class(path: Path):
     return StableDiffusionPipeline
 
 
-def from_single_file(entry: ModelEntry, path: Path, dtype, offline: bool):
+def from_single_file(
+    entry: ModelEntry, path: Path, dtype, offline: bool, base_folder: Callable[[str], Path | None] = lambda _id: None
+):
     """A checkpoint in one .safetensors file, the format artists usually have. diffusers needs the
     matching model configs for it: from `config` in the entry (a diffusers folder), or fetched from
-    the hub once (cached afterwards)."""
+    the hub once (cached afterwards). SD 3.x and FLUX files go to flow_files (a transformer alone is
+    used with its base model's other parts, found by `base_folder(model_id)`)."""
     if path.suffix.lower() != ".safetensors":
         raise StudioError(f"{path.name}: the studio loads single-file checkpoints only as .safetensors.")
+    from studio.backends.diffusion.flow_files import flow_family, load_flow_file
+
+    family = flow_family(path)
+    if family is not None:
+        return load_flow_file(entry, path, family, dtype, offline, base_folder)
     pipeline_class = _single_file_class(path)
     config = getattr(entry, "config", None)
     try:

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from studio.backends.diffusion.families import denoiser
 from studio.backends.diffusion.prompts import NetworkTag
 from studio.backends.named_files import scan_named_files
 from studio.errors import InputError, StudioError
@@ -298,19 +299,19 @@ def _adapters_in(pipe: Any) -> set[str]:
     return {name for names in pipe.get_list_adapters().values() for name in names}
 
 
-STATE = "_studio_loras"  # on the UNet the pipelines share: which LoRAs (hash, weight) are active now
-ADAPTERS = "_studio_lora_adapters"  # on the same UNet: (hash, nth in its run) -> adapter of each LoRA loaded
+STATE = "_studio_loras"  # on the UNet (or transformer) the pipelines share: which LoRAs (hash, weight) are active now
+ADAPTERS = "_studio_lora_adapters"  # on the same module: (hash, nth in its run) -> adapter of each LoRA loaded
 MOST_KEPT = 8  # LoRAs kept loaded (switched off) between runs; past this the model gets its plain weights back
 
 
 def _loaded(pipe: Any) -> tuple:
-    return getattr(pipe.unet, STATE, ())
+    return getattr(denoiser(pipe), STATE, ())
 
 
 def _unload(pipe: Any) -> None:
     pipe.unload_lora_weights()
-    setattr(pipe.unet, STATE, ())
-    setattr(pipe.unet, ADAPTERS, {})
+    setattr(denoiser(pipe), STATE, ())
+    setattr(denoiser(pipe), ADAPTERS, {})
 
 
 def without_loras(pipe: Any) -> None:
@@ -319,7 +320,7 @@ def without_loras(pipe: Any) -> None:
     so the pictures are exactly those of a model that never had a LoRA."""
     if _loaded(pipe):
         pipe.disable_lora()
-        setattr(pipe.unet, STATE, ())
+        setattr(denoiser(pipe), STATE, ())
 
 
 def _adapter_keys(loras: Sequence[AppliedLora]) -> list[tuple[str, int]]:
@@ -351,7 +352,7 @@ def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterato
         yield
         return
     keys = _adapter_keys(loras)
-    kept: dict[tuple[str, int], str] = dict(getattr(pipe.unet, ADAPTERS, None) or {})
+    kept: dict[tuple[str, int], str] = dict(getattr(denoiser(pipe), ADAPTERS, None) or {})
     if len(kept.keys() | set(keys)) > MOST_KEPT:
         _unload(pipe)
         kept = {}
@@ -376,13 +377,13 @@ def applied(pipe: Any, loras: Sequence[AppliedLora], model_name: str) -> Iterato
                     f"The LoRA file {lora.weights.path.name} was made for another model than '{model_name}'."
                 )
             kept[key] = adapter
-            setattr(pipe.unet, ADAPTERS, kept)
+            setattr(denoiser(pipe), ADAPTERS, kept)
         pipe.enable_lora()
         pipe.set_adapters([kept[key] for key in keys], [lora.weight for lora in loras])
     except BaseException:
         _unload(pipe)  # half-loaded: back to the plain weights
         raise
-    setattr(pipe.unet, STATE, wanted)
+    setattr(denoiser(pipe), STATE, wanted)
     yield
 
 

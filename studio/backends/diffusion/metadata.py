@@ -32,11 +32,16 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
     hires = float(params.get("hires_scale") or 1) > 1 and params["task"] == "txt2img"
     strength = params.get("strength") if params.get("strength") is not None else (
         params.get("hires_strength") if hires else None)
+    distilled = params.get("guidance_kind") == "distilled"
     settings: dict[str, Any] = {
         "Steps": params["steps"],
         "Sampler": sampler,
         "Schedule type": schedule,
-        "CFG scale": f"{params['guidance']:g}",
+        # FLUX.1-dev's guidance is distilled: Forge writes it apart, with no classifier-free guidance (1).
+        "CFG scale": "1" if distilled else f"{params['guidance']:g}",
+        "Distilled CFG Scale": f"{params['guidance']:g}" if distilled else None,
+        "Shift": f"{params['shift']:g}" if params.get("shift") else None,
+        "Max sequence length": params.get("max_sequence_length") or None,
         "Seed": params["seed"],
         "Size": f"{params['width']}x{params['height']}",
         "Model": model_name or Path(model_id).name.removesuffix(".safetensors"),
@@ -95,7 +100,8 @@ def fields_from_parameters(
 
     for key, name, kind in (("Steps", "steps", int), ("CFG scale", "guidance", float), ("Seed", "seed", int),
                             ("Denoising strength", "strength", float), ("Mask blur", "mask_blur", int),
-                            ("Masked area padding", "padding", int)):
+                            ("Masked area padding", "padding", int), ("Distilled CFG Scale", "guidance", float),
+                            ("Shift", "shift", float), ("Max sequence length", "max_sequence_length", int)):
         value = number(key, kind)
         if value is not None:
             values[name] = value

@@ -24,7 +24,7 @@ from PIL import Image
 
 from studio import hub
 from studio.backends.diffusion import embeddings as ti
-from studio.backends.diffusion import hires, lcm
+from studio.backends.diffusion import families, hires, lcm, memory
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
@@ -130,6 +130,8 @@ class DiffusionBackend:
         # Upscaler models (GANs) a hires fix may use besides the built-in ones, by name.
         self.upscale_picture = upscale_picture
         self.upscaler_names = upscaler_names
+        # Free memory before a model loads, MB (a test may stand in for the machine's).
+        self.free_memory_mb: Callable[[], float] = memory.available_mb
 
     def hires_upscalers(self) -> list[str]:
         """The upscalers a hires fix can use: latent and PIL ones, then any upscaler models."""
@@ -179,6 +181,10 @@ class DiffusionBackend:
         try:
             entry = self.catalog.get(model_id)
             where = hub.locate(entry, offline=True, download_if_missing=False)
+            if not (where / "unet").is_dir() and (where / "transformer").is_dir():  # SD 3.x, FLUX
+                config = json.loads((where / "transformer" / "config.json").read_text(encoding="utf-8"))
+                sample = config.get("sample_size")
+                return int(sample) * 8 if sample else families.FLOW_NATIVE_SIZE
             config = json.loads((where / "unet" / "config.json").read_text(encoding="utf-8"))
             return int(config["sample_size"]) * 8
         except (StudioError, OSError, ValueError, KeyError, TypeError):
@@ -202,6 +208,8 @@ class DiffusionBackend:
     def _load(self, entry: ModelEntry, dtype, device: str, openvino: bool = True,
               stage: StageCallback = no_stage) -> tuple[LoadedModel, float]:
         where = hub.locate(entry, offline=self.offline)
+        # Refused in one sentence before a model too big for this machine's free memory starts loading.
+        memory.check_fits(entry.name, where, entry.variant, dtype, self.free_memory_mb)
         log.info("loading %s from %s", entry.id, where)
         quiet_loading()
         with loading_errors(entry.name, where):
@@ -214,12 +222,13 @@ class DiffusionBackend:
         import torch
         from diffusers import DiffusionPipeline
 
-        openvino = openvino and self.uses_openvino(device, dtype)
+        # OpenVINO takes UNets only: flow models' transformers stay on torch.
+        openvino = openvino and self.uses_openvino(device, dtype) and (where.is_file() or (where / "unet").is_dir())
         converted_file, weights, converted = None, None, None
         if openvino:
             converted_file, weights, converted = self._converted_unet(entry, where)
         if where.is_file():
-            pipe = from_single_file(entry, where, dtype, self.offline)
+            pipe = from_single_file(entry, where, dtype, self.offline, self._downloaded_folder)
             revision = f"file:{where.name}"
         else:
             variant = entry.variant if entry.variant and any(where.rglob(f"*.{entry.variant}.safetensors")) else None
@@ -241,7 +250,7 @@ class DiffusionBackend:
             revision = entry.revision or (where.name if where.parent.name == "snapshots" else "local")
         pipe = pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
-        if device == "cpu" and dtype == torch.bfloat16:
+        if device == "cpu" and dtype == torch.bfloat16 and getattr(pipe, "unet", None) is not None:
             # oneDNN's bf16 convolutions want channels-last; in fp32 it measured slower here.
             pipe.unet.to(memory_format=torch.channels_last)
         engine = f"torch {torch.__version__}"
@@ -251,7 +260,8 @@ class DiffusionBackend:
             if converted is not None:
                 pipe.unet = converted
                 engine = f"openvino {openvino_unet.version()}"
-            elif converted_file is not None and openvino_unet.unet_is_supported(pipe.unet):
+            elif converted_file is not None and getattr(pipe, "unet", None) is not None \
+                    and openvino_unet.unet_is_supported(pipe.unet):
                 try:
                     openvino_unet.accelerate_unet(pipe, converted_file, weights, stage)
                     engine = f"openvino {openvino_unet.version()}"
@@ -268,17 +278,25 @@ class DiffusionBackend:
             for module in pipe.components.values()
             if isinstance(module, torch.nn.Module)
             for p in module.parameters()
-        ) / 2**20 + getattr(pipe.unet, "memory_mb", 0.0)
+        ) / 2**20 + getattr(families.denoiser(pipe), "memory_mb", 0.0)
         loaded = LoadedModel(
             pipe=pipe,
             entry=entry,
             revision=revision,
-            native_size=int(pipe.unet.config.sample_size) * int(pipe.vae_scale_factor),
+            native_size=families.native_size(pipe),
             latent_rgb=latent_rgb,
             accepts_taesd=is_sd_latent,
             engine=engine,
         )
         return loaded, size_mb
+
+    def _downloaded_folder(self, model_id: str) -> Path | None:
+        """A catalogue model's folder if it is on this machine (a FLUX or SD 3.x transformer file takes
+        its text encoders and VAE from its base model's)."""
+        try:
+            return hub.locate(self.catalog.get(model_id), offline=True, download_if_missing=False)
+        except StudioError:
+            return None
 
     def _converted_unet(self, entry: ModelEntry, where: Path) -> tuple[Path | None, list[Path] | None, Any]:
         """Where this model's OpenVINO UNet is kept, the files it comes from, and the UNet itself if it
@@ -362,6 +380,8 @@ class DiffusionBackend:
         per_batch = request.steps_run + request.hires_steps_run
         progress(0, per_batch * request.batch_count)
         model = self.load(request.model, stage=preparing)
+        family = families.family_of(model.pipe)
+        families.check_request(family, request, model.entry.name)
         notes: list[str] = []
         # <lora:...> tags of both prompts (as AUTOMATIC1111 reads them), each file read once.
         loras = load_loras(self.loras, self.cache, lora_tags(request.prompt, request.negative_prompt))
@@ -378,6 +398,7 @@ class DiffusionBackend:
             notes.append(f"With LoRAs the UNet ran on {model.engine} (OpenVINO runs it only without them).")
         # Embeddings whose names stand as words in either prompt, each file read once.
         embeddings = load_embeddings(self.embeddings, self.cache, request.prompt, request.negative_prompt)
+        families.check_embeddings(family, [e.name for e in embeddings], model.entry.name)
         low, high = self.size_limits(model, max_side)
 
         canvas = region = blend = None
@@ -467,8 +488,11 @@ class DiffusionBackend:
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 
         base = model.pipe
-        class_name, overrides = SAMPLERS[request.sampler]
-        scheduler = getattr(diffusers, class_name).from_config(base.scheduler.config, **overrides)
+        if families.family_of(base).flow:
+            scheduler = families.shifted_scheduler(base.scheduler.config, request.shift)
+        else:
+            class_name, overrides = SAMPLERS[request.sampler]
+            scheduler = getattr(diffusers, class_name).from_config(base.scheduler.config, **overrides)
         components: dict[str, Any] = {"scheduler": scheduler}
         decoder_used = FULL_VAE
         if request.decoder != FULL_VAE:
@@ -481,7 +505,7 @@ class DiffusionBackend:
                     f"Fetch it with: python -m studio download {entry.id}"
                 )
             else:
-                components["vae"] = self.decoder(request.decoder, base.unet.dtype)
+                components["vae"] = self.decoder(request.decoder, families.denoiser(base).dtype)
                 decoder_used = request.decoder
         auto = {
             "txt2img": AutoPipelineForText2Image,
@@ -513,6 +537,8 @@ class DiffusionBackend:
             kwargs.update(width=request.width, height=request.height)
         else:
             kwargs.update(image=work_image, strength=request.strength)
+            if families.family_of(model.pipe).flow:  # their image to image makes 1024 px unless told the size
+                kwargs.update(width=request.width, height=request.height)
         if request.mode in ("inpaint", "outpaint"):
             kwargs.update(mask_image=work_mask, width=request.width, height=request.height)
         return self._denoise(pipe, model, request, prompts, seeds, kwargs, done_before, progress, cancel)
@@ -555,6 +581,7 @@ class DiffusionBackend:
             "generator": [torch.Generator("cpu").manual_seed(s) for s in seeds],
             "callback_on_step_end": on_step,
             "callback_on_step_end_tensor_inputs": held,
+            **families.call_arguments(families.family_of(model.pipe), request),
             **kwargs,
         }
         with torch.inference_mode():
@@ -613,6 +640,8 @@ class DiffusionBackend:
             "num_inference_steps": hires.second_pass_steps(steps, request.hires_strength),
             "output_type": "pil",
         }
+        if families.family_of(model.pipe).flow:  # as in _run: told the size, or 1024 px
+            kwargs.update(width=size[0], height=size[1])
         return self._denoise(pipe, model, request, prompts, seeds, kwargs, done_before, progress, cancel)
 
     def _record(
@@ -632,11 +661,18 @@ class DiffusionBackend:
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
         for key in UNUSED_FIELDS[request.mode] | (set() if request.hires else HIRES_FIELDS):
             params.pop(key, None)
+        for key in ("shift", "max_sequence_length"):  # 0: the model's own, left out as before they existed
+            if not params[key]:
+                params.pop(key)
+        family = families.family_of(model.pipe)
+        if family.flow:  # how its guidance is read back (FLUX.1-dev's is distilled)
+            params["family"] = family.name
+            params["guidance_kind"] = family.guidance
         params.update(
             task=request.mode,
             decoder=decoder_used,
             model_revision=model.revision,
-            dtype=dtype_name(model.pipe.unet.dtype),
+            dtype=dtype_name(families.denoiser(model.pipe).dtype),
             device=self.device,
             engine=model.engine,
             batch=batch,

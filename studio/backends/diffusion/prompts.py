@@ -254,8 +254,9 @@ def is_sdxl(pipe: Any) -> bool:
 
 
 def can_weight(pipe: Any) -> bool:
-    """True for pipelines with CLIP text encoders this module encodes for: SD 1.x / 2.x and SDXL."""
-    return bool(_encoders(pipe))
+    """True for pipelines with CLIP text encoders this module encodes for: SD 1.x / 2.x and SDXL (SD 3.x
+    and FLUX, with a transformer and a T5 encoder beside CLIP, take their prompts as strings)."""
+    return getattr(pipe, "transformer", None) is None and bool(_encoders(pipe))
 
 
 def _encoders(pipe: Any) -> list[tuple[Any, Any]]:
@@ -450,7 +451,7 @@ def prompt_inputs(pipe: Any, prompt: str, negative_prompt: str, guided: bool, no
 
 def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided: bool) -> list[tuple[Any, Any]]:
     """(prompt, negative) embeddings per keyframe prompt, all of one length so a walk can blend them
-    (SD 1.x / 2.x: walks do not take SDXL models).
+    (SDXL's pooled ones come from `walk_pooled`).
 
     Plain prompts are encoded by diffusers' own `encode_prompt`, exactly as before; prompts with syntax
     go through `encode_pair`. Shorter ones are padded with empty-prompt chunks.
@@ -466,9 +467,12 @@ def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided:
                 encoded, negative_encoded = encode_pair(pipe, positive, negative if guided else None)
                 out.append((encoded.embeds, negative_encoded.embeds if negative_encoded is not None else None))
             else:
-                out.append(
-                    pipe.encode_prompt(positive.text, pipe._execution_device, 1, guided, negative.text or None)
+                # By keyword: SDXL's encode_prompt takes a second prompt second, and returns pooled ones too.
+                encoded_pair = pipe.encode_prompt(
+                    positive.text, device=pipe._execution_device, num_images_per_prompt=1,
+                    do_classifier_free_guidance=guided, negative_prompt=negative.text or None,
                 )
+                out.append((encoded_pair[0], encoded_pair[1]))
         longest = max(max(pos.shape[1], neg.shape[1] if neg is not None else 0) for pos, neg in out)
         if all(pos.shape[1] == longest and (neg is None or neg.shape[1] == longest) for pos, neg in out):
             return out
@@ -562,3 +566,25 @@ def switched_tensors(
                                                inputs.get("negative_pooled_prompt_embeds")).to(
             tensors["add_text_embeds"].dtype)
     return switched
+
+
+def walk_pooled(pipe: Any, prompts: list[str], negative_prompt: str, guided: bool) -> list[tuple[Any, Any]]:
+    """SDXL walks: (pooled, negative pooled) embeddings per keyframe prompt, read as the Image tab reads
+    it (diffusers' own encoding for a plain prompt), to blend beside the token embeddings."""
+    import torch
+
+    negative = parse_prompt(negative_prompt)
+    out = []
+    with torch.inference_mode():
+        for prompt in prompts:
+            positive = parse_prompt(prompt)
+            if needs_embeddings(pipe, positive) or (guided and needs_embeddings(pipe, negative)):
+                encoded, negative_encoded = encode_pair(pipe, positive, negative if guided else None)
+                out.append((encoded.pooled, negative_encoded.pooled if negative_encoded is not None else None))
+            else:
+                _, _, pooled, negative_pooled = pipe.encode_prompt(
+                    positive.text, device=pipe._execution_device, num_images_per_prompt=1,
+                    do_classifier_free_guidance=guided, negative_prompt=negative.text or None,
+                )
+                out.append((pooled, negative_pooled if guided else None))
+    return out

@@ -9,6 +9,7 @@ from typing import Any
 
 from PIL import Image
 
+from studio.backends.diffusion.families import validate_flow_fields
 from studio.backends.diffusion.hires import (
     DEFAULT_STRENGTH,
     DEFAULT_UPSCALER,
@@ -94,6 +95,9 @@ class ImageRequest:
     hires_steps: int = 0  # steps the second pass runs; 0: as many as the first pass (as A1111)
     hires_strength: float = DEFAULT_STRENGTH  # the second pass's denoising strength; 0: upscaled only
     hires_upscaler: str = DEFAULT_UPSCALER  # hires.BUILTIN_UPSCALERS or a named upscaler model
+    # Flow-matching models (SD 3.x, FLUX) only; 0: the model's own (families.py).
+    shift: float = 0.0  # the sampler's timestep shift
+    max_sequence_length: int = 0  # the T5 prompt length, tokens
 
     def validate(self) -> None:
         """Checks that need no model; sizes are checked against the model once it is known."""
@@ -140,6 +144,7 @@ class ImageRequest:
                 )
         if self.mode == "txt2img":
             self._validate_hires()
+        validate_flow_fields(self.shift, self.max_sequence_length)
         _whole("mask blur", self.mask_blur, 0, 64, "px")
         _whole("padding", self.padding, 0, 512, "px")
         if self.mode == "outpaint":

@@ -19,10 +19,11 @@ from PIL import Image
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.diffusion import embeddings as ti
 from studio.backends.diffusion.embeddings import load_embeddings
+from studio.backends.diffusion.families import family_of
 from studio.backends.diffusion.loras import applied, load_loras, lora_tags
 from studio.backends.diffusion.pipelines import networks_record
 from studio.backends.diffusion.prompt_editing import prompt_schedule
-from studio.backends.diffusion.prompts import walk_embeddings
+from studio.backends.diffusion.prompts import is_sdxl, walk_embeddings, walk_pooled
 from studio.backends.frames import FramesResult
 from studio.errors import InputError
 from studio.media.interpolation import slerp, walk_positions
@@ -82,8 +83,9 @@ def prompt_walk(
     positions = positions or walk_positions(len(request.keyframes), request.frames_between)
     started = time.perf_counter()
     model = backend.load(request.settings.model)
-    if hasattr(model.pipe, "text_encoder_2"):
-        raise InputError(f"Prompt walks work with SD 1.x/2.x-family models such as SD-Turbo, not '{model.entry.name}'.")
+    if family_of(model.pipe).flow:  # their latents and prompts are another kind (packed, T5)
+        raise InputError(f"Prompt walks work with SD 1.x/2.x and SDXL models, not '{model.entry.name}' "
+                         f"({family_of(model.pipe).name}).")
     base = request.frame_request(request.keyframes[0])
     prompts = [key.prompt for key in request.keyframes]
     # Key frames are Image-tab runs with their own LoRAs on; the frames between share one UNet call, so
@@ -147,13 +149,16 @@ def prompt_walk(
     with model.lock, applied(pipe, loras, model.entry.name), \
             ti.applied(pipe, embeddings, model.entry.name) as spell:
         # The Image tab's own reading of each prompt (emphasis, BREAK), padded to one length to blend.
-        embeds = walk_embeddings(pipe, [spell(p) for p in prompts], spell(base.negative_prompt), guided)
+        spelled = [spell(p) for p in prompts]
+        embeds = walk_embeddings(pipe, spelled, spell(base.negative_prompt), guided)
+        # SDXL: its pooled text embedding (with the size ids) conditions the UNet too, and is blended alike.
+        pooled = walk_pooled(pipe, spelled, spell(base.negative_prompt), guided) if is_sdxl(pipe) else None
         for start in range(0, len(pending), request.batch):
             if stopped or cancel.cancelled:
                 stopped = True
                 break
             chunk = pending[start : start + request.batch]
-            latents, positive, negative = [], [], []
+            latents, positive, negative, positive_pooled, negative_pooled = [], [], [], [], []
             for i in chunk:
                 segment, t = positions[i]
                 a, b = noises[segment], noises[segment + 1]
@@ -163,6 +168,12 @@ def prompt_walk(
                 positive.append(torch.lerp(pos_a.float(), pos_b.float(), t).to(pos_a.dtype))
                 if guided:
                     negative.append(torch.lerp(neg_a.float(), neg_b.float(), t).to(neg_a.dtype))
+                if pooled is not None:
+                    (pool_a, neg_pool_a), (pool_b, neg_pool_b) = pooled[segment], pooled[segment + 1]
+                    positive_pooled.append(torch.lerp(pool_a.float(), pool_b.float(), t).to(pool_a.dtype))
+                    if guided:
+                        negative_pooled.append(
+                            torch.lerp(neg_pool_a.float(), neg_pool_b.float(), t).to(neg_pool_a.dtype))
 
             def on_step(_pipe, step: int, _timestep, tensors: dict) -> dict:
                 cancel.raise_if_cancelled()
@@ -180,6 +191,10 @@ def prompt_walk(
             }
             if guided:
                 kwargs["negative_prompt_embeds"] = torch.cat(negative)
+            if positive_pooled:
+                kwargs["pooled_prompt_embeds"] = torch.cat(positive_pooled)
+                if guided:
+                    kwargs["negative_pooled_prompt_embeds"] = torch.cat(negative_pooled)
             try:
                 with torch.inference_mode():
                     images = pipe(**kwargs).images
