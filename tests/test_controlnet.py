@@ -4,14 +4,30 @@ start/end, the AUTOMATIC1111 metadata read back and re-run to the same pixels, r
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from studio.backends.diffusion import control_maps
-from studio.errors import InputError
+from studio.backends.diffusion import DiffusionBackend, ImageRequest, control_maps
+from studio.backends.diffusion.request import ControlUnit
+from studio.catalog import load_catalog
+from studio.errors import InputError, StudioError
+from studio.runtime import ModelCache
+from tests.image_models import (
+    TINY_CONTROLNET,
+    TINY_CONTROLNET_2,
+    TINY_CONTROLNET_FILE,
+    TINY_SD,
+    TINY_SDXL_CONTROLNET,
+    TINY_TAESD,
+    build_tiny_controlnet,
+    controlnet_models_entries,
+    write_models_file,
+)
+from tests.tiny_models import build_tiny_sdxl
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "assets" / "examples"
 
@@ -129,3 +145,140 @@ def test_bad_types_and_thresholds_are_refused_in_one_sentence(name, a, b, words)
     with pytest.raises(InputError, match=words) as caught:
         control_maps.make_map(photo(), name, (64, 64), a, b)
     assert "\n" not in str(caught.value)
+
+
+# -- the backend on tiny models -----------------------------------------------------------------
+
+BASE = ImageRequest("a red cat on the beach", model=TINY_SD, decoder=TINY_TAESD, width=64, height=64, seed=11,
+                    steps=2, guidance=1.0)
+
+
+@pytest.fixture(scope="module")
+def tiny_files(tmp_path_factory, tiny_sd_path, tiny_taesd_path):
+    """The tiny pipeline plus tiny ControlNets in a models file: two that fit it (a folder each, one also
+    named by its weights file), one made from a tiny SDXL UNet, and a damaged file."""
+    folder = tmp_path_factory.mktemp("controlnets")
+    first = build_tiny_controlnet(tiny_sd_path, folder / "canny", seed=0)
+    second = build_tiny_controlnet(tiny_sd_path, folder / "scribble", seed=1)
+    sdxl = build_tiny_controlnet(build_tiny_sdxl(folder / "tiny-sdxl"), folder / "sdxl-canny")
+    damaged = folder / "damaged" / "broken.safetensors"
+    damaged.parent.mkdir()
+    damaged.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json at all}" + b"\x00" * 64)
+    models = write_models_file(folder, tiny_sd_path, tiny_taesd_path)
+    with open(models, "a", encoding="utf-8") as handle:
+        handle.write(controlnet_models_entries({
+            TINY_CONTROLNET: first, TINY_CONTROLNET_2: second, TINY_CONTROLNET_FILE: first /
+            "diffusion_pytorch_model.safetensors", TINY_SDXL_CONTROLNET: sdxl, "damaged-controlnet": damaged,
+        }))
+    return models
+
+
+@pytest.fixture(scope="module")
+def backend(tiny_files):
+    return DiffusionBackend(ModelCache(2048), load_catalog(tiny_files), device="cpu", offline=True)
+
+
+def scene() -> Image.Image:
+    return photo("rocket.jpg", (96, 96))
+
+
+def unit(**values) -> ControlUnit:
+    return ControlUnit(**{"model": TINY_CONTROLNET, "control_type": "canny", **values})
+
+
+def pixels(picture: Image.Image) -> np.ndarray:
+    return np.asarray(picture.convert("RGB"), dtype=np.int16)
+
+
+def run(backend, request: ImageRequest, *controls, image=None, mask=None):
+    return backend.generate(request, image, mask, controls=list(controls))
+
+
+def test_a_control_map_changes_the_picture_and_weight_0_leaves_it_as_without(backend):
+    plain = run(backend, BASE).images[0]
+    steered = run(backend, replace(BASE, controlnets=(unit(),)), scene())
+    assert np.abs(pixels(steered.images[0]) - pixels(plain)).mean() > 1.0
+    # The same run again: the same pixels; another map: another picture.
+    again = run(backend, replace(BASE, controlnets=(unit(),)), scene()).images[0]
+    assert np.array_equal(pixels(again), pixels(steered.images[0]))
+    other = run(backend, replace(BASE, controlnets=(unit(),)), drawing((96, 96))).images[0]
+    assert np.abs(pixels(other) - pixels(steered.images[0])).mean() > 0.5
+    # The map it used is the canny map of the picture fitted to the working size, and is handed back.
+    expected = control_maps.make_map(scene(), "canny", (64, 64))[0]
+    assert np.array_equal(np.asarray(steered.control_maps[0]), np.asarray(expected))
+    assert any("96x96" in note and "64x64" in note for note in steered.notes)
+    off = run(backend, replace(BASE, controlnets=(unit(weight=0.0),)), scene()).images[0]
+    assert np.array_equal(pixels(off), pixels(plain))
+
+
+def test_start_and_end_are_respected(backend):
+    plain = pixels(run(backend, BASE).images[0])
+    whole = pixels(run(backend, replace(BASE, controlnets=(unit(),)), scene()).images[0])
+    # With 2 steps, an end of 0.4 leaves no step steered (the first ends at 0.5): as without it.
+    none_steered = pixels(run(backend, replace(BASE, controlnets=(unit(end=0.4),)), scene()).images[0])
+    assert np.array_equal(none_steered, plain)
+    half = pixels(run(backend, replace(BASE, controlnets=(unit(end=0.5),)), scene()).images[0])
+    late = pixels(run(backend, replace(BASE, controlnets=(unit(start=0.5),)), scene()).images[0])
+    for steered in (half, late):
+        assert np.abs(steered - plain).mean() > 0.1
+        assert np.abs(steered - whole).mean() > 0.1
+    assert np.abs(half - late).mean() > 0.1
+
+
+def test_two_controlnets_at_once_each_with_its_own_picture_and_weight(backend):
+    one = pixels(run(backend, replace(BASE, controlnets=(unit(),)), scene()).images[0])
+    both_request = replace(BASE, controlnets=(unit(), unit(model=TINY_CONTROLNET_2, control_type="scribble",
+                                                            weight=0.8)))
+    both = run(backend, both_request, scene(), drawing((64, 64)))
+    assert len(both.control_maps) == 2
+    assert np.abs(pixels(both.images[0]) - one).mean() > 0.3
+    # The second at weight 0: as the first alone.
+    quiet = replace(both_request, controlnets=(unit(), unit(model=TINY_CONTROLNET_2, control_type="scribble",
+                                                            weight=0.0)))
+    assert np.array_equal(pixels(run(backend, quiet, scene(), drawing((64, 64))).images[0]), one)
+    records = both.params[0]["controlnets"]
+    assert [(r["model"], r["control_type"], r["weight"]) for r in records] == [
+        (TINY_CONTROLNET, "canny", 1.0), (TINY_CONTROLNET_2, "scribble", 0.8)]
+    assert all(len(r["model_hash"]) == 8 for r in records)
+
+
+def test_image_to_image_and_inpainting_take_controlnets_too(backend):
+    start = photo("coffee.jpg", (64, 64))
+    img2img = replace(BASE, mode="img2img", strength=0.75)
+    plain = pixels(run(backend, img2img, image=start).images[0])
+    # No picture of its own: the ControlNet preprocesses the input picture.
+    steered = run(backend, replace(img2img, controlnets=(unit(),)), image=start)
+    assert np.abs(pixels(steered.images[0]) - plain).mean() > 0.3
+    assert np.array_equal(np.asarray(steered.control_maps[0]), np.asarray(control_maps.make_map(start, "canny",
+                                                                                                 (64, 64))[0]))
+    mask = Image.new("L", (64, 64), 0)
+    ImageDraw.Draw(mask).rectangle((16, 16, 47, 47), fill=255)
+    inpaint = replace(BASE, mode="inpaint", strength=1.0, mask_blur=0)
+    plain = pixels(run(backend, inpaint, image=start, mask=mask).images[0])
+    painted = pixels(run(backend, replace(inpaint, controlnets=(unit(),)), scene(), image=start, mask=mask).images[0])
+    assert np.abs(painted - plain)[16:48, 16:48].mean() > 0.3
+    assert np.array_equal(painted[:8], plain[:8])  # outside the mask, the picture as it was
+
+
+def test_a_user_s_safetensors_file_loads_like_its_folder(backend):
+    folder = pixels(run(backend, replace(BASE, controlnets=(unit(),)), scene()).images[0])
+    from_file = pixels(run(backend, replace(BASE, controlnets=(unit(model=TINY_CONTROLNET_FILE),)), scene()).images[0])
+    assert np.array_equal(folder, from_file)
+
+
+def test_a_controlnet_for_another_base_and_a_damaged_file_are_refused_in_one_sentence(backend):
+    with pytest.raises(InputError, match="ControlNet for SDXL models") as caught:
+        run(backend, replace(BASE, controlnets=(unit(model=TINY_SDXL_CONTROLNET),)), scene())
+    assert "'Tiny SD'" in str(caught.value) and "\n" not in str(caught.value)
+    # A catalogue ControlNet for SD 1.5 on an SD 2.x model: refused before anything is downloaded.
+    with pytest.raises(InputError, match="ControlNet for SD 1.x models") as caught:
+        run(backend, replace(BASE, controlnets=(unit(model="lllyasviel/control_v11p_sd15_canny"),)), scene())
+    with pytest.raises(StudioError, match="damaged-controlnet") as caught:
+        run(backend, replace(BASE, controlnets=(unit(model="damaged-controlnet"),)), scene())
+    assert "\n" not in str(caught.value)
+    with pytest.raises(InputError, match="not a ControlNet"):
+        run(backend, replace(BASE, controlnets=(unit(model=TINY_SD),)), scene())
+    with pytest.raises(InputError, match="give it a picture"):
+        run(backend, replace(BASE, controlnets=(unit(),)))
+    with pytest.raises(InputError, match="start .* before it ends"):
+        run(backend, replace(BASE, controlnets=(unit(start=0.6, end=0.4),)), scene())
