@@ -4,6 +4,7 @@ start/end, the AUTOMATIC1111 metadata read back and re-run to the same pixels, r
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,11 +12,21 @@ import numpy as np
 import pytest
 from PIL import Image, ImageDraw
 
-from studio.backends.diffusion import DiffusionBackend, ImageRequest, control_maps
+from studio.backends.diffusion import (
+    DiffusionBackend,
+    ImageRequest,
+    a1111_parameters,
+    control_maps,
+    fields_from_parameters,
+)
 from studio.backends.diffusion.request import ControlUnit
 from studio.catalog import load_catalog
+from studio.cli.main import main
 from studio.errors import InputError, StudioError
+from studio.media.png_info import parse_a1111_parameters
 from studio.runtime import ModelCache
+from studio.services import Studio
+from studio.settings import Settings
 from tests.image_models import (
     TINY_CONTROLNET,
     TINY_CONTROLNET_2,
@@ -282,3 +293,130 @@ def test_a_controlnet_for_another_base_and_a_damaged_file_are_refused_in_one_sen
         run(backend, replace(BASE, controlnets=(unit(),)))
     with pytest.raises(InputError, match="start .* before it ends"):
         run(backend, replace(BASE, controlnets=(unit(start=0.6, end=0.4),)), scene())
+
+
+# -- records, AUTOMATIC1111's text, re-runs and the command line ------------------------------------
+
+
+def test_the_parameters_carry_each_controlnet_as_automatic1111_s_extension_writes_it(backend):
+    request = replace(BASE, controlnets=(unit(threshold_a=50, threshold_b=150),
+                                         unit(model=TINY_CONTROLNET_2, control_type="scribble", weight=0.5,
+                                              start=0.25, end=0.75)))
+    record = run(backend, request, scene(), drawing((64, 64))).params[0]
+    text = a1111_parameters(record)
+    first = parse_a1111_parameters(text)["ControlNet 0"]
+    digest = record["controlnets"][0]["model_hash"]
+    assert first == (f"Module: canny, Model: canny [{digest}], Weight: 1, Resize Mode: Crop and Resize, "
+                     "Low Vram: False, Processor Res: 64, Threshold A: 50, Threshold B: 150, Guidance Start: 0, "
+                     "Guidance End: 1, Pixel Perfect: True, Control Mode: Balanced")
+    assert 'ControlNet 1: "Module: scribble_xdog, Model: scribble [' in text
+    values, notes = fields_from_parameters(parse_a1111_parameters(text), backend.catalog)
+    assert notes == []
+    read_back = ImageRequest(**values).controlnets
+    assert read_back == (unit(threshold_a=50.0, threshold_b=150.0),
+                         unit(model=TINY_CONTROLNET_2, control_type="scribble", weight=0.5, start=0.25, end=0.75,
+                              threshold_a=32.0))
+    # Another tool's picture with a preprocessor the studio lacks, or a model it does not have: said, left off.
+    foreign = parse_a1111_parameters(text.replace("Module: canny", "Module: depth_midas").replace(
+        "Model: scribble [", "Model: control_sd15_mystery ["))
+    values, notes = fields_from_parameters(foreign, backend.catalog)
+    assert "controlnets" not in values and len(notes) == 2
+    assert "depth_midas" in notes[0] and "control_sd15_mystery" in notes[1]
+
+
+@pytest.fixture(scope="module")
+def studio(tmp_path_factory, tiny_files):
+    return Studio(Settings(data_dir=tmp_path_factory.mktemp("data"), models_file=tiny_files, offline=True,
+                           device="cpu"))
+
+
+def test_the_gallery_keeps_the_control_picture_and_map_and_re_runs_to_the_same_pixels(studio):
+    request = replace(BASE, controlnets=(unit(control_type="shuffle"),), batch_size=2)
+    control = studio.open_image(EXAMPLES / "rocket.jpg")
+    outcome = studio.generate_image(request, controls=[control])
+    second = outcome.items[1]
+    kept = second.params["controlnets"][0]
+    shown = Image.open(studio.gallery.input_path(kept["map"]))
+    assert np.array_equal(np.asarray(shown.convert("RGB")), np.asarray(outcome.result.control_maps[0]))
+    # The shuffle drew from the run's seed, recorded: the second picture (seed + 1) re-runs to itself.
+    assert kept["seed"] == 11 and second.seed == 12
+    again = studio.image_service.rerun(second)
+    assert np.array_equal(pixels(Image.open(again.file)), pixels(Image.open(second.file)))
+
+
+def test_the_command_line_takes_controlnet_groups_and_reproduce_makes_the_same_picture(tmp_path, tiny_files, capsys):
+    common = ["--data-dir", str(tmp_path / "data"), "--models-file", str(tiny_files), "--offline", "--device", "cpu"]
+    sketch = tmp_path / "sketch.png"
+    drawing((64, 64)).save(sketch)
+    out = tmp_path / "castle.png"
+    code = main([*common, "image", "a castle", "--model", TINY_SD, "--decoder", TINY_TAESD, "--size", "64x64",
+                 "--seed", "3", "--steps", "2", "--guidance", "1", "--out", str(out), "--json",
+                 "--controlnet", TINY_CONTROLNET, "--control-image", str(EXAMPLES / "rocket.jpg"),
+                 "--control-threshold", "50,150",
+                 "--controlnet", TINY_CONTROLNET_2, "--control-image", str(sketch),
+                 "--control-type", "scribble", "--control-weight", "0.7", "--control-start", "0",
+                 "--control-end", "0.5"])
+    assert code == 0
+    report = json.loads(capsys.readouterr().out)
+    units = report["parameters"][0]["controlnets"]
+    assert [(u["control_type"], u["weight"], u["end"], u["threshold_a"]) for u in units] == [
+        ("canny", 1.0, 1.0, 50.0), ("scribble", 0.7, 0.5, None)]
+    assert "ControlNet 1: " in read_a1111_parameters_text(out)
+    code = main([*common, "reproduce", str(out), "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["matches"] is True
+    # A ControlNet folder of the user's own, named by its path for one run.
+    code = main([*common, "image", "a castle", "--model", TINY_SD, "--size", "64x64", "--no-gallery", "--out",
+                 str(tmp_path / "own.png"), "--controlnet", str(tiny_files.parent / "scribble"), "--control-image",
+                 str(sketch), "--json"])
+    assert code == 0
+    assert json.loads(capsys.readouterr().out)["parameters"][0]["controlnets"][0]["model_name"] == "scribble"
+
+
+@pytest.mark.parametrize(
+    ("extra", "words"),
+    [
+        (["--control-image", "x.png"], "give --controlnet ID before it"),
+        (["--controlnet", TINY_CONTROLNET, "--control-type", "depth"], "choose one of canny"),
+        (["--controlnet", TINY_CONTROLNET, "--control-weight", "lots"], "not a number"),
+        (["--controlnet", TINY_CONTROLNET, "--control-weight", "1", "--control-weight", "2"], "given twice"),
+        (["--controlnet", "weights.pth"], "pickle"),
+        (["--controlnet", "no such thing"], "not in the catalogue"),
+        (["--controlnet", TINY_SDXL_CONTROLNET, "--control-image", "SKETCH"], "ControlNet for SDXL models"),
+    ],
+)
+def test_command_line_mistakes_are_one_line_and_exit_2(tmp_path, tiny_files, capsys, extra, words):
+    (tmp_path / "weights.pth").write_bytes(b"not really")
+    sketch = tmp_path / "sketch.png"
+    drawing((64, 64)).save(sketch)
+    extra = [str(tmp_path / e) if e == "weights.pth" else str(sketch) if e == "SKETCH" else e for e in extra]
+    code = main(["--data-dir", str(tmp_path / "data"), "--models-file", str(tiny_files), "--offline", "image",
+                 "a castle", "--model", TINY_SD, "--size", "64x64", "--no-gallery", "--out", str(tmp_path / "o.png"),
+                 *extra])
+    err = capsys.readouterr().err.strip()
+    assert code == 2
+    assert words in err and len(err.splitlines()) == 1 and "Traceback" not in err
+
+
+def test_models_from_controlnet_folders_are_listed_and_pickles_are_not(tmp_path, tiny_files):
+    root = tmp_path / "webui"
+    (root / "models" / "Stable-diffusion").mkdir(parents=True)
+    folder = root / "models" / "ControlNet"
+    folder.mkdir(parents=True)
+    import shutil
+
+    shutil.copytree(tiny_files.parent / "canny", folder / "my_canny")
+    (folder / "control_sd15_old.pth").write_bytes(b"a pickle")
+    studio = Studio(Settings(data_dir=tmp_path / "data", models_file=tiny_files, models_from=(root,), offline=True,
+                             device="cpu"))
+    found = [e for e in studio.catalog.for_task("controlnet") if e.source == "local" and e.path.parent == folder]
+    assert [(e.id, e.path.name) for e in found] == [("my_canny", "my_canny")]
+    outcome = studio.generate_image(replace(BASE, controlnets=(unit(model="my_canny"),)),
+                                    controls=[studio.open_image(EXAMPLES / "rocket.jpg")], keep=False)
+    assert outcome.result.params[0]["controlnets"][0]["model_name"] == "my_canny"
+
+
+def read_a1111_parameters_text(path: Path) -> str:
+    from studio.media.png_info import A1111_KEY, read_png_text
+
+    return read_png_text(path)[A1111_KEY]
