@@ -78,12 +78,15 @@ def fit_picture(picture: Image.Image, size: tuple[int, int]) -> tuple[Image.Imag
     picture = picture.convert("RGB")
     if picture.size == size:
         return picture, None
-    from studio.backends.diffusion.canvas import cover
-
     before = f"{picture.width}x{picture.height}"
     same_shape = abs(picture.width / picture.height - size[0] / size[1]) < 0.01
     how = "resized" if same_shape else "cropped to its shape and resized"
-    return cover(picture, size), f"the control picture ({before} px) was fitted to {size[0]}x{size[1]} px ({how})."
+    # The centred box of the working shape, then scaled: nothing is stretched.
+    scale = max(size[0] / picture.width, size[1] / picture.height)
+    box_w, box_h = size[0] / scale, size[1] / scale
+    left, top = (picture.width - box_w) / 2, (picture.height - box_h) / 2
+    fitted = picture.resize(size, Image.Resampling.LANCZOS, box=(left, top, left + box_w, top + box_h))
+    return fitted, f"the control picture ({before} px) was fitted to {size[0]}x{size[1]} px ({how})."
 
 
 def make_map(

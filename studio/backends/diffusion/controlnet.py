@@ -126,9 +126,7 @@ def load_controlnet(cache: ModelCache, entry: ModelEntry, dtype: Any, device: st
         size_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 2**20
         return LoadedControlNet(model, entry, a1111_name(entry), legacy_hash(weights)), size_mb
 
-    from studio.backends.diffusion.pipelines import dtype_name
-
-    return cache.get(CacheKey(entry.id, dtype_name(dtype), device, variant=TASK), load)
+    return cache.get(CacheKey(entry.id, str(dtype).removeprefix("torch."), device, variant=TASK), load)
 
 
 def _read(entry: ModelEntry, where: Path, weights: Path, dtype: Any, offline: bool) -> Any:
