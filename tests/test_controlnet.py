@@ -420,3 +420,38 @@ def read_a1111_parameters_text(path: Path) -> str:
     from studio.media.png_info import A1111_KEY, read_png_text
 
     return read_png_text(path)[A1111_KEY]
+
+
+# -- the running app ----------------------------------------------------------------------------
+
+
+def test_the_app_s_endpoints_take_a_controlnet_picture_or_a_drawn_scribble(tmp_path, tiny_files):
+    from gradio_client import Client, handle_file
+
+    from tests.running_app import RunningApp
+
+    photo_file, strokes = tmp_path / "rocket.png", tmp_path / "strokes.png"
+    scene().save(photo_file)
+    layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    ImageDraw.Draw(layer).line((5, 32, 60, 32), fill=(0, 0, 0, 255), width=4)
+    layer.save(strokes)
+    with RunningApp(tmp_path / "data", "--models-file", str(tiny_files), "--offline") as app:
+        client = Client(app.url, verbose=False)
+        common = dict(model=TINY_SD, decoder=TINY_TAESD, prompt="a rocket", width=64, height=64, steps=2, guidance=1,
+                      random_seed=False, seed=4, api_name="/txt2img")
+        shown, note = client.predict(control_type="canny", control_picture=handle_file(str(photo_file)),
+                                     control_sketch=None, width=64, height=64, api_name="/control_map_preview")
+        expected = control_maps.make_map(scene(), "canny", (64, 64))[0]
+        assert np.array_equal(np.asarray(Image.open(shown).convert("RGB")), np.asarray(expected))
+        assert "96x96" in note
+        _, plain, _, _ = client.predict(**common)
+        _, steered, info, _ = client.predict(**common, controlnet=TINY_CONTROLNET, control_type="canny",
+                                             control_picture=handle_file(str(photo_file)))
+        assert not np.array_equal(pixels(Image.open(plain[0]["image"])), pixels(Image.open(steered[0]["image"])))
+        sketch = {"background": None, "layers": [handle_file(str(strokes))], "composite": None}
+        _, drawn, _, _ = client.predict(**common, controlnet=TINY_CONTROLNET_2, control_type="scribble",
+                                        control_sketch=sketch)
+        text = read_a1111_parameters_text(Path(drawn[0]["image"]))
+        assert 'ControlNet 0: "Module: scribble_xdog, Model: scribble [' in text
+        with pytest.raises(Exception, match="ControlNet for SDXL models"):
+            client.predict(**common, controlnet=TINY_SDXL_CONTROLNET, control_picture=handle_file(str(photo_file)))

@@ -66,7 +66,7 @@ def build(studio: Studio, width: gr.components.Component, height: gr.components.
             end = gr.Slider(0, 1, value=1.0, step=0.05, label="Ending step", elem_id="image-controlnet-end")
         with gr.Row():
             show = gr.Button("Preview the control map", size="sm", elem_id="image-controlnet-preview-run")
-            shown = gr.Image(label="Control map", type="pil", interactive=False, height=220,
+            shown = gr.Image(label="Control map", type="pil", format="png", interactive=False, height=220,
                              elem_id="image-controlnet-preview")
         note = gr.Markdown(elem_id="image-controlnet-note")
 

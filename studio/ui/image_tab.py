@@ -302,8 +302,10 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, hires: bool, hires_scale: float, hires_upscaler: str,
                 hires_steps: float, hires_strength: float, fast_lcm: bool, controlnet: str, control_type: str,
-                control_picture: str | None, control_sketch: dict | None, control_weight: float,
-                control_start: float, control_end: float, request: gr.Request, progress=gr.Progress()):
+                control_picture: str | None = None, control_sketch: dict | None = None,
+                control_weight: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0,
+                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
         extra = dict(hires_scale=float(hires_scale), hires_upscaler=hires_upscaler, hires_steps=_whole(hires_steps),
@@ -321,9 +323,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     def img2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
-                controlnet: str, control_type: str, control_picture: str | None, control_sketch: dict | None,
-                control_weight: float, control_start: float, control_end: float, request: gr.Request,
-                progress=gr.Progress()):
+                controlnet: str, control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
+                control_weight: float = 1.0, control_start: float = 0.0, control_end: float = 1.0,
+                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload an input picture first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
@@ -350,8 +352,10 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: dict | None, mask: str | None, mask_blur: float,
                 padding: float, only_masked: bool, strength: float, fast_lcm: bool, controlnet: str,
-                control_type: str, control_picture: str | None, control_sketch: dict | None, control_weight: float,
-                control_start: float, control_end: float, request: gr.Request, progress=gr.Progress()):
+                control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
+                control_weight: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0,
+                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         background = (picture or {}).get("background")
         if not background:
             raise gr.Error("Upload a picture to inpaint first.")
