@@ -3,6 +3,8 @@ a picture the scribble steers."""
 
 from __future__ import annotations
 
+import re
+
 from playwright.sync_api import expect
 
 from tests.e2e.conftest import SCREENSHOTS
@@ -32,7 +34,9 @@ def test_draw_a_scribble_and_generate_with_a_controlnet(page, tmp_path, tiny_sd_
         kind.click()
         page.get_by_role("option", name="scribble", exact=True).click()
 
-        canvas = page.locator("#image-controlnet-sketch canvas").first
+        sketch = page.locator("#image-controlnet-sketch")
+        sketch.get_by_role("button", name=re.compile("brush|draw", re.I)).first.click()  # the pad starts with no tool
+        canvas = sketch.locator("canvas").first
         expect(canvas).to_be_visible()
         box = canvas.bounding_box()
         assert box is not None
