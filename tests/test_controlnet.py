@@ -4,6 +4,7 @@ start/end, the AUTOMATIC1111 metadata read back and re-run to the same pixels, r
 
 from __future__ import annotations
 
+import io
 import json
 from dataclasses import replace
 from pathlib import Path
@@ -435,7 +436,7 @@ def test_the_app_s_endpoints_take_a_controlnet_picture_or_a_drawn_scribble(tmp_p
     layer = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     ImageDraw.Draw(layer).line((5, 32, 60, 32), fill=(0, 0, 0, 255), width=4)
     layer.save(strokes)
-    with RunningApp(tmp_path / "data", "--models-file", str(tiny_files), "--offline") as app:
+    with RunningApp(tmp_path / "data", "--models-file", str(tiny_files), "--offline", "--api") as app:
         client = Client(app.url, verbose=False)
         common = dict(model=TINY_SD, decoder=TINY_TAESD, prompt="a rocket", width=64, height=64, steps=2, guidance=1,
                       random_seed=False, seed=4, api_name="/txt2img")
@@ -455,3 +456,23 @@ def test_the_app_s_endpoints_take_a_controlnet_picture_or_a_drawn_scribble(tmp_p
         assert 'ControlNet 0: "Module: scribble_xdog, Model: scribble [' in text
         with pytest.raises(Exception, match="ControlNet for SDXL models"):
             client.predict(**common, controlnet=TINY_SDXL_CONTROLNET, control_picture=handle_file(str(photo_file)))
+        # AUTOMATIC1111's API with its ControlNet extension's units: the model by the name it lists.
+        import base64
+
+        import httpx
+
+        sent = base64.b64encode(photo_file.read_bytes()).decode("ascii")
+        body = {"prompt": "a rocket", "steps": 2, "cfg_scale": 1, "width": 64, "height": 64, "seed": 4,
+                "override_settings": {"sd_model_checkpoint": TINY_SD},
+                "alwayson_scripts": {"controlnet": {"args": [
+                    {"enabled": True, "module": "canny", "model": "canny [00000000]", "weight": 1, "image": sent,
+                     "threshold_a": 100, "threshold_b": 200, "guidance_start": 0, "guidance_end": 1}]}}}
+        answer = httpx.post(f"{app.url}sdapi/v1/txt2img", json=body, timeout=300)
+        assert answer.status_code == 200, answer.text[:300]
+        info = json.loads(answer.json()["info"])
+        assert "alwayson_scripts.controlnet" not in json.dumps(info.get("studio_not_honoured", []))
+        made = Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0])))
+        assert 'ControlNet 0: "Module: canny, Model: canny [' in made.text["parameters"]
+        body["alwayson_scripts"]["controlnet"]["args"][0]["module"] = "depth_midas"
+        refused = httpx.post(f"{app.url}sdapi/v1/txt2img", json=body, timeout=60)
+        assert refused.status_code >= 400 and "depth_midas" in refused.text

@@ -205,7 +205,7 @@ def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dic
             notes.append(f"{key} used the preprocessor '{module}', which the studio does not have; left off.")
             continue
         named = re.sub(r"\s*\[[0-9a-fA-F]+\]$", "", fields.get("model", "")).strip()
-        model = _match_controlnet(named, catalog)
+        model = match_controlnet(named, catalog)
         if model is None:
             notes.append(f"{key} used the ControlNet '{named}', which is not in the catalogue; left off.")
             continue
@@ -222,7 +222,8 @@ def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dic
     return units, notes
 
 
-def _match_controlnet(name: str, catalog: Catalog) -> str | None:
+def match_controlnet(name: str, catalog: Catalog) -> str | None:
+    """The catalogue's ControlNet AUTOMATIC1111 lists under `name` (a file's or repository's name), if any."""
     from studio.backends.diffusion.controlnet import TASK, a1111_name
 
     lowered = name.lower()
