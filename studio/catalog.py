@@ -43,6 +43,7 @@ TASKS = (
     "patterns",
     "lora",  # weights a feature adds to an image model (the fast LCM switch's LCM-LoRAs)
     "upscale",
+    "controlnet",  # a ControlNet steering an image model (its base: SD 1.x or SDXL)
 )
 # Only these formats are ever loaded: no pickle, ever.
 SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
@@ -457,6 +458,39 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
     ),
 )
 
+def _controlnet(repo: str, name: str, base: str, size_mb: float, licence: str, what: str,
+                variant: str | None = None) -> ModelEntry:
+    return ModelEntry(id=repo, name=name, family="diffusers", tasks=("controlnet",), licence=licence, size_mb=size_mb,
+                      source="download", repo=repo, variant=variant, description=f"{base} ControlNet: {what}.")
+
+
+# The common ControlNets (sizes: their safetensors weights as the hub serves them).
+CONTROLNET_ENTRIES: tuple[ModelEntry, ...] = (
+    _controlnet("lllyasviel/control_v11p_sd15_canny", "ControlNet 1.1 Canny (SD 1.5)", "SD 1.5", 1380, "OpenRAIL",
+                "follows canny edges"),
+    _controlnet("lllyasviel/control_v11p_sd15_lineart", "ControlNet 1.1 Lineart (SD 1.5)", "SD 1.5", 1380, "OpenRAIL",
+                "follows line art"),
+    _controlnet("lllyasviel/control_v11p_sd15_scribble", "ControlNet 1.1 Scribble (SD 1.5)", "SD 1.5", 1380,
+                "OpenRAIL", "follows scribbles and sketches"),
+    _controlnet("lllyasviel/control_v11p_sd15_softedge", "ControlNet 1.1 SoftEdge (SD 1.5)", "SD 1.5", 1380,
+                "OpenRAIL", "follows soft edges (lineart and scribble maps suit it too)"),
+    _controlnet("lllyasviel/control_v11f1p_sd15_depth", "ControlNet 1.1 Depth (SD 1.5)", "SD 1.5", 1380, "OpenRAIL",
+                "follows a depth map (give a ready-made one with the type 'none')"),
+    _controlnet("lllyasviel/control_v11p_sd15_openpose", "ControlNet 1.1 OpenPose (SD 1.5)", "SD 1.5", 1380,
+                "OpenRAIL", "follows a pose skeleton (give a ready-made one with the type 'none')"),
+    _controlnet("lllyasviel/control_v11f1e_sd15_tile", "ControlNet 1.1 Tile (SD 1.5)", "SD 1.5", 1380, "OpenRAIL",
+                "adds detail that follows the picture (tile or blur)"),
+    _controlnet("diffusers/controlnet-canny-sdxl-1.0", "ControlNet Canny (SDXL, diffusers)", "SDXL", 2390,
+                "OpenRAIL++", "follows canny edges", variant="fp16"),
+    _controlnet("xinsir/controlnet-canny-sdxl-1.0", "ControlNet Canny (SDXL, xinsir)", "SDXL", 2390, "Apache-2.0",
+                "follows canny edges"),
+    _controlnet("xinsir/controlnet-scribble-sdxl-1.0", "ControlNet Scribble (SDXL, xinsir)", "SDXL", 2390,
+                "Apache-2.0", "follows scribbles, sketches and line art"),
+    _controlnet("xinsir/controlnet-openpose-sdxl-1.0", "ControlNet OpenPose (SDXL, xinsir)", "SDXL", 2390,
+                "Apache-2.0", "follows a pose skeleton (give a ready-made one with the type 'none')"),
+)
+
+
 _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",
               "variant", "description", "commercial_use", "file", "config"}
 
@@ -502,7 +536,7 @@ class Catalog:
 def load_catalog(models_file: Path | None = None, checkpoint_folders: tuple[Path, ...] = ()) -> Catalog:
     """The built-in and download entries, the user's TOML entries if a file is given, then every
     single-file checkpoint in the checkpoint folders (no TOML needed for those)."""
-    entries = list(BUILTIN_ENTRIES) + list(DOWNLOAD_ENTRIES)
+    entries = list(BUILTIN_ENTRIES) + list(DOWNLOAD_ENTRIES) + list(CONTROLNET_ENTRIES)
     if models_file is not None:
         entries = _with_local_copies(entries, load_user_entries(models_file))
     found, skipped = folder_entries(checkpoint_folders, {e.id for e in entries})
@@ -512,7 +546,7 @@ def load_catalog(models_file: Path | None = None, checkpoint_folders: tuple[Path
 def _with_local_copies(entries: list[ModelEntry], user: list[ModelEntry]) -> list[ModelEntry]:
     """The user's entries added; one with a hub model's id and a `path` is that model's local copy (what the
     offline message suggests), used in its place: features that ask for the model by id find it too."""
-    downloads = {entry.id for entry in DOWNLOAD_ENTRIES}
+    downloads = {entry.id for entry in DOWNLOAD_ENTRIES + CONTROLNET_ENTRIES}
     copies = {entry.id: entry for entry in user if entry.source == "local" and entry.id in downloads}
     return [copies.get(entry.id, entry) for entry in entries] + [e for e in user if e.id not in copies]
 

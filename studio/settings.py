@@ -123,6 +123,11 @@ class Settings:
         return (self.data_dir / "upscalers", *self.upscaler_dirs, *self.tool_folders("upscalers"))
 
     @property
+    def controlnet_folders(self) -> tuple[Path, ...]:
+        """Where ControlNets are found besides the catalogue: the data dir's, then every --models-from one."""
+        return (self.data_dir / "models" / "controlnet", *self.tool_folders("controlnets"))
+
+    @property
     def embedding_folders(self) -> tuple[Path, ...]:
         """Where an embedding named in a prompt is looked for: the studio's own folder first, then the operator's."""
         return (self.data_dir / "embeddings", *self.embedding_dirs, *self.tool_folders("embeddings"))

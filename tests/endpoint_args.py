@@ -98,6 +98,10 @@ def text_settings() -> list[Any]:
     return [BUILTIN_TEXT, 0.8, 0.95, 40, 0.05, 1.1, 2, "", 3, False]
 
 
+# The ControlNet accordion: model (none), control type, picture, sketch, weight, start, end.
+NO_CONTROLNET = ["", "canny", None, None, 1.0, 0.0, 1.0]
+
+
 def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
     """Valid, quick arguments for every public endpoint."""
     photo, midi, wav, clip = files["photo"], files["midi"], files["wav"], files["video"]
@@ -105,10 +109,12 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
             {"role": "assistant", "content": [{"type": "text", "text": "Hello"}]}]
     editor = {"background": photo, "layers": [], "composite": None}
     return {
-        # The image endpoints end with the fast LCM switch (off); txt2img's hires fix comes before it.
-        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False],
-        "img2img": [*image_settings(steps=2), photo, 0.5, False],
-        "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False],
+        # The image endpoints end with the fast LCM switch (off); txt2img's hires fix comes before it. Text to
+        # image, image to image and inpainting then take the ControlNet accordion's values (no ControlNet).
+        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET],
+        "img2img": [*image_settings(steps=2), photo, 0.5, False, *NO_CONTROLNET],
+        "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False, *NO_CONTROLNET],
+        "control_map_preview": ["canny", photo, None, 64, 64],
         "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0, False],
         "image_read_parameters": [files["png"]],
         "image_patterns": [5, "ocean", 1.0, 64, 64],
@@ -146,6 +152,8 @@ FILE_SLOTS: list[tuple[str, int, tuple]] = [
     ("inpaint", 13, ("layers", 0)),
     ("inpaint", 14, ()),
     ("outpaint", 13, ()),
+    ("control_map_preview", 1, ()),
+    ("txt2img", 21, ()),
     ("image_read_parameters", 0, ()),
     ("restyle", 0, ()),
     ("stylize", 0, ()),

@@ -140,6 +140,7 @@ def session(app, tmp_path_factory):
 CHECKS = {
     "/txt2img": lambda ns: Path(ns["pictures"][0]["image"]).is_file() and ns["seed"] == 3,
     # The newest `pictures` by then are /outpaint's, made with a random seed, which the PNG records.
+    "/control_map_preview": lambda ns: Image.open(ns["control_map"]).size == (512, 512) and "fitted" in ns["note"],
     "/image_read_parameters": lambda ns: ns["prompt"] == "more of the same room" and ns["seed"] == ns["fields"][10]
     and ns["random_seed"] is False and f"seed {ns['seed']}" in ns["pictures"][0]["caption"],
     "/stylize": lambda ns: Image.open(ns["result"]).size[0] > 0,

@@ -20,6 +20,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from studio import __version__, limits
+from studio.api.controlnet_units import units_from_script
 from studio.api.fields import Fields, parse_body
 from studio.api.gate import ApiError, Caller, ClientGone, Gate, as_api_error
 from studio.api.jobs import Job, Jobs
@@ -275,7 +276,7 @@ class A1111Api:
         fields = await self._body(request)
         caller = self.gate.caller(request)
         unhonoured: list[str] = []
-        image_request, image, mask = self._request(fields, endpoint, caller, unhonoured)
+        image_request, image, mask, controls = self._request(fields, endpoint, caller, unhonoured)
         keep = fields.flag("save_images", True) and not fields.flag("do_not_save_samples", False)
         send_images = fields.flag("send_images", True)
         limits.check_image(image_request, self.studio.settings)  # refused requests count no start
@@ -284,7 +285,7 @@ class A1111Api:
 
         def work(cancel) -> ImageOutcome:
             return self.studio.generate_image(image_request, image, mask, keep=keep, owner=caller.owner,
-                                              progress=job.report, cancel=cancel)
+                                              progress=job.report, cancel=cancel, controls=controls)
 
         try:
             outcome = await self.gate.run_heavy(request, work, cancel=job.cancel)
@@ -316,8 +317,10 @@ class A1111Api:
         return {"images": images, "parameters": _echo(fields.body), "info": json.dumps(record)}
 
     def _request(self, fields: Fields, endpoint: str, caller: Caller,
-                 unhonoured: list[str]) -> tuple[ImageRequest, LoadedImage | None, LoadedImage | None]:
-        """The studio's request for an AUTOMATIC1111 payload, noting what it cannot honour."""
+                 unhonoured: list[str]) -> tuple[ImageRequest, LoadedImage | None, LoadedImage | None,
+                                                 list[LoadedImage | None]]:
+        """The studio's request for an AUTOMATIC1111 payload, noting what it cannot honour; with the
+        ControlNet extension's units, each one's picture."""
         overrides = fields.mapping("override_settings")
         model = (self.resolve_model(overrides["sd_model_checkpoint"]) if overrides.get("sd_model_checkpoint")
                  else self.checkpoint(caller))
@@ -326,7 +329,10 @@ class A1111Api:
             if fields.present(name) and fields.raw(name) != off:
                 unhonoured.append(name)
         scripts = fields.mapping("alwayson_scripts")
-        unhonoured += [f"alwayson_scripts.{name}" for name, value in scripts.items() if _script_on(value)]
+        unhonoured += [f"alwayson_scripts.{name}" for name, value in scripts.items()
+                       if _script_on(value) and name.lower() != "controlnet"]
+        script = next((value for name, value in scripts.items() if name.lower() == "controlnet"), None)
+        controlnets, controls = units_from_script(self.studio, script)
         seed = fields.whole("seed", -1, -1, MAX_SEED)
         values: dict[str, Any] = dict(
             prompt=fields.text("prompt", "", 100_000),
@@ -341,6 +347,7 @@ class A1111Api:
             sampler=self._sampler(fields, unhonoured),
             batch_size=fields.whole("batch_size", 1, 1, 10_000),
             batch_count=fields.whole("n_iter", 1, 1, 10_000),
+            controlnets=controlnets,
         )
         image = mask = None
         if endpoint == "txt2img" and fields.flag("enable_hr", False):
@@ -370,7 +377,7 @@ class A1111Api:
                 values.update(mode="inpaint", mask_blur=fields.whole("mask_blur", 4, 0, 64),
                               only_masked=fields.flag("inpaint_full_res", True),
                               padding=fields.whole("inpaint_full_res_padding", 32, 0, 512))
-        return ImageRequest(**values), image, mask
+        return ImageRequest(**values), image, mask, controls
 
     def _sampler(self, fields: Fields, unhonoured: list[str]) -> str:
         name = fields.text("sampler_name", "", 200) or fields.text("sampler_index", "", 200) or "Euler"

@@ -18,6 +18,7 @@ from studio.backends.diffusion.loras import LORA_SUFFIX, LoraLibrary
 from studio.backends.diffusion.request import LCM_GUIDANCE, LCM_SAMPLER, LCM_STEPS
 from studio.catalog import Catalog, path_entry
 from studio.cli import batch as cli_batch
+from studio.cli import controlnet as cli_controlnet
 from studio.cli.common import StageLine
 from studio.errors import InputError
 from studio.settings import Settings, add_lora_dir_argument
@@ -61,6 +62,8 @@ def add_parsers(commands) -> None:
             parser.add_argument("--mask-blur", type=int, default=4, help="feather the mask's edge, px (default 4)")
         if name == "image":
             _add_hires_arguments(parser)
+        if name != "outpaint":
+            cli_controlnet.add_arguments(parser)
         if name != "image":
             parser.add_argument("--strength", type=float, default=None,
                                 help="0..1: how far to move from the input (default 1 to paint, 0.5 for img2img)")
@@ -159,15 +162,17 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     if mode == "txt2img":
         extra.update(hires_scale=args.hires, hires_strength=args.hires_strength, hires_steps=args.hires_steps,
                      hires_upscaler=args.hires_upscaler)
+    units, controls = cli_controlnet.units(args, studio) if mode != "outpaint" else ((), [])
     base = ImageRequest(
         prompt=prompts[0], mode=mode, negative_prompt=args.negative, model=args.model, steps=steps,
         guidance=guidance, width=width, height=height, seed=args.seed, sampler=sampler, fast_lcm=args.fast_lcm,
         batch_size=args.batch_size, batch_count=args.batch_count, strength=strength, decoder=args.decoder,
-        shift=args.shift, max_sequence_length=args.max_sequence_length, **extra,
+        shift=args.shift, max_sequence_length=args.max_sequence_length, controlnets=units, **extra,
     )
     keep = not args.no_gallery
     if not batch:
-        outcome = studio.generate_image(base, picture, mask, keep=keep, preparing=StageLine())
+        outcome = studio.generate_image(base, picture, mask, keep=keep, preparing=StageLine(),
+                                       controls=controls)
         for note in outcome.notes:
             print(f"note: {note}", file=sys.stderr)
         paths = [out if n == 0 else out.with_name(f"{out.stem}-{n + 1}{out.suffix}")
@@ -184,7 +189,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     notes_shown: set[str] = set()
 
     def make(item: cli_batch.BatchItem) -> cli_batch.ItemResult:
-        outcome = studio.generate_image(replace(base, prompt=item.prompt, seed=item.seed), picture, mask, keep=keep)
+        outcome = studio.generate_image(replace(base, prompt=item.prompt, seed=item.seed), picture, mask, keep=keep,
+                                        controls=controls)
         for note in outcome.notes:
             if note not in notes_shown:  # the same note for every item is said once
                 notes_shown.add(note)

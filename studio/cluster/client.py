@@ -200,6 +200,8 @@ class RemoteBackend:
 
         def call(*args: Any, progress: ProgressCallback = no_progress, cancel: CancelToken = NEVER_CANCELLED,
                  **kwargs: Any) -> Any:
+            # A one-off preparation on a replica is not told back (the caller's callback does not travel).
+            kwargs.pop("preparing", None)
             # Image requests name their checkpoint: Serve routes them to a replica that already holds it.
             model_id = getattr(args[0], "model", None) if family == "image" and args else None
             return cluster.call(family, target, method, args, kwargs, progress=progress, cancel=cancel,

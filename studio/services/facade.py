@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
+from studio.backends.diffusion.controlnet import folder_entries as controlnet_folder_entries
 from studio.backends.diffusion.walks import MorphRequest, PromptWalkRequest
 from studio.backends.language import TextBackend, TextRequest, TextResult, TextUpdate
 from studio.backends.melody import MelodyBackend, MelodyRequest
@@ -53,6 +54,13 @@ class Studio:
         self.settings = settings
         self.catalog: Catalog = load_catalog(settings.models_file, settings.checkpoint_folders)
         for reason in self.catalog.skipped:  # files in the model folders the studio will not offer
+            log.warning("not listed: %s", reason)
+        # ControlNets kept in <data dir>/models/controlnet and in --models-from installations' ControlNet folders.
+        found, skipped = controlnet_folder_entries(settings.controlnet_folders,
+                                                   {entry.id for entry in self.catalog.entries()})
+        for entry in found:
+            self.catalog.add(entry)
+        for reason in skipped:
             log.warning("not listed: %s", reason)
         self.cache = ModelCache(settings.model_memory_budget_mb)
         self.gallery = Gallery(settings.data_dir)

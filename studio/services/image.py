@@ -5,6 +5,7 @@ inputs needed to make it again, and re-run it."""
 from __future__ import annotations
 
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -65,9 +66,11 @@ class ImageService:
         progress: ProgressCallback = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
         preparing: StageCallback = no_stage,
+        controls: Sequence[LoadedImage | None] = (),
     ) -> ImageOutcome:
         """Run one request; `task` names it in the gallery when it differs from the mode (e.g. "restyle");
-        `preparing` hears of a model's one-off preparation for this machine (see DiffusionBackend.generate)."""
+        `preparing` hears of a model's one-off preparation for this machine (see DiffusionBackend.generate);
+        `controls`: each ControlNet's picture, in the request's order (None: the input picture)."""
         limits.check_image(request, self.settings)
         result = self.backend.generate(
             request,
@@ -77,15 +80,16 @@ class ImageService:
             progress=progress,
             cancel=cancel,
             preparing=preparing,
+            controls=[c.rgb if c is not None else None for c in controls],
         )
         if task:
             for record in result.params:
                 record["task"] = task
         notes = list(result.notes)
-        for loaded, what in ((image, "Input"), (mask, "Mask")):
+        for loaded, what in ((image, "Input"), (mask, "Mask"), *((c, f"ControlNet {n}") for n, c in enumerate(controls))):
             if loaded is not None:
                 notes += [f"{what}: {note}" for note in loaded.notes]
-        items = self.keep(result, image, mask, owner=owner) if keep else []
+        items = self.keep(result, image, mask, owner=owner, controls=controls) if keep else []
         return ImageOutcome(result, items, notes)
 
     def keep(
@@ -94,16 +98,30 @@ class ImageService:
         image: LoadedImage | None = None,
         mask: LoadedImage | None = None,
         owner: str | None = None,
+        controls: Sequence[LoadedImage | None] = (),
     ) -> list[GalleryItem]:
-        """List every picture of a result in the gallery, each PNG carrying its own parameters."""
+        """List every picture of a result in the gallery, each PNG carrying its own parameters; each
+        ControlNet's picture (to re-run from) and its map (to look at) are kept beside them."""
         inputs: dict[str, str] = {}
         if image is not None:
             inputs["input"] = self.gallery.keep_input(image.original)
         if mask is not None:
             inputs["mask"] = self.gallery.keep_input(mask_picture(mask))
+        kept_controls = [
+            {"input": self.gallery.keep_input(control.original)} if control is not None else {}
+            for control in controls
+        ]
+        for number, made in enumerate(result.control_maps):
+            if number < len(kept_controls):
+                kept_controls[number]["map"] = self.gallery.keep_input(made)
+            else:
+                kept_controls.append({"map": self.gallery.keep_input(made)})
         items = []
         for picture, record in zip(result.images, result.params, strict=True):
             params = {**record, **inputs, "seconds": round(result.seconds / len(result.images), 3)}
+            if record.get("controlnets"):
+                params["controlnets"] = [{**unit, **kept} for unit, kept in
+                                         zip(record["controlnets"], kept_controls, strict=False)]
             items.append(
                 self.gallery.add_image(
                     picture,
@@ -125,13 +143,22 @@ class ImageService:
             image = self.open_image(self.gallery.input_path(params["input"]))
         if params.get("mask"):
             mask = self.open_image(self.gallery.input_path(params["mask"]))
+        controls = self.control_pictures(params)
         params, _ = with_networks_found(params, self.backend)
         try:
             request = request_from_record(params)
         except TypeError as exc:
             raise StudioError(f"Gallery item #{item.id} has a record the studio cannot read ({exc}).") from None
-        outcome = self.generate(request, image, mask, task=params.get("task"), owner=owner)
+        outcome = self.generate(request, image, mask, task=params.get("task"), owner=owner, controls=controls)
         return outcome.items[0]
+
+    def control_pictures(self, params: dict[str, Any]) -> list[LoadedImage | None]:
+        """The kept picture of each ControlNet of a record (None where it used the input picture)."""
+        pictures: list[LoadedImage | None] = []
+        for unit in params.get("controlnets") or []:
+            stored = unit.get("input") if isinstance(unit, dict) else None
+            pictures.append(self.open_image(self.gallery.input_path(stored)) if stored else None)
+        return pictures
 
     def default_model(self, task: str = "txt2img") -> str:
         """The model to start with: SD-Turbo where it is on this machine, else the first one that is."""

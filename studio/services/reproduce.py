@@ -179,7 +179,12 @@ def _image(studio: Studio, recipe: Recipe, picture: Path | None, mask: Path | No
     if request.mode == "inpaint":
         loaded_mask = _input(studio, mask, params.get("mask"), "a mask", "--mask")
     task = "restyle" if recipe.task == "restyle" else None
-    outcome = studio.generate_image(request, image, loaded_mask, task=task, keep=keep)
+    try:  # each ControlNet's picture, from the gallery's store
+        controls = studio.image_service.control_pictures(params)
+    except StudioError:
+        raise InputError("This picture was made with a ControlNet whose picture is not in this studio's gallery "
+                         "store, so it cannot be made again here.") from None
+    outcome = studio.generate_image(request, image, loaded_mask, task=task, keep=keep, controls=controls)
     record = outcome.items[0].params if outcome.items else outcome.result.params[0]
     png_text = {STUDIO_KEY: _json(record), A1111_KEY: a1111_parameters(record)}
     return Reproduction(outcome.result.images[0], record, png_text, outcome.result.seconds,

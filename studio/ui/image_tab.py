@@ -37,8 +37,9 @@ from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
 from studio.services.image import ImageOutcome, mask_from_layers
-from studio.ui import image_setup, lora_picker
+from studio.ui import controlnet_panel, image_setup, lora_picker
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
+from studio.ui.controlnet_panel import CONTROL_SETTINGS, unit_of
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
 
@@ -241,6 +242,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                             label="Batch count")
                     batch_size = gr.Slider(1, min(MAX_BATCH_SIZE, studio.settings.max_images), value=1, step=1,
                                            label="Batch size")
+            control = controlnet_panel.build(studio, width, height)
             with gr.Accordion("Load parameters from a PNG", open=False):
                 params_png = image_upload(label="Drop a PNG made here or in AUTOMATIC1111", height=160,
                                           elem_id="image-params-png")
@@ -283,13 +285,14 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             batch_count=_whole(count), decoder=decoder_id or DEFAULT_DECODER, **extra,
         )
 
-    def run(request: ImageRequest, image: LoadedImage | None, mask: LoadedImage | None, gr_request, progress):
+    def run(request: ImageRequest, image: LoadedImage | None, mask: LoadedImage | None, gr_request, progress,
+            controls: list[LoadedImage | None] | None = None):
         token = stops.start(gr_request)
         label = f"{MODE_LABELS[request.mode]}: step"
 
         def work(report, stage):
             return studio.generate_image(request, image, mask, progress=report, cancel=token,
-                                         owner=None, preparing=stage)
+                                         owner=None, preparing=stage, controls=controls or [])
 
         for kind, payload in stream_run(work, token, progress, label):
             if kind == "preview":
@@ -308,33 +311,44 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     @user_errors
     @api_doc("Make pictures from a prompt (text to image), with AUTOMATIC1111's hires fix if asked.",
-             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS)
+             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS)
     def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, hires: bool, hires_scale: float, hires_upscaler: str,
-                hires_steps: float, hires_strength: float, fast_lcm: bool, request: gr.Request,
-                progress=gr.Progress()):
+                hires_steps: float, hires_strength: float, fast_lcm: bool, controlnet: str, control_type: str,
+                control_picture: str | None = None, control_sketch: dict | None = None,
+                control_weight: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0,
+                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
         extra = dict(hires_scale=float(hires_scale), hires_upscaler=hires_upscaler, hires_steps=_whole(hires_steps),
                      hires_strength=float(hires_strength)) if hires else {}
-        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), **extra), None, None, request,
-                       progress)
+        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
+                                  control_start, control_end)
+        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra), None,
+                       None, request, progress, controls)
 
     @user_errors
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
              picture="the picture to start from (a file)",
-             strength="0.05-1: how far to move from the picture; steps x strength must be at least 1")
+             strength="0.05-1: how far to move from the picture; steps x strength must be at least 1",
+             **CONTROL_SETTINGS)
     def img2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
-                request: gr.Request, progress=gr.Progress()):
+                controlnet: str, control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
+                control_weight: float = 1.0, control_start: float = 0.0, control_end: float = 1.0,
+                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload an input picture first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
-        image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm))
-        yield from run(image_request, studio.open_image(picture), None, request, progress)
+        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
+                                  control_start, control_end)
+        image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm),
+                                   controlnets=units)
+        yield from run(image_request, studio.open_image(picture), None, request, progress, controls)
 
     @user_errors
     @api_doc(
@@ -346,12 +360,16 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         padding="0-256 px of context around the mask when only_masked is true",
         only_masked="true: work on a crop around the mask at the model's resolution; pixels outside stay as they were",
         strength="0.05-1: how far to move from the picture inside the mask",
+        **CONTROL_SETTINGS,
     )
     def inpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: dict | None, mask: str | None, mask_blur: float,
-                padding: float, only_masked: bool, strength: float, fast_lcm: bool, request: gr.Request,
-                progress=gr.Progress()):
+                padding: float, only_masked: bool, strength: float, fast_lcm: bool, controlnet: str,
+                control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
+                control_weight: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0,
+                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         background = (picture or {}).get("background")
         if not background:
             raise gr.Error("Upload a picture to inpaint first.")
@@ -366,9 +384,12 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             loaded_mask = LoadedImage(drawn.convert("RGB"))
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
+        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
+                                  control_start, control_end)
         image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
-                                   padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm))
-        yield from run(image_request, loaded, loaded_mask, request, progress)
+                                   padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm),
+                                   controlnets=units)
+        yield from run(image_request, loaded, loaded_mask, request, progress, controls)
 
     @user_errors
     @api_doc(
@@ -400,12 +421,14 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     events = [
         # The fast LCM switch comes last, so calls written before it existed still fit.
-        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch], outputs, api_name="txt2img",
-                          concurrency_id="heavy"),
-        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch], outputs, api_name="img2img",
-                          concurrency_id="heavy"),
+        # The ControlNet accordion's inputs come after it (outpainting has none).
+        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs], outputs,
+                          api_name="txt2img", concurrency_id="heavy"),
+        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs], outputs,
+                          api_name="img2img", concurrency_id="heavy"),
         run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
-                                    fast_lcm_switch], outputs, api_name="inpaint", concurrency_id="heavy"),
+                                    fast_lcm_switch, *control.inputs], outputs, api_name="inpaint",
+                          concurrency_id="heavy"),
         run_outpaint.click(outpaint, [*common, outpaint_image, *sides, outpaint_blur, outpaint_strength,
                                       fast_lcm_switch], outputs, api_name="outpaint", concurrency_id="heavy"),
     ]

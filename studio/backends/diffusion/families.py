@@ -100,6 +100,8 @@ def check_request(family: Family, request: Any, model_name: str) -> None:
     if family.guidance == "none" and request.guidance > 1.0:
         raise InputError(f"'{model_name}' is guidance-free (like FLUX.1-schnell): set the guidance (CFG scale) "
                          "to 0.")
+    if family.flow and getattr(request, "controlnets", ()):
+        raise InputError(f"ControlNets steer SD 1.x/2.x and SDXL models; '{model_name}' is a {family.name} model.")
     if not family.fast_lcm and request.fast_lcm:
         raise InputError(f"The fast LCM switch is for SD 1.5 and SDXL models, not {family.name} ones like "
                          f"'{model_name}'.")

@@ -70,6 +70,7 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         "TI hashes": ", ".join(
             f"{e['name'].translate(LORA_NAME_SYMBOLS)}: {e['hash']}" for e in params["embeddings"]
         ) if params.get("embeddings") else None,
+        **controlnet_settings(params.get("controlnets") or []),
         "Version": f"creative-studio {__version__}",
     }
     return format_a1111_parameters(params["prompt"], params.get("negative_prompt", ""), settings)
@@ -145,12 +146,97 @@ def fields_from_parameters(
         notes.append(f"The model '{parsed['Model']}' is not in the catalogue; add it to your models file to use it.")
     if parsed.get("Fast LCM"):  # the fast LCM switch was on: its LoRA comes from the catalogue again
         values["fast_lcm"] = True
+    units, unit_notes = controlnet_units(parsed, catalog)
+    if units:
+        values["controlnets"] = units
+    notes += unit_notes
     if loras is not None or embeddings is not None:
         recorded = recorded_networks(parsed)
         relocated = relocate_networks({**values, **recorded}, loras, embeddings)
         values["prompt"], values["negative_prompt"] = relocated.prompt, relocated.negative_prompt
         notes += relocated.notes + relocated.missing
     return values, notes
+
+
+def controlnet_settings(units: list[dict[str, Any]]) -> dict[str, str]:
+    """Each ControlNet as AUTOMATIC1111's ControlNet extension writes it: `ControlNet 0` and its unit's
+    fields as `Key: value` pairs (the map made at the working size: pixel perfect; the picture fitted
+    by cropping: Crop and Resize)."""
+    from studio.backends.diffusion.control_maps import control_type
+
+    written = {}
+    for number, unit in enumerate(units):
+        kind = control_type(unit["control_type"])
+        fields: dict[str, Any] = {
+            "Module": kind.module,
+            "Model": f"{unit.get('model_name') or unit['model']} [{unit.get('model_hash') or '00000000'}]",
+            "Weight": f"{unit['weight']:g}",
+            "Resize Mode": "Crop and Resize",
+            "Low Vram": False,
+            "Processor Res": min(unit.get("map_width") or 512, unit.get("map_height") or 512),
+            "Threshold A": _number(unit.get("threshold_a"), kind.threshold_a),
+            "Threshold B": _number(unit.get("threshold_b"), kind.threshold_b),
+            "Guidance Start": f"{unit['start']:g}",
+            "Guidance End": f"{unit['end']:g}",
+            "Pixel Perfect": True,
+            "Control Mode": "Balanced",
+        }
+        written[f"ControlNet {number}"] = ", ".join(f"{k}: {v}" for k, v in fields.items() if v is not None)
+    return written
+
+
+def _number(value: Any, default: float | None) -> str | None:
+    if default is None:
+        return None  # a setting the preprocessor does not have: AUTOMATIC1111 leaves it out
+    return f"{(default if value is None else value):g}"
+
+
+def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
+    """`ControlNet N` entries (AUTOMATIC1111's extension, or ours) as the request's ControlNets, each
+    model found in the catalogue by the name AUTOMATIC1111 lists it under; notes on what was not."""
+    from studio.backends.diffusion.control_maps import BY_MODULE, CONTROL_TYPES
+
+    units: list[dict[str, Any]] = []
+    notes: list[str] = []
+    keys = sorted((k for k in parsed if re.fullmatch(r"ControlNet \d+", k)), key=lambda k: int(k.split()[1]))
+    for key in keys:
+        fields = {}
+        for part in parsed[key].split(","):
+            name, colon, value = part.partition(":")
+            if colon:
+                fields[name.strip().lower()] = value.strip()
+        module = fields.get("module", "none")
+        kind = BY_MODULE.get(module) or (module if module in CONTROL_TYPES else None)
+        if kind is None:
+            notes.append(f"{key} used the preprocessor '{module}', which the studio does not have; left off.")
+            continue
+        named = re.sub(r"\s*\[[0-9a-fA-F]+\]$", "", fields.get("model", "")).strip()
+        model = match_controlnet(named, catalog)
+        if model is None:
+            notes.append(f"{key} used the ControlNet '{named}', which is not in the catalogue; left off.")
+            continue
+        unit: dict[str, Any] = {"model": model, "control_type": kind}
+        try:
+            for field_name, key_name in (("weight", "weight"), ("start", "guidance start"), ("end", "guidance end"),
+                                         ("threshold_a", "threshold a"), ("threshold_b", "threshold b")):
+                if fields.get(key_name) is not None and float(fields[key_name]) != -1:  # -1: A1111's unused
+                    unit[field_name] = float(fields[key_name])
+        except ValueError:
+            notes.append(f"{key} has a setting that is not a number; left off.")
+            continue
+        units.append(unit)
+    return units, notes
+
+
+def match_controlnet(name: str, catalog: Catalog) -> str | None:
+    """The catalogue's ControlNet AUTOMATIC1111 lists under `name` (a file's or repository's name), if any."""
+    from studio.backends.diffusion.controlnet import TASK, a1111_name
+
+    lowered = name.lower()
+    for entry in catalog.for_task(TASK):
+        if lowered in {entry.id.lower(), a1111_name(entry).lower(), entry.name.lower()}:
+            return entry.id
+    return None
 
 
 def recorded_networks(parsed: dict[str, str]) -> dict[str, Any]:

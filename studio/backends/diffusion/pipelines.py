@@ -23,8 +23,8 @@ from typing import Any
 from PIL import Image
 
 from studio import hub
+from studio.backends.diffusion import controlnet, families, hires, lcm, memory
 from studio.backends.diffusion import embeddings as ti
-from studio.backends.diffusion import families, hires, lcm, memory
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
 from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
@@ -356,9 +356,11 @@ class DiffusionBackend:
         progress: ProgressCallback = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
         preparing: StageCallback = no_stage,
+        controls: Sequence[Image.Image | None] = (),
     ) -> ImageResult:
         """Make `batch_count x batch_size` pictures; each comes with the record that reproduces it.
-        `preparing` hears of the model's one-off preparation for this machine, when it happens."""
+        `preparing` hears of the model's one-off preparation for this machine, when it happens;
+        `controls` holds each ControlNet's picture (None: the input picture), in the request's order."""
         request.validate()
         if request.mode != "txt2img" and image is None:
             raise InputError("Choose an input picture first.")
@@ -392,10 +394,12 @@ class DiffusionBackend:
         if twice:
             raise InputError(f"<lora:{twice[0]}> is the LCM-LoRA the fast LCM switch already puts on; remove the tag "
                              "or turn the switch off.")
-        if (loras or fast) and model.engine.startswith("openvino"):
-            # LoRAs change torch modules: such runs use a torch UNet, and their records and notes say so.
+        if (loras or fast or request.controlnets) and model.engine.startswith("openvino"):
+            # LoRAs change torch modules, and ControlNets add to a torch UNet's blocks: such runs use a torch
+            # UNet, and their records and notes say so.
+            what = "LoRAs" if loras or fast else "ControlNets"
             model = self.load(request.model, torch_unet=True)
-            notes.append(f"With LoRAs the UNet ran on {model.engine} (OpenVINO runs it only without them).")
+            notes.append(f"With {what} the UNet ran on {model.engine} (OpenVINO runs it only without them).")
         # Embeddings whose names stand as words in either prompt, each file read once.
         embeddings = load_embeddings(self.embeddings, self.cache, request.prompt, request.negative_prompt)
         families.check_embeddings(family, [e.name for e in embeddings], model.entry.name)
@@ -440,7 +444,17 @@ class DiffusionBackend:
         if fast is not None and request.guidance > LCM_MAX_GUIDANCE:
             notes.append(f"LCM-LoRA works best with guidance 1-{LCM_MAX_GUIDANCE:g}; above that pictures burn.")
 
-        pipe, decoder_used = self._pipeline(model, request, notes)
+        control = None
+        if request.controlnets:
+            control = controlnet.control_inputs(
+                self.catalog, self.cache, request.controlnets, controls, image, (request.width, request.height),
+                seed, model.pipe.unet, model.entry.name, offline=self.offline,
+                region=region, canvas_size=image.size if region is not None and image is not None else None,
+                notes=notes,
+            )
+            if request.hires:
+                notes.append("The ControlNets steered the first pass; the hires fix redrew it without them.")
+        pipe, decoder_used = self._pipeline(model, request, notes, control.module if control else None)
         # The hires fix's second pass: image to image over the same modules and decoder.
         hires_pipe = self._pipeline(model, replace(request, mode="img2img"), [])[0] if request.hires else None
         latent_hires = request.hires and hires.is_latent(request.hires_upscaler)
@@ -463,6 +477,7 @@ class DiffusionBackend:
                 made = self._run(
                     pipe, model, request, prompts, seeds, work_image, work_mask, done_before, progress, cancel,
                     output_type="latent" if latent_hires else "pil",
+                    control=control.call_kwargs(request.mode) if control else None,
                 )
                 if hires_pipe is not None:
                     made = self._hires_pass(
@@ -476,14 +491,16 @@ class DiffusionBackend:
                     records.append(
                         self._record(
                             model, request, seeds[offset], decoder_used, picture, batch, offset, loras, embeddings,
-                            fast,
+                            fast, controlnet.unit_records(request.controlnets, control, seed) if control else [],
                         )
                     )
         progress(per_batch * request.batch_count, per_batch * request.batch_count)
-        return ImageResult(images=images, params=records, seconds=time.perf_counter() - started, notes=notes)
+        return ImageResult(images=images, params=records, seconds=time.perf_counter() - started, notes=notes,
+                           control_maps=control.maps if control else [])
 
-    def _pipeline(self, model: LoadedModel, request: ImageRequest, notes: list[str]):
-        """A pipeline for the request's mode over the model's shared modules, with its own scheduler."""
+    def _pipeline(self, model: LoadedModel, request: ImageRequest, notes: list[str], control_module: Any = None):
+        """A pipeline for the request's mode over the model's shared modules, with its own scheduler;
+        with `control_module` (ControlNets) the mode's ControlNet pipeline over the same modules."""
         import diffusers
         from diffusers import AutoPipelineForImage2Image, AutoPipelineForInpainting, AutoPipelineForText2Image
 
@@ -513,6 +530,8 @@ class DiffusionBackend:
             "inpaint": AutoPipelineForInpainting,
             "outpaint": AutoPipelineForInpainting,
         }[request.mode]
+        if control_module is not None:
+            components["controlnet"] = control_module
         pipe = auto.from_pipe(base, **components)
         pipe.set_progress_bar_config(disable=True)
         return pipe, decoder_used
@@ -530,9 +549,10 @@ class DiffusionBackend:
         progress: ProgressCallback,
         cancel: CancelToken,
         output_type: str = "pil",
+        control: dict[str, Any] | None = None,
     ) -> list[Image.Image] | Any:
         """The first (or only) pass: pictures, or with output_type "latent" a tensor of latents."""
-        kwargs: dict[str, Any] = {"num_inference_steps": request.steps, "output_type": output_type}
+        kwargs: dict[str, Any] = {"num_inference_steps": request.steps, "output_type": output_type, **(control or {})}
         if request.mode == "txt2img":
             kwargs.update(width=request.width, height=request.height)
         else:
@@ -656,6 +676,7 @@ class DiffusionBackend:
         loras: Sequence[AppliedLora] = (),
         embeddings: Sequence[Embedding] = (),
         fast: AppliedLora | None = None,
+        units: list[dict[str, Any]] | None = None,
     ) -> dict[str, Any]:
         # Recorded as a single picture with its own seed: that alone makes it again.
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
@@ -685,6 +706,10 @@ class DiffusionBackend:
             params["lcm_lora"] = {"name": fast.weights.name, "weight": fast.weight, "hash": fast.weights.short_hash}
         else:
             params.pop("fast_lcm")  # off: records stay as they were before the switch existed
+        if units:  # each ControlNet with its model's name and hash (its pictures are added when kept)
+            params["controlnets"] = units
+        else:
+            params.pop("controlnets")  # none: records stay as they were before ControlNets
         return params
 
 

@@ -62,6 +62,57 @@ UNUSED_FIELDS = {
     "outpaint": {"only_masked"} | HIRES_FIELDS,  # outpainting always works on a crop around the new border
 }
 MAX_EXTEND = 1024  # outpainting, per side
+MAX_CONTROLNETS = 4  # ControlNets in one run
+MAX_CONTROL_WEIGHT = 2.0
+CONTROL_FIELDS = {"controlnets"}
+
+
+@dataclass(frozen=True)
+class ControlUnit:
+    """One ControlNet of a run: which model, how its picture becomes a map, and how much it steers.
+    Its picture travels beside the request, as the input picture does."""
+
+    model: str
+    control_type: str = "canny"  # control_maps.CONTROL_TYPES
+    weight: float = 1.0  # how strongly its residuals steer the UNet; 0 leaves the picture as without it
+    start: float = 0.0  # the share of the steps before it begins to steer
+    end: float = 1.0  # the share of the steps after which it stops
+    threshold_a: float | None = None  # the type's first setting (canny: low threshold); None: its default
+    threshold_b: float | None = None
+    seed: int | None = None  # the shuffle's seed; None: the run's
+
+    def validate(self, number: int) -> None:
+        from studio.backends.diffusion.control_maps import settings
+
+        where = f"ControlNet {number}"
+        if not isinstance(self.model, str) or not self.model.strip():
+            raise InputError(f"{where}: choose a ControlNet model.")
+        settings(self.control_type, self.threshold_a, self.threshold_b)
+        for name, value, low, high in (("weight", self.weight, 0.0, MAX_CONTROL_WEIGHT), ("start", self.start, 0, 1),
+                                       ("end", self.end, 0, 1)):
+            if isinstance(value, bool) or not (isinstance(value, (int, float)) and math.isfinite(value)) \
+                    or not low <= value <= high:
+                raise InputError(f"{where}: the {name} must be from {low:g} to {high:g}, not {value!r}.")
+        if self.start >= self.end:
+            raise InputError(f"{where}: it must start ({self.start:g}) before it ends ({self.end:g}).")
+
+
+def control_units(values: Any) -> tuple[ControlUnit, ...]:
+    """ControlNets as given: units, or records' dicts (extra keys, such as the kept pictures, left out)."""
+    if not values:
+        return ()
+    if not isinstance(values, (list, tuple)):
+        raise InputError("The ControlNets must be a list.")
+    names = set(ControlUnit.__dataclass_fields__)
+    units = []
+    for value in values:
+        if isinstance(value, ControlUnit):
+            units.append(value)
+        elif isinstance(value, dict) and "model" in value:
+            units.append(ControlUnit(**{k: v for k, v in value.items() if k in names}))
+        else:
+            raise InputError("Each ControlNet needs at least its model.")
+    return tuple(units)
 
 
 @dataclass(frozen=True)
@@ -98,6 +149,12 @@ class ImageRequest:
     # Flow-matching models (SD 3.x, FLUX) only; 0: the model's own (families.py).
     shift: float = 0.0  # the sampler's timestep shift
     max_sequence_length: int = 0  # the T5 prompt length, tokens
+    controlnets: tuple[ControlUnit, ...] = ()  # ControlNets steering the run, each with its own picture
+
+    def __post_init__(self) -> None:
+        # Records hold ControlNets as dicts; a request always holds units.
+        if not isinstance(self.controlnets, tuple) or any(not isinstance(u, ControlUnit) for u in self.controlnets):
+            object.__setattr__(self, "controlnets", control_units(self.controlnets))
 
     def validate(self) -> None:
         """Checks that need no model; sizes are checked against the model once it is known."""
@@ -145,6 +202,12 @@ class ImageRequest:
         if self.mode == "txt2img":
             self._validate_hires()
         validate_flow_fields(self.shift, self.max_sequence_length)
+        if len(self.controlnets) > MAX_CONTROLNETS:
+            raise InputError(f"At most {MAX_CONTROLNETS} ControlNets can steer one run, not {len(self.controlnets)}.")
+        if self.controlnets and self.mode == "outpaint":
+            raise InputError("ControlNets steer text to image, image to image and inpainting; not outpainting.")
+        for number, unit in enumerate(self.controlnets):
+            unit.validate(number)
         _whole("mask blur", self.mask_blur, 0, 64, "px")
         _whole("padding", self.padding, 0, 512, "px")
         if self.mode == "outpaint":
@@ -227,4 +290,5 @@ class ImageResult:
     params: list[dict[str, Any]]  # one record per image: everything needed to make it again
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    control_maps: list[Image.Image] = field(default_factory=list)  # one per ControlNet, as it steered the run
 

@@ -1,0 +1,195 @@
+"""ControlNet preprocessors that need no weights (OpenCV and numpy), and "pixel perfect" sizing.
+
+Each turns a picture into the control map its ControlNet was trained on: canny edges, lineart from a
+difference of Gaussians, scribbles from XDoG, a seeded content shuffle, a tile (resampled) or blurred
+picture, an inverted line drawing; `none` takes the picture as an already-made map. Maps are made at
+the size the model works at (what AUTOMATIC1111 calls pixel perfect), after the picture is fitted
+to that size, so the edges are as fine as the picture allows. Depth and pose need trained annotators,
+which the studio does not ship: give such maps ready-made with `none`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import numpy as np
+from PIL import Image
+
+from studio.errors import InputError
+
+
+@dataclass(frozen=True)
+class ControlType:
+    name: str  # what the studio calls it (CLI, UI, records)
+    module: str  # what AUTOMATIC1111's ControlNet extension calls the preprocessor
+    threshold_a: float | None  # the first setting's default, None where there is none
+    threshold_b: float | None
+    a_range: tuple[float, float] = (0.0, 0.0)
+    b_range: tuple[float, float] = (0.0, 0.0)
+    summary: str = ""
+
+
+CONTROL_TYPES: dict[str, ControlType] = {t.name: t for t in (
+    ControlType("canny", "canny", 100, 200, (1, 255), (1, 255), "edges; the two thresholds: low and high"),
+    ControlType("lineart", "lineart_standard", None, None, summary="lines from a difference of Gaussians"),
+    ControlType("scribble", "scribble_xdog", 32, None, (1, 64), summary="bold scribbles (XDoG); threshold: detail"),
+    ControlType("shuffle", "shuffle", None, None, summary="the picture's content shuffled (seeded): its colours and style"),
+    ControlType("tile", "tile_resample", 1, None, (1, 8), summary="the picture itself, optionally down-sampled"),
+    ControlType("blur", "blur_gaussian", 9, None, (0.1, 64), summary="the picture blurred; threshold: sigma"),
+    ControlType("invert", "invert", None, None, summary="black lines on white turned to white on black"),
+    ControlType("none", "none", None, None, summary="the picture is already a control map"),
+)}
+# AUTOMATIC1111 module names -> the studio's, for reading parameters back.
+BY_MODULE = {t.module: t.name for t in CONTROL_TYPES.values()}
+
+
+def control_type(name: str) -> ControlType:
+    try:
+        return CONTROL_TYPES[name]
+    except (KeyError, TypeError):
+        raise InputError(
+            f"The control type must be one of {', '.join(CONTROL_TYPES)}, not '{name!s:.40}' (depth and pose "
+            "maps are used ready-made with 'none')."
+        ) from None
+
+
+def settings(name: str, threshold_a: float | None, threshold_b: float | None) -> tuple[float | None, float | None]:
+    """The two thresholds a type uses (its defaults where not given; None where it has none), checked."""
+    kind = control_type(name)
+    values = []
+    for given, default, (low, high), label in ((threshold_a, kind.threshold_a, kind.a_range, "first"),
+                                               (threshold_b, kind.threshold_b, kind.b_range, "second")):
+        if default is None:
+            values.append(None)
+            continue
+        value = default if given is None else given
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or not low <= value <= high:
+            raise InputError(f"The {label} {name} threshold must be from {low:g} to {high:g}, not {value!r}.")
+        values.append(float(value))
+    if name == "canny" and values[0] is not None and values[1] is not None and values[0] > values[1]:
+        raise InputError(f"The canny low threshold ({values[0]:g}) must not be above the high one ({values[1]:g}).")
+    return values[0], values[1]
+
+
+def fit_picture(picture: Image.Image, size: tuple[int, int]) -> tuple[Image.Image, str | None]:
+    """The picture scaled and centre-cropped to `size` (AUTOMATIC1111's "Crop and Resize"), and a note
+    when that changed its shape or size."""
+    picture = picture.convert("RGB")
+    if picture.size == size:
+        return picture, None
+    before = f"{picture.width}x{picture.height}"
+    same_shape = abs(picture.width / picture.height - size[0] / size[1]) < 0.01
+    how = "resized" if same_shape else "cropped to its shape and resized"
+    # The centred box of the working shape, then scaled: nothing is stretched.
+    scale = max(size[0] / picture.width, size[1] / picture.height)
+    box_w, box_h = size[0] / scale, size[1] / scale
+    left, top = (picture.width - box_w) / 2, (picture.height - box_h) / 2
+    fitted = picture.resize(size, Image.Resampling.LANCZOS, box=(left, top, left + box_w, top + box_h))
+    return fitted, f"the control picture ({before} px) was fitted to {size[0]}x{size[1]} px ({how})."
+
+
+def make_map(
+    picture: Image.Image,
+    name: str,
+    size: tuple[int, int],
+    threshold_a: float | None = None,
+    threshold_b: float | None = None,
+    seed: int = 0,
+) -> tuple[Image.Image, str | None]:
+    """The control map for `picture` at `size` px (pixel perfect), and a note if the picture was fitted."""
+    a, b = settings(name, threshold_a, threshold_b)
+    fitted, note = fit_picture(picture, size)
+    pixels = np.asarray(fitted, dtype=np.uint8)
+    out = _PREPROCESSORS[name](pixels, a, b, seed)
+    if out.ndim == 2:
+        out = np.repeat(out[:, :, None], 3, axis=2)
+    return Image.fromarray(np.ascontiguousarray(out, dtype=np.uint8), "RGB"), note
+
+
+def _grey(pixels: np.ndarray) -> np.ndarray:
+    import cv2
+
+    return cv2.cvtColor(pixels, cv2.COLOR_RGB2GRAY)
+
+
+def _canny(pixels: np.ndarray, low, high, _seed) -> np.ndarray:
+    import cv2
+
+    return cv2.Canny(_grey(pixels), low, high)
+
+
+def _lineart(pixels: np.ndarray, _a, _b, _seed) -> np.ndarray:
+    """Where a pixel is darker than its wide surroundings, a line: the blurred picture minus the
+    picture, scaled so that typical lines are mid-grey to white."""
+    import cv2
+
+    grey = _grey(pixels).astype(np.float32)
+    darker = np.clip(cv2.GaussianBlur(grey, (0, 0), 6.0) - grey, 0, None)
+    strong = darker[darker > 8]
+    scale = max(16.0, float(np.median(strong))) if strong.size else 16.0
+    return np.clip(darker / scale * 127, 0, 255).astype(np.uint8)
+
+
+def _scribble(pixels: np.ndarray, threshold, _b, _seed) -> np.ndarray:
+    """XDoG: a fine blur minus a wide one picks out strokes; those past the threshold become bold
+    white scribbles on black."""
+    import cv2
+
+    grey = _grey(pixels).astype(np.float32)
+    dog = cv2.GaussianBlur(grey, (0, 0), 5.0) - cv2.GaussianBlur(grey, (0, 0), 0.5)
+    lines = (dog > threshold).astype(np.uint8) * 255
+    return cv2.dilate(lines, np.ones((3, 3), np.uint8))
+
+
+def _shuffle(pixels: np.ndarray, _a, _b, seed) -> np.ndarray:
+    """The picture pulled through a smooth random flow field drawn from `seed`: its colours and
+    textures stay, its layout does not."""
+    import cv2
+
+    height, width = pixels.shape[:2]
+    rng = np.random.default_rng(seed)
+    coarse = max(2, min(height, width) // 64)
+
+    def field(extent: int) -> np.ndarray:
+        noise = rng.random((coarse, coarse)).astype(np.float32) * extent
+        return cv2.resize(noise, (width, height), interpolation=cv2.INTER_CUBIC)
+
+    map_x, map_y = field(width), field(height)
+    return cv2.remap(pixels, map_x, map_y, interpolation=cv2.INTER_LINEAR, borderMode=cv2.BORDER_REFLECT)
+
+
+def _tile(pixels: np.ndarray, rate, _b, _seed) -> np.ndarray:
+    import cv2
+
+    if rate <= 1:
+        return pixels.copy()
+    height, width = pixels.shape[:2]
+    small = cv2.resize(pixels, (max(1, round(width / rate)), max(1, round(height / rate))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(small, (width, height), interpolation=cv2.INTER_CUBIC)
+
+
+def _blur(pixels: np.ndarray, sigma, _b, _seed) -> np.ndarray:
+    import cv2
+
+    return cv2.GaussianBlur(pixels, (0, 0), sigma)
+
+
+def _invert(pixels: np.ndarray, _a, _b, _seed) -> np.ndarray:
+    return 255 - pixels
+
+
+def _none(pixels: np.ndarray, _a, _b, _seed) -> np.ndarray:
+    return pixels.copy()
+
+
+_PREPROCESSORS: dict[str, Callable[..., np.ndarray]] = {
+    "canny": _canny,
+    "lineart": _lineart,
+    "scribble": _scribble,
+    "shuffle": _shuffle,
+    "tile": _tile,
+    "blur": _blur,
+    "invert": _invert,
+    "none": _none,
+}
