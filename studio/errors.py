@@ -21,3 +21,8 @@ class ModelUnavailable(StudioError):
 
 class Cancelled(Exception):
     """The user pressed Stop; long work ends at its next step."""
+
+
+def first_line(exc: BaseException) -> str:
+    """The first line of an exception's message (at most 300 characters), or its kind when it has none."""
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]

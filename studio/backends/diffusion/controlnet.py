@@ -21,10 +21,9 @@ from PIL import Image
 
 from studio import hub
 from studio.backends.diffusion import control_maps
-from studio.backends.diffusion.loading import first_line
 from studio.backends.diffusion.request import ControlUnit
 from studio.catalog import Catalog, ModelEntry
-from studio.errors import InputError, StudioError
+from studio.errors import InputError, StudioError, first_line
 from studio.model_folders import SD1, SD2, SDXL, checkpoint_id, safetensors_header
 from studio.runtime import CacheKey, ModelCache, loading_errors
 

@@ -10,18 +10,17 @@ one sentence, before any step runs.
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 from typing import Any
 
+from studio.backends.diffusion.request import MAX_T5_TOKENS, SAMPLERS
 from studio.errors import InputError
 
 SD, SDXL, SD3, FLUX = "SD", "SDXL", "SD 3.x", "FLUX"
 # Flow-matching samplers, under the names AUTOMATIC1111/Forge show for them.
 FLOW_SAMPLERS: dict[str, tuple[str, dict[str, Any]]] = {"Euler": ("FlowMatchEulerDiscreteScheduler", {})}
-MAX_SHIFT = 20.0
 # The T5 prompt length each family was trained with at most (tokens).
-MAX_SEQUENCE_LENGTH = {SD3: 512, FLUX: 512}
+MAX_SEQUENCE_LENGTH = {SD3: MAX_T5_TOKENS, FLUX: MAX_T5_TOKENS}
 # FLUX.1's transformer has no sample size in its config; it was trained at 1024 px (as SD 3.5).
 FLOW_NATIVE_SIZE = 1024
 
@@ -42,8 +41,6 @@ class Family:
 
     @property
     def samplers(self) -> tuple[str, ...]:
-        from studio.backends.diffusion.request import SAMPLERS
-
         return tuple(FLOW_SAMPLERS) if self.flow else tuple(SAMPLERS)
 
 
@@ -130,19 +127,6 @@ def check_embeddings(family: Family, names: list[str], model_name: str) -> None:
         raise InputError(f"Textual-inversion embeddings ({', '.join(names)}) work on SD 1.x/2.x and SDXL models; "
                          f"diffusers cannot load them into {family.name} models like '{model_name}', so take the "
                          "name out of the prompt.")
-
-
-def validate_flow_fields(shift: Any, max_sequence_length: Any) -> None:
-    """The request's own checks of the flow fields (no model needed)."""
-    if isinstance(shift, bool) or not (isinstance(shift, (int, float)) and math.isfinite(shift)):
-        raise InputError(f"The shift must be a number, not {shift!r}.")
-    if not 0.0 <= shift <= MAX_SHIFT:
-        raise InputError(f"The shift must be from 0 (the model's own) to {MAX_SHIFT:g}, not {shift:g}.")
-    if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, int):
-        raise InputError(f"The T5 prompt length must be a whole number of tokens, not {max_sequence_length!r}.")
-    if not 0 <= max_sequence_length <= max(MAX_SEQUENCE_LENGTH.values()):
-        raise InputError(f"The T5 prompt length must be from 0 (the model's own) to "
-                         f"{max(MAX_SEQUENCE_LENGTH.values())} tokens, not {max_sequence_length}.")
 
 
 def call_arguments(family: Family, request: Any) -> dict[str, Any]:

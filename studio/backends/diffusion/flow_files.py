@@ -55,7 +55,7 @@ def load_flow_file(
         StableDiffusion3Pipeline,
     )
 
-    from studio.backends.diffusion.loading import first_line
+    from studio.errors import first_line
 
     header = safetensors_header(path)
     pipeline_class = FluxPipeline if family == FLUX else StableDiffusion3Pipeline

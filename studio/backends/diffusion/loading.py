@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.catalog import ModelEntry
-from studio.errors import StudioError
+from studio.errors import StudioError, first_line
 
 
 def quiet_loading() -> None:
@@ -19,10 +19,6 @@ def quiet_loading() -> None:
     diffusers.utils.logging.disable_progress_bar()
     diffusers.utils.logging.set_verbosity_error()  # e.g. TAESD's harmless "unexpected config attribute"
     transformers.utils.logging.disable_progress_bar()
-
-
-def first_line(exc: BaseException) -> str:
-    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:300]
 
 
 def no_safety_checker(folder: Path) -> dict[str, Any]:

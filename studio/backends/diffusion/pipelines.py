@@ -27,7 +27,7 @@ from studio.backends.diffusion import controlnet, families, hires, lcm, memory
 from studio.backends.diffusion import embeddings as ti
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
-from studio.backends.diffusion.loading import first_line, from_single_file, no_safety_checker, quiet_loading
+from studio.backends.diffusion.loading import from_single_file, no_safety_checker, quiet_loading
 from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, load_loras, lora_tags
 from studio.backends.diffusion.prompts import SCHEDULE_KEY, final_inputs, scheduled_inputs, switched_tensors
 from studio.backends.diffusion.request import (
@@ -42,7 +42,7 @@ from studio.backends.diffusion.request import (
     ImageResult,
 )
 from studio.catalog import Catalog, ModelEntry
-from studio.errors import InputError, StudioError
+from studio.errors import InputError, StudioError, first_line
 from studio.runtime import (
     NEVER_CANCELLED,
     CacheKey,

@@ -9,7 +9,6 @@ from typing import Any
 
 from PIL import Image
 
-from studio.backends.diffusion.families import validate_flow_fields
 from studio.backends.diffusion.hires import (
     DEFAULT_STRENGTH,
     DEFAULT_UPSCALER,
@@ -292,3 +291,19 @@ class ImageResult:
     notes: list[str] = field(default_factory=list)
     control_maps: list[Image.Image] = field(default_factory=list)  # one per ControlNet, as it steered the run
 
+
+MAX_SHIFT = 20.0
+MAX_T5_TOKENS = 512  # the longest T5 prompt SD 3.x and FLUX take
+
+
+def validate_flow_fields(shift: Any, max_sequence_length: Any) -> None:
+    """The request's own checks of the flow fields (no model needed)."""
+    if isinstance(shift, bool) or not (isinstance(shift, (int, float)) and math.isfinite(shift)):
+        raise InputError(f"The shift must be a number, not {shift!r}.")
+    if not 0.0 <= shift <= MAX_SHIFT:
+        raise InputError(f"The shift must be from 0 (the model's own) to {MAX_SHIFT:g}, not {shift:g}.")
+    if isinstance(max_sequence_length, bool) or not isinstance(max_sequence_length, int):
+        raise InputError(f"The T5 prompt length must be a whole number of tokens, not {max_sequence_length!r}.")
+    if not 0 <= max_sequence_length <= MAX_T5_TOKENS:
+        raise InputError(f"The T5 prompt length must be from 0 (the model's own) to "
+                         f"{MAX_T5_TOKENS} tokens, not {max_sequence_length}.")
