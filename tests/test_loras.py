@@ -350,3 +350,46 @@ def test_thirty_loras_at_once_all_apply_and_all_come_off(catalog, tiny_sd_path, 
     fewer = many.generate(with_prompt(f"a red cat on the beach {tags.rsplit(' ', 1)[0]}"))
     assert not np.array_equal(pixels(result.images[0]), pixels(fewer.images[0]))
     assert np.array_equal(pixels(many.generate(BASE).images[0]), plain_picture)
+
+
+def test_an_sdxl_lora_in_the_kohya_layout_applies_to_both_text_encoders(tmp_path_factory, tiny_sd_path,
+                                                                          tiny_taesd_path, lora_dir):
+    """SDXL files name the UNet `lora_unet_`, the first encoder `lora_te1_` and the second `lora_te2_`."""
+    from diffusers import UNet2DConditionModel
+    from transformers import CLIPTextModel, CLIPTextModelWithProjection
+
+    from studio.catalog import load_catalog
+    from tests.tiny_models import build_tiny_sdxl
+
+    sdxl = build_tiny_sdxl(tmp_path_factory.mktemp("tiny-sdxl"))
+    models = write_models_file(tmp_path_factory.mktemp("sdxl-models"), tiny_sd_path, tiny_taesd_path)
+    models.write_text(models.read_text(encoding="utf-8") + '\n[[model]]\nid = "tiny-sdxl"\nname = "Tiny SDXL"\n'
+                      f'family = "diffusers"\ntasks = ["txt2img"]\npath = "{sdxl}"\n', encoding="utf-8")
+    unet = UNet2DConditionModel.from_pretrained(sdxl / "unet")
+    first = CLIPTextModel.from_pretrained(sdxl / "text_encoder")
+    second = CLIPTextModelWithProjection.from_pretrained(sdxl / "text_encoder_2")
+    folder = tmp_path_factory.mktemp("sdxl-loras")
+    whole = kohya_lora(unet, first, 5)
+    for key, value in kohya_lora(unet, second, 6).items():
+        if key.startswith("lora_te_"):
+            whole[key.replace("lora_te_", "lora_te2_", 1)] = value
+    whole = {key.replace("lora_te_", "lora_te1_", 1): value for key, value in whole.items()}
+    save_file(whole, folder / "xl_ink.safetensors")
+    save_file({k: v for k, v in whole.items() if k.startswith("lora_te2_")}, folder / "xl_second_only.safetensors")
+    backend = DiffusionBackend(ModelCache(2048), load_catalog(models), device="cpu", offline=True,
+                               lora_dirs=[folder])
+    request = replace(BASE, model="tiny-sdxl", decoder="full", guidance=0.0)
+    plain = pixels(backend.generate(request).images[0])
+    inked = backend.generate(replace(request, prompt=f"{request.prompt} <lora:xl_ink:0.8>"))
+    assert np.abs(pixels(inked.images[0]) - plain).mean() > 1
+    assert inked.params[0]["loras"][0]["name"] == "xl_ink"
+    # The second encoder's part alone moves the picture too: it is read, not skipped.
+    second_only = backend.generate(replace(request, prompt=f"{request.prompt} <lora:xl_second_only>"))
+    assert np.abs(pixels(second_only.images[0]) - plain).mean() > 0.05
+    assert np.array_equal(pixels(backend.generate(request).images[0]), plain)
+    # An SD 1.x file on this SDXL model is refused naming it, and nothing of it stays on.
+    mixed = DiffusionBackend(ModelCache(2048), load_catalog(models), device="cpu", offline=True,
+                             lora_dirs=[folder, lora_dir])
+    with pytest.raises(InputError, match=r"ink_wash\.safetensors was made for another model than 'Tiny SDXL'"):
+        mixed.generate(replace(request, prompt=f"{request.prompt} <lora:ink_wash>"))
+    assert np.array_equal(pixels(mixed.generate(request).images[0]), plain)
