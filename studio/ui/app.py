@@ -24,6 +24,7 @@ from studio.ui import (
 )
 from studio.ui.common import StopButtons
 from studio.ui.guard import LoginRequired, StudioBlocks
+from studio.ui.sessions import install as lazy_sessions
 
 TITLE = "Creative Studio"
 HOUSEKEEPING_EVERY_SECONDS = 600
@@ -36,6 +37,7 @@ STOP_CLASS = "studio-stop"
 
 def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.Blocks:
     settings = studio.settings
+    lazy_sessions()  # a new session (each API call without one) no longer describes every block first
     stops = StopButtons()
     if settings.hosted:
         studio.gallery.set_scope(hosting.session_owner())
