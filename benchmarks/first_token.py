@@ -66,8 +66,15 @@ PAGE_PROBE = """() => {
     if (last && last.innerText.trim()) probe.first = performance.now();
   });
   watcher.observe(box, {childList: true, subtree: true, characterData: true});
+  // When the page's script sends the request: the rest is the server's and the browser's drawing.
+  const send = window.fetch;
+  window.fetch = (...args) => {
+    const address = String(args[0] && args[0].url || args[0]);
+    if (address.includes('/queue/join') && probe.click !== null && probe.sent == null) probe.sent = performance.now();
+    return send(...args);
+  };
 }"""
-PAGE_RESET = "() => { window.__firstToken.click = null; window.__firstToken.first = null; }"
+PAGE_RESET = "() => { const p = window.__firstToken; p.click = null; p.first = null; p.sent = null; }"
 
 
 def raw_seconds(llm, prompt: str, loop: bool) -> float:
@@ -127,19 +134,21 @@ def _text(content) -> str:
     return ""
 
 
-def page_seconds(page, message: str) -> float:
-    """Seconds from the Send click to the first text in the answer, in the page's clock; waits for the end."""
+def page_seconds(page, message: str) -> tuple[float, float]:
+    """Seconds from the Send click to the first text in the answer, and to the request leaving the page,
+    in the page's clock; waits for the answer to end."""
     page.evaluate(PAGE_RESET)
     page.locator("#chat-message textarea").fill(message)
     page.locator("#chat-send").click()
     page.wait_for_function("() => window.__firstToken.first !== null", timeout=120_000)
-    click, first = page.evaluate("() => [window.__firstToken.click, window.__firstToken.first]")
+    click, first, sent = page.evaluate("() => [window.__firstToken.click, window.__firstToken.first, "
+                                       "window.__firstToken.sent]")
     # Let the answer finish (the next round starts from an empty chat, as raw and the API do).
     done = page.locator("#chat-stats").filter(has_text="first token after")
     done.wait_for(timeout=180_000)
     page.get_by_text("Clear", exact=True).click()
     done.wait_for(state="detached", timeout=30_000)
-    return (first - click) / 1000
+    return (first - click) / 1000, ((sent or click) - click) / 1000
 
 
 def main() -> int:
@@ -165,7 +174,7 @@ def main() -> int:
 
     print(f"model: {entry.name}, llama.cpp threads {threads}; chat with the '{DEFAULT_PRESET}' preset; "
           f"{args.rounds} rounds, each a new message")
-    raw, loop, api, browser = [], [], [], []
+    raw, loop, api, browser, sending = [], [], [], [], []
     with tempfile.TemporaryDirectory() as tmp, RunningApp(Path(tmp) / "data", "--offline") as app, \
             httpx.Client(base_url=app.url, timeout=180) as http, sync_playwright() as playwright:
         chromium = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
@@ -184,7 +193,9 @@ def main() -> int:
             loop.append(raw_seconds(llm, prompt(message[0]), loop=True))
             raw.append(raw_seconds(llm, prompt(message[1]), loop=False))
             api.append(api_seconds(http, message[2]))
-            browser.append(page_seconds(page, message[3]))
+            shown, sent = page_seconds(page, message[3])
+            browser.append(shown)
+            sending.append(sent)
         chromium.close()
 
     def ms(values: list[float]) -> float:
@@ -195,10 +206,14 @@ def main() -> int:
     for name, values in [("raw llama.cpp, create_completion(stream)", raw), ("raw llama.cpp, generate loop", loop),
                          ("studio API: POST /call/chat + SSE", api), ("studio page: Send click -> first text", browser)]:
         print(f"{name:44}{ms(values):>7.0f} ms{min(values) * 1000:>7.0f} ms{max(values) * 1000:>7.0f} ms")
+    print(f"  of the page's: {ms(sending):.0f} ms from the click to its request leaving the page (Gradio's own "
+          "script, which takes longer on a page with more components)")
     for name, values in [("API", api), ("page", browser)]:
         added = ms(values) - floor
-        print(f"the {name} adds {added:.0f} ms to raw's first token (target <= {TARGET_MS} ms): "
-              f"{'met' if added <= TARGET_MS else 'NOT met'}")
+        # Round by round too: on a shared machine the load drifts, and a round's sides ran together.
+        paired = statistics.median(v - min(r, g) for v, r, g in zip(values, raw, loop, strict=True)) * 1000
+        print(f"the {name} adds {added:.0f} ms to raw's first token (round by round: {paired:.0f} ms; target <= "
+              f"{TARGET_MS} ms): {'met' if max(added, paired) <= TARGET_MS else 'NOT met'}")
     return 0
 
 
