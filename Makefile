@@ -7,7 +7,7 @@ RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 ARGS ?=
 # The text engine compiles llama.cpp (PyPI has no wheel for Linux): `make run` builds it in the
-# background while the page is already served (studio/engine_build.py); tests and benchmarks wait for it.
+# background while the page is already served (studio/backends/text_engine.py); tests and benchmarks wait for it.
 TEXT_ENGINE := $(shell grep -m1 '^llama-cpp-python==' requirements.txt)
 
 .PHONY: run test lint bench clean train-melody train-melody-vae screenshots
@@ -20,12 +20,12 @@ $(RUNTIME): requirements.txt requirements-builtin.txt
 	touch $@
 
 $(DEV): $(RUNTIME) requirements-dev.txt requirements.txt
-	$(PY) -m studio.engine_build install "$(TEXT_ENGINE)"
+	$(PY) -m studio.backends.text_engine install "$(TEXT_ENGINE)"
 	$(PY) -m pip install -q -r requirements-dev.txt
 	touch $@
 
 run: $(RUNTIME)
-	@$(PY) -m studio.engine_build start "$(TEXT_ENGINE)"
+	@$(PY) -m studio.backends.text_engine start "$(TEXT_ENGINE)"
 	$(PY) app.py $(ARGS)
 
 lint: $(DEV)

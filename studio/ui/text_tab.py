@@ -9,7 +9,7 @@ from typing import Any
 
 import gradio as gr
 
-from studio import engine_build
+from studio.backends import text_engine
 from studio.backends.language import (
     BUILTIN_TEXT_MODEL,
     CHAT,
@@ -74,9 +74,9 @@ class TextTab:
 
 def engine_notice() -> tuple[Any, Any]:
     """The notice above the chat and whether to look again soon: shown until the engine is ready."""
-    now = engine_build.state()
-    return (gr.Markdown(f"⏳ {now.message}", visible=now.state != engine_build.READY),
-            gr.Timer(active=now.state == engine_build.BUILDING))
+    now = text_engine.state()
+    return (gr.Markdown(f"⏳ {now.message}", visible=now.state != text_engine.READY),
+            gr.Timer(active=now.state == text_engine.BUILDING))
 
 
 def model_choices(studio: Studio) -> list[tuple[str, str]]:
@@ -183,11 +183,11 @@ def messages_of(turns: list[tuple[str, str]]) -> list[dict[str, str]]:
 def build(studio: Studio, stops: StopButtons) -> TextTab:
     preset = PRESETS[DEFAULT_PRESET]
     token_limit = min(MAX_NEW_TOKENS, studio.settings.max_new_tokens)
-    preparing = engine_build.state()
+    preparing = text_engine.state()
     check = None
-    if preparing.state != engine_build.READY:  # a first install: llama.cpp still builds in the background
+    if preparing.state != text_engine.READY:  # a first install: llama.cpp still builds in the background
         notice = gr.Markdown(f"⏳ {preparing.message}", elem_id="text-engine-notice")
-        timer = gr.Timer(ENGINE_CHECK_EVERY_S, active=preparing.state == engine_build.BUILDING)
+        timer = gr.Timer(ENGINE_CHECK_EVERY_S, active=preparing.state == text_engine.BUILDING)
         timer.tick(engine_notice, None, [notice, timer], api_visibility="private", queue=False)
         check = [notice, timer]
     with gr.Row(equal_height=False):

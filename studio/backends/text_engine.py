@@ -6,8 +6,8 @@ background and serves the page at once; the Text tab says the engine is being pr
 time left, and comes alive when the build ends. pip keeps the built wheel in its cache, and a later
 start finds the engine installed and starts nothing. `make test` and `make bench` wait for it.
 
-    python -m studio.engine_build start llama-cpp-python==X   # background, returns at once
-    python -m studio.engine_build install llama-cpp-python==X # foreground: wait for it, or build it
+    python -m studio.backends.text_engine start llama-cpp-python==X   # background, returns at once
+    python -m studio.backends.text_engine install llama-cpp-python==X # foreground: wait for it, or build it
 """
 
 from __future__ import annotations
@@ -129,7 +129,7 @@ def start(requirement: str, prefix: Path | None = None) -> str:
     log = path.with_name("text-engine-build.log")
     # A session of its own: stopping the studio (Ctrl-C) leaves the build running to its end.
     with open(log, "w") as out:
-        child = subprocess.Popen([sys.executable, "-m", "studio.engine_build", "build", requirement, str(path)],
+        child = subprocess.Popen([sys.executable, "-m", "studio.backends.text_engine", "build", requirement, str(path)],
                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
                                  start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
     path.write_text(json.dumps({"state": BUILDING, "pid": child.pid, "started": time.time(),
