@@ -88,7 +88,7 @@ def state(prefix: Path | None = None, now: float | None = None) -> EngineState:
                 else "any moment now" if left > 0 else
                 f"taking longer than usual on this busy machine: started {elapsed / 60:.0f} minutes ago")
         return EngineState(BUILDING, "The text engine (llama.cpp) is being prepared for this computer, once, "
-                           f"while you use the other tabs: {when}. This tab comes alive by itself when it is ready.",
+                           f"while you use the other tabs; {when}. This tab comes alive by itself when it is ready.",
                            max(0.0, left))
     if info.get("state") in (BUILDING, FAILED):
         tail = " ".join(str(info.get("error", "")).split())[-300:]
