@@ -6,21 +6,27 @@ PY := $(VENV)/bin/python
 RUNTIME := $(VENV)/.runtime-installed
 DEV := $(VENV)/.dev-installed
 ARGS ?=
+# The text engine compiles llama.cpp (PyPI has no wheel for Linux): `make run` builds it in the
+# background while the page is already served (studio/backends/text_engine.py); tests and benchmarks wait for it.
+TEXT_ENGINE := $(shell grep -m1 '^llama-cpp-python==' requirements.txt)
 
 .PHONY: run test lint bench clean train-melody train-melody-vae screenshots
 
 $(RUNTIME): requirements.txt requirements-builtin.txt
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -r requirements.txt
+	grep -v '^llama-cpp-python==' requirements.txt > $(VENV)/requirements-without-text-engine.txt
+	$(PY) -m pip install -q -r $(VENV)/requirements-without-text-engine.txt
 	$(PY) -m pip install -q --no-deps -r requirements-builtin.txt
 	touch $@
 
-$(DEV): $(RUNTIME) requirements-dev.txt requirements-ray.txt
+$(DEV): $(RUNTIME) requirements-dev.txt requirements-ray.txt requirements.txt
+	$(PY) -m studio.backends.text_engine install "$(TEXT_ENGINE)"
 	$(PY) -m pip install -q -r requirements-dev.txt
 	$(PY) -m pip install -q -r requirements-ray.txt
 	touch $@
 
 run: $(RUNTIME)
+	@$(PY) -m studio.backends.text_engine start "$(TEXT_ENGINE)"
 	$(PY) app.py $(ARGS)
 
 lint: $(DEV)

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from studio import catalog, hub
+from studio.backends import text_engine
 from studio.catalog import Catalog, ModelEntry
 from studio.errors import InputError, StudioError
 from studio.runtime import NEVER_CANCELLED, CacheKey, CancelToken, ModelCache, loading_errors, torch_device
@@ -526,6 +527,8 @@ class TextBackend:
         entry = self.entry(model_id)
         if entry.family == "llama.cpp":
             key = CacheKey(entry.id, "gguf", "cpu")
+            if not text_engine.installed():  # a first install builds it beside the running studio
+                raise StudioError(text_engine.state().message)
 
             def load():
                 path = self._gguf_path(entry)

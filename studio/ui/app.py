@@ -24,6 +24,7 @@ from studio.ui import (
 )
 from studio.ui.common import StopButtons, user_errors
 from studio.ui.guard import LoginRequired, StudioBlocks
+from studio.ui.sessions import install as lazy_sessions
 
 TITLE = "Creative Studio"
 HOUSEKEEPING_EVERY_SECONDS = 600
@@ -36,6 +37,7 @@ STOP_CLASS = "studio-stop"
 
 def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.Blocks:
     settings = studio.settings
+    lazy_sessions()  # a new session (each API call without one) no longer describes every block first
     stops = StopButtons()
     if settings.hosted:
         studio.gallery.set_scope(hosting.session_owner())
@@ -98,6 +100,8 @@ def build_app(studio: Studio, limiter: hosting.RateLimiter | None = None) -> gr.
         upscale_page.select(lambda: upscale.refresh(studio), None, upscale.upscaler, api_visibility="private")
         image.setup.to_style.click(lambda: gr.Tabs(selected="style"), None, tabs, api_visibility="private")
         app.load(image.load_fn, None, image.load_outputs, api_visibility="private")
+        if text.engine_check:  # a page opened after the text engine's build ended shows no notice
+            app.load(text.engine_check, None, text.engine_outputs, api_visibility="private", queue=False)
         gallery_page.select(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         app.load(gallery.list_fn, gallery.filter, gallery.list_outputs, api_visibility="private")
         models_page.select(lambda: models.refresh(studio), None, [models.table, models.usage],

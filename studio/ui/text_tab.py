@@ -9,6 +9,7 @@ from typing import Any
 
 import gradio as gr
 
+from studio.backends import text_engine
 from studio.backends.language import (
     BUILTIN_TEXT_MODEL,
     CHAT,
@@ -58,11 +59,24 @@ SYSTEM_PROMPT = "instructions the model reads before the conversation (a preset'
 CHAT_RETURNS = "the conversation with the answer (growing as it streams), the message box, statistics, the answer alone"
 
 
+ENGINE_CHECK_EVERY_S = 5  # while the text engine builds on a first install, the notice refreshes this often
+
+
 @dataclass
 class TextTab:
     latest: gr.Textbox  # the newest continuation or reply: what the Send buttons pass on
     send_to_image: gr.Button
     send_to_music: gr.Button
+    # While the text engine is still being built (first install): what each page load checks, and shows.
+    engine_check: Any = None
+    engine_outputs: list | None = None
+
+
+def engine_notice() -> tuple[Any, Any]:
+    """The notice above the chat and whether to look again soon: shown until the engine is ready."""
+    now = text_engine.state()
+    return (gr.Markdown(f"⏳ {now.message}", visible=now.state != text_engine.READY),
+            gr.Timer(active=now.state == text_engine.BUILDING))
 
 
 def model_choices(studio: Studio) -> list[tuple[str, str]]:
@@ -169,6 +183,13 @@ def messages_of(turns: list[tuple[str, str]]) -> list[dict[str, str]]:
 def build(studio: Studio, stops: StopButtons) -> TextTab:
     preset = PRESETS[DEFAULT_PRESET]
     token_limit = min(MAX_NEW_TOKENS, studio.settings.max_new_tokens)
+    preparing = text_engine.state()
+    check = None
+    if preparing.state != text_engine.READY:  # a first install: llama.cpp still builds in the background
+        notice = gr.Markdown(f"⏳ {preparing.message}", elem_id="text-engine-notice")
+        timer = gr.Timer(ENGINE_CHECK_EVERY_S, active=preparing.state == text_engine.BUILDING)
+        timer.tick(engine_notice, None, [notice, timer], api_visibility="private", queue=False)
+        check = [notice, timer]
     with gr.Row(equal_height=False):
         with gr.Column(scale=3):
             with gr.Tabs(elem_id="text-modes"):
@@ -442,7 +463,8 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
         api_visibility="private",
     )
     model.input(lambda model_id: model_note(studio, model_id), model, about_model, api_visibility="private")
-    return TextTab(latest=latest, send_to_image=send_to_image, send_to_music=send_to_music)
+    return TextTab(latest=latest, send_to_image=send_to_image, send_to_music=send_to_music,
+                   engine_check=engine_notice if check else None, engine_outputs=check)
 
 
 def _streamed(updates: Iterator[TextUpdate], what: str = "your text") -> Iterator[tuple[TextUpdate, Any]]:
