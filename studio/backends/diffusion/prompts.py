@@ -449,9 +449,14 @@ def prompt_inputs(pipe: Any, prompt: str, negative_prompt: str, guided: bool, no
     return inputs
 
 
-def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided: bool) -> list[tuple[Any, Any]]:
-    """(prompt, negative) embeddings per keyframe prompt, all of one length so a walk can blend them
-    (SDXL's pooled ones come from `walk_pooled`).
+Pair = tuple[Any, Any]  # (for the prompt, for the negative prompt; None without guidance)
+
+
+def walk_conditioning(
+    pipe: Any, prompts: list[str], negative_prompt: str, guided: bool
+) -> tuple[list[Pair], list[Pair] | None]:
+    """Per keyframe prompt, its (prompt, negative) embeddings, all of one length so a walk can blend
+    them, and for SDXL its (prompt, negative) pooled embeddings (None for other models).
 
     Plain prompts are encoded by diffusers' own `encode_prompt`, exactly as before; prompts with syntax
     go through `encode_pair`. Shorter ones are padded with empty-prompt chunks.
@@ -459,27 +464,35 @@ def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided:
     import torch
 
     negative = parse_prompt(negative_prompt)
-    out = []
+    tokens: list[Pair] = []
+    pooled: list[Pair] = []
     with torch.inference_mode():
         for prompt in prompts:
             positive = parse_prompt(prompt)
             if needs_embeddings(pipe, positive) or (guided and needs_embeddings(pipe, negative)):
                 encoded, negative_encoded = encode_pair(pipe, positive, negative if guided else None)
-                out.append((encoded.embeds, negative_encoded.embeds if negative_encoded is not None else None))
+                tokens.append((encoded.embeds, negative_encoded.embeds if negative_encoded is not None else None))
+                pooled.append((encoded.pooled, negative_encoded.pooled if negative_encoded is not None else None))
             else:
                 # By keyword: SDXL's encode_prompt takes a second prompt second, and returns pooled ones too.
-                encoded_pair = pipe.encode_prompt(
+                encoded_all = pipe.encode_prompt(
                     positive.text, device=pipe._execution_device, num_images_per_prompt=1,
                     do_classifier_free_guidance=guided, negative_prompt=negative.text or None,
                 )
-                out.append((encoded_pair[0], encoded_pair[1]))
-        longest = max(max(pos.shape[1], neg.shape[1] if neg is not None else 0) for pos, neg in out)
-        if all(pos.shape[1] == longest and (neg is None or neg.shape[1] == longest) for pos, neg in out):
-            return out
-        empty = empty_embedding(pipe)
-        return [
-            (pad_to(pos, longest, empty), pad_to(neg, longest, empty) if neg is not None else None) for pos, neg in out
-        ]
+                tokens.append((encoded_all[0], encoded_all[1]))
+                if len(encoded_all) == 4:
+                    pooled.append((encoded_all[2], encoded_all[3] if guided else None))
+        longest = max(max(pos.shape[1], neg.shape[1] if neg is not None else 0) for pos, neg in tokens)
+        if any(pos.shape[1] != longest or (neg is not None and neg.shape[1] != longest) for pos, neg in tokens):
+            empty = empty_embedding(pipe)
+            tokens = [(pad_to(pos, longest, empty), pad_to(neg, longest, empty) if neg is not None else None)
+                      for pos, neg in tokens]
+    return tokens, pooled if is_sdxl(pipe) else None
+
+
+def walk_embeddings(pipe: Any, prompts: list[str], negative_prompt: str, guided: bool) -> list[Pair]:
+    """The (prompt, negative) embeddings of `walk_conditioning`."""
+    return walk_conditioning(pipe, prompts, negative_prompt, guided)[0]
 
 
 # -- prompt editing ([from:to:when], [a|b]) -----------------------------------------------------------
@@ -566,25 +579,3 @@ def switched_tensors(
                                                inputs.get("negative_pooled_prompt_embeds")).to(
             tensors["add_text_embeds"].dtype)
     return switched
-
-
-def walk_pooled(pipe: Any, prompts: list[str], negative_prompt: str, guided: bool) -> list[tuple[Any, Any]]:
-    """SDXL walks: (pooled, negative pooled) embeddings per keyframe prompt, read as the Image tab reads
-    it (diffusers' own encoding for a plain prompt), to blend beside the token embeddings."""
-    import torch
-
-    negative = parse_prompt(negative_prompt)
-    out = []
-    with torch.inference_mode():
-        for prompt in prompts:
-            positive = parse_prompt(prompt)
-            if needs_embeddings(pipe, positive) or (guided and needs_embeddings(pipe, negative)):
-                encoded, negative_encoded = encode_pair(pipe, positive, negative if guided else None)
-                out.append((encoded.pooled, negative_encoded.pooled if negative_encoded is not None else None))
-            else:
-                _, _, pooled, negative_pooled = pipe.encode_prompt(
-                    positive.text, device=pipe._execution_device, num_images_per_prompt=1,
-                    do_classifier_free_guidance=guided, negative_prompt=negative.text or None,
-                )
-                out.append((pooled, negative_pooled if guided else None))
-    return out

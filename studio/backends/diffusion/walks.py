@@ -23,7 +23,7 @@ from studio.backends.diffusion.families import family_of
 from studio.backends.diffusion.loras import applied, load_loras, lora_tags
 from studio.backends.diffusion.pipelines import networks_record
 from studio.backends.diffusion.prompt_editing import prompt_schedule
-from studio.backends.diffusion.prompts import is_sdxl, walk_embeddings, walk_pooled
+from studio.backends.diffusion.prompts import walk_conditioning
 from studio.backends.frames import FramesResult
 from studio.errors import InputError
 from studio.media.interpolation import slerp, walk_positions
@@ -150,9 +150,8 @@ def prompt_walk(
             ti.applied(pipe, embeddings, model.entry.name) as spell:
         # The Image tab's own reading of each prompt (emphasis, BREAK), padded to one length to blend.
         spelled = [spell(p) for p in prompts]
-        embeds = walk_embeddings(pipe, spelled, spell(base.negative_prompt), guided)
         # SDXL: its pooled text embedding (with the size ids) conditions the UNet too, and is blended alike.
-        pooled = walk_pooled(pipe, spelled, spell(base.negative_prompt), guided) if is_sdxl(pipe) else None
+        embeds, pooled = walk_conditioning(pipe, spelled, spell(base.negative_prompt), guided)
         for start in range(0, len(pending), request.batch):
             if stopped or cancel.cancelled:
                 stopped = True
