@@ -24,7 +24,9 @@ SCREENSHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS") or tempfile.mkdtemp(pref
 
 
 @pytest.fixture(scope="session")
-def browser():
+def playwright_driver():
+    """One Playwright driver for the whole run: a second sync driver in the same thread is refused, so
+    tests that need a browser of their own (with other flags) launch it from this one."""
     from playwright.sync_api import expect
 
     # Model work on a busy 2-core machine can take a while; a stuck page still fails in a minute.
@@ -35,9 +37,14 @@ def browser():
     from playwright.sync_api import sync_playwright
 
     with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
-        yield browser
-        browser.close()
+        yield playwright
+
+
+@pytest.fixture(scope="session")
+def browser(playwright_driver):
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+    yield browser
+    browser.close()
 
 
 @pytest.fixture

@@ -33,20 +33,17 @@ READ_PICTURE = """img => {
 
 
 @pytest.fixture
-def camera_page(tmp_path):
-    from playwright.sync_api import sync_playwright
-
-    expect.set_options(timeout=60_000)  # as the shared browser fixture does: model work on a busy machine
-    with sync_playwright() as playwright:
-        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
-        context = browser.new_context(viewport={"width": 1400, "height": 1100})
-        page = context.new_page()
-        errors: list[str] = []
-        page.on("pageerror", lambda error: errors.append(str(error)))
-        page.set_default_timeout(60_000)
-        yield page
-        browser.close()
-        assert not errors, f"the page raised JavaScript errors: {errors}"
+def camera_page(playwright_driver):
+    # A browser of its own, with the fake camera, from the run's one Playwright driver.
+    browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
+    context = browser.new_context(viewport={"width": 1400, "height": 1100})
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda error: errors.append(str(error)))
+    page.set_default_timeout(60_000)
+    yield page
+    browser.close()
+    assert not errors, f"the page raised JavaScript errors: {errors}"
 
 
 def _mirror_picture(page, previous_src: str | None, deadline: float) -> tuple[str, dict]:
