@@ -269,10 +269,10 @@ def pixels(image: Image.Image) -> np.ndarray:
 def as_before(monkeypatch):
     """The backend as it ran before prompt syntax: the typed strings straight to diffusers."""
 
-    def strings(_pipe, prompt, negative_prompt, _guided, _notes):
+    def strings(_pipe, prompt, negative_prompt, _guided, _steps, _notes):
         return {"prompt": prompt, "negative_prompt": negative_prompt or None}
 
-    monkeypatch.setattr(pipelines, "prompt_inputs", strings)
+    monkeypatch.setattr(pipelines, "scheduled_inputs", strings)
 
 
 @pytest.mark.parametrize(

@@ -23,10 +23,12 @@ CHROMIUM_ARGS = [
 SCREENSHOTS = Path(os.environ.get("STUDIO_SCREENSHOTS") or tempfile.mkdtemp(prefix="studio-screens-"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def playwright_driver():
-    """One Playwright driver for the whole run: a second sync driver in the same thread is refused, so
-    tests that need a browser of their own (with other flags) launch it from this one."""
+    """One Playwright driver for the browser tests: a second sync driver in the same thread is refused, so
+    tests that need a browser of their own (with other flags) launch it from this one. It ends with the
+    browser tests: while it runs, the main thread counts as inside an asyncio loop, and libraries with
+    sync calls that check for one (Ray Serve's handles) refuse to work in the tests after them."""
     from playwright.sync_api import expect
 
     # Model work on a busy 2-core machine can take a while; a stuck page still fails in a minute.
@@ -40,7 +42,7 @@ def playwright_driver():
         yield playwright
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="package")
 def browser(playwright_driver):
     browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
     yield browser
