@@ -105,6 +105,22 @@ def client_loop(url: str, index: int, until: float, latencies: dict, failures: l
         n += 1
 
 
+def run_clients(url: str, clients: int, minutes: float) -> tuple[dict[str, list[float]], list[str], float]:
+    """`clients` looping over the tasks for `minutes`: latencies per task, failures, and seconds taken."""
+    latencies: dict[str, list[float]] = defaultdict(list)
+    failures: list[str] = []
+    lock = threading.Lock()
+    until = time.monotonic() + minutes * 60
+    started = time.monotonic()
+    threads = [threading.Thread(target=client_loop, args=(url, i, until, latencies, failures, lock))
+               for i in range(clients)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return latencies, failures, time.monotonic() - started
+
+
 def percentile(values: list[float], q: float) -> float:
     return statistics.quantiles(values, n=100, method="inclusive")[q - 1] if len(values) > 1 else values[0]
 
@@ -125,18 +141,7 @@ def main() -> int:
             task(warm, 0)
         watch = MemoryWatch(pid)
         watch.start()
-        latencies: dict[str, list[float]] = defaultdict(list)
-        failures: list[str] = []
-        lock = threading.Lock()
-        until = time.monotonic() + args.minutes * 60
-        started = time.monotonic()
-        threads = [threading.Thread(target=client_loop, args=(app.url, i, until, latencies, failures, lock))
-                   for i in range(args.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
+        latencies, failures, elapsed = run_clients(app.url, args.clients, args.minutes)
         watch.running = False
         done = sum(len(v) for v in latencies.values())
 

@@ -23,7 +23,6 @@ import sys
 import tempfile
 import threading
 import time
-from collections import defaultdict
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -31,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 
 from gradio_client import Client  # noqa: E402
 
-from benchmarks.load_test import TASKS, client_loop, percentile  # noqa: E402
+from benchmarks.load_test import TASKS, percentile, run_clients  # noqa: E402
 from tests.running_app import RunningApp  # noqa: E402
 
 PHOTO = ROOT / "assets" / "examples" / "coffee.jpg"
@@ -62,18 +61,7 @@ def load_run(label: str, args: argparse.Namespace, extra: list[str]) -> dict:
             thread.start()
         for thread in warmers:
             thread.join()
-        latencies: dict[str, list[float]] = defaultdict(list)
-        failures: list[str] = []
-        lock = threading.Lock()
-        until = time.monotonic() + args.minutes * 60
-        started = time.monotonic()
-        threads = [threading.Thread(target=client_loop, args=(app.url, i, until, latencies, failures, lock))
-                   for i in range(args.clients)]
-        for thread in threads:
-            thread.start()
-        for thread in threads:
-            thread.join()
-        elapsed = time.monotonic() - started
+        latencies, failures, elapsed = run_clients(app.url, args.clients, args.minutes)
     every = [v for values in latencies.values() for v in values]
     done = len(every)
     print(f"{label:<22} {done:>8} {len(failures):>8} {percentile(every, 50):>7.2f} {percentile(every, 95):>7.2f} "
