@@ -393,3 +393,18 @@ def test_an_sdxl_lora_in_the_kohya_layout_applies_to_both_text_encoders(tmp_path
     with pytest.raises(InputError, match=r"ink_wash\.safetensors was made for another model than 'Tiny SDXL'"):
         mixed.generate(replace(request, prompt=f"{request.prompt} <lora:ink_wash>"))
     assert np.array_equal(pixels(mixed.generate(request).images[0]), plain)
+
+
+def test_the_walk_command_takes_lora_dir(tmp_path, lora_dir, tiny_sd_path, tiny_taesd_path):
+    models = write_models_file(tmp_path / "models", tiny_sd_path, tiny_taesd_path)
+    out = tmp_path / "walk.gif"
+    env = dict(os.environ, STUDIO_DATA_DIR=str(tmp_path / "data"), STUDIO_MODELS_FILE=str(models), STUDIO_OFFLINE="1")
+    done = subprocess.run(
+        [sys.executable, "-m", "studio", "walk", "--lora-dir", str(lora_dir),
+         "--prompt", "a red cat <lora:ink_wash:0.8>", "--seed", "1", "--prompt", "a blue dog <lora:ink_wash:0.8>",
+         "--seed", "2", "--frames", "3", "--model", TINY_SD, "--size", "64x64", "--out", str(out), "--json"],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["parameters"]["loras"][0]["name"] == "ink_wash"
+    assert Image.open(out).n_frames == 3

@@ -8,7 +8,7 @@ import sys
 from pathlib import Path
 
 from studio.errors import InputError
-from studio.settings import Settings
+from studio.settings import Settings, add_network_dir_arguments
 
 STILL_FORMATS = {".png", ".jpg", ".jpeg", ".webp"}
 ANIMATION_FORMATS = {".gif", ".mp4"}
@@ -47,6 +47,7 @@ def add_commands(commands: argparse._SubParsersAction) -> None:
     prompts.add_argument("--size", type=_size, default=(512, 512), help="WIDTHxHEIGHT (default 512x512)")
     prompts.add_argument("--fps", type=float, default=12.0)
     prompts.add_argument("--audio", type=Path, help="a song: the walk follows its beat and the MP4 carries it")
+    add_network_dir_arguments(prompts)  # <lora:NAME> tags and embedding names in the prompts
     prompts.add_argument("--out", type=Path, help="a .mp4 or .gif (default walk.mp4)")
     prompts.add_argument("--json", action="store_true")
 
