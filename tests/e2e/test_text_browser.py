@@ -75,6 +75,12 @@ def test_write_locks_its_box_says_when_nothing_is_added_and_stop_works_while_rea
         expect(system).to_be_hidden()
         document = page.locator("#write-text textarea")
 
+        # Greedy from the start: what the model holds from this run decides the next one's last word.
+        page.get_by_role("button", name="Sampling").click()
+        temperature = page.locator("#text-temperature input[type=number]")
+        temperature.fill("0")
+        temperature.press("Enter")
+
         # While the model writes into the box, it takes no typing; afterwards it does again.
         page.locator("#write-run").click()
         expect(document).to_be_disabled(timeout=5_000)
@@ -83,10 +89,6 @@ def test_write_locks_its_box_says_when_nothing_is_added_and_stop_works_while_rea
         assert document.input_value().startswith(STARTER)
 
         # A text the model has nothing to add to: said plainly, no empty card in the gallery.
-        page.get_by_role("button", name="Sampling").click()
-        temperature = page.locator("#text-temperature input[type=number]")
-        temperature.fill("0")
-        temperature.press("Enter")
         document.fill(FINISHED)
         page.locator("#write-run").click()
         expect(page.get_by_text("The model has nothing more to add")).to_be_visible(timeout=120_000)
