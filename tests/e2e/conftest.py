@@ -49,8 +49,8 @@ def browser(playwright_driver):
     browser.close()
 
 
-@pytest.fixture
-def page(browser):
+def checked_page(browser):
+    """A page in a fresh context of `browser` that fails the test if it raised JavaScript errors."""
     context = browser.new_context(viewport={"width": 1400, "height": 1100})
     page = context.new_page()
     errors: list[str] = []
@@ -59,3 +59,8 @@ def page(browser):
     yield page
     context.close()
     assert not errors, f"the page raised JavaScript errors: {errors}"
+
+
+@pytest.fixture
+def page(browser):
+    yield from checked_page(browser)

@@ -9,7 +9,7 @@ import time
 import pytest
 from playwright.sync_api import expect
 
-from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS
+from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, checked_page
 from tests.running_app import RunningApp
 
 # Chromium's own fake camera, granted without asking. Browsers give pages the camera only over HTTPS or
@@ -36,14 +36,10 @@ READ_PICTURE = """img => {
 def camera_page(playwright_driver):
     # A browser of its own, with the fake camera, from the run's one Playwright driver.
     browser = playwright_driver.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS + FAKE_CAMERA)
-    context = browser.new_context(viewport={"width": 1400, "height": 1100})
-    page = context.new_page()
-    errors: list[str] = []
-    page.on("pageerror", lambda error: errors.append(str(error)))
-    page.set_default_timeout(60_000)
-    yield page
-    browser.close()
-    assert not errors, f"the page raised JavaScript errors: {errors}"
+    try:
+        yield from checked_page(browser)
+    finally:
+        browser.close()
 
 
 def _mirror_picture(page, previous_src: str | None, deadline: float) -> tuple[str, dict]:
