@@ -281,3 +281,62 @@ def test_a_backend_run_records_the_depth_unit(world, tiny_taesd_path):
     unit = result.params[0]["controlnets"][0]
     assert unit["control_type"] == "openpose" and (unit["map_width"], unit["map_height"]) == (64, 64)
     assert result.control_maps[0].size == (64, 64)
+
+
+# -- first use downloads -------------------------------------------------------------------------
+
+
+def test_first_use_downloads_the_annotator_through_the_studio_s_hub_code_and_never_a_pickle(world, tmp_path):
+    """The stand-in hub serves the tiny depth model (with a pickle beside its safetensors) and a pose
+    repository holding only a pickle; a studio with the internet makes a depth map on first use."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+    import textwrap
+
+    from tests.loopback_hub import LoopbackHub
+
+    depth = tmp_path / "depth-repo"
+    shutil.copytree(world["folder"] / "depth", depth)
+    (depth / "pytorch_model.bin").write_bytes(b"\x80\x04 a pickle: never fetched")
+    pickles = tmp_path / "pose-repo"
+    pickles.mkdir()
+    (pickles / "config.json").write_text("{}")
+    (pickles / "pytorch_model.bin").write_bytes(b"\x80\x04 a pickle: never fetched")
+    served = LoopbackHub({DEPTH_MODEL: depth, POSE_MODEL: pickles}).start()
+    try:
+        program = textwrap.dedent(f"""
+            import json, os
+            from pathlib import Path
+            from studio.errors import StudioError
+            from studio.services import Studio
+            from studio.settings import Settings
+            studio = Studio(Settings(data_dir=Path(os.environ["STUDIO_DATA_DIR"]), device="cpu"))
+            picture = studio.open_image({str(EXAMPLES / "rocket.jpg")!r})
+            before = studio.models.row(studio.catalog.get({DEPTH_MODEL!r})).state
+            made, _ = studio.control_map(picture, "depth", (64, 64))
+            after = studio.models.row(studio.catalog.get({DEPTH_MODEL!r})).state
+            try:
+                studio.control_map(picture, "openpose", (64, 64))
+                refused = ""
+            except StudioError as exc:
+                refused = str(exc)
+            print(json.dumps(dict(before=before, after=after, size=made.size, levels=len(set(made.getdata())),
+                                  refused=refused)))
+        """)
+        env = dict(os.environ, HF_ENDPOINT=served.url, HF_HOME=str(tmp_path / "home"),
+                   HF_HUB_CACHE=str(tmp_path / "home" / "hub"), HF_HUB_OFFLINE="0", HF_HUB_DISABLE_XET="1",
+                   STUDIO_DATA_DIR=str(tmp_path / "data"))
+        for name in ("STUDIO_OFFLINE", "STUDIO_MODELS_FILE"):
+            env.pop(name, None)
+        done = subprocess.run([sys.executable, "-c", program], cwd=Path(__file__).resolve().parent.parent, env=env,
+                              capture_output=True, text=True, timeout=300)
+    finally:
+        served.stop()
+    assert done.returncode == 0, done.stderr[-2000:]
+    result = json.loads(done.stdout.strip().splitlines()[-1])
+    assert (result["before"], result["after"]) == ("not here", "downloaded")
+    assert result["size"] == [64, 64] and result["levels"] > 20
+    assert "offers no safetensors" in result["refused"]
+    assert not any(".bin" in request for request in served.requests)
