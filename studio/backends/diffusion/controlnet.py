@@ -223,7 +223,9 @@ def control_inputs(
     for entry in entries:  # before any download: the catalogue knows what each was made for
         refuse_other_base(entry, CATALOGUE_BASES.get(entry.id), model_name, base)
     maps = []
-    annotate = Annotators(catalog, cache, str(unet.device), offline=offline)  # depth and pose: models, on first use
+    # Depth and pose maps come from models, loaded on first use; keyed by the device's kind ("cuda", not
+    # "cuda:0") as the map preview keys them, so both share one copy.
+    annotate = Annotators(catalog, cache, unet.device.type, offline=offline)
     for number, (unit, picture) in enumerate(zip(units, pictures, strict=True)):
         picture = picture if picture is not None else fallback
         if picture is None:
