@@ -179,7 +179,7 @@ def test_offline_without_the_model_is_the_one_message(world, tmp_path, monkeypat
     with pytest.raises(ModelUnavailable) as caught:
         control_maps.make_map(photo(), "openpose", (64, 64), annotate=annotators)
     message = str(caught.value)
-    assert "python -m studio download usyd-community/vitpose-base-simple" in message and "343 MB" in message
+    assert "python -m studio download usyd-community/vitpose-base-simple" in message and "328 MB" in message
     assert "\n" not in message
 
 
