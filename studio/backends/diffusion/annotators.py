@@ -41,7 +41,10 @@ class Annotator:
 def require_safetensors(entry: ModelEntry, where: Path) -> None:
     """A folder without .safetensors weights (a `pytorch_model.bin` one) is refused before transformers
     could look for a pickle."""
-    if where.is_file() or not any(where.glob("*.safetensors")):
+    if where.is_file():
+        raise StudioError(f"The annotator '{entry.name}' must be a model folder (config.json, "
+                          f"preprocessor_config.json, model.safetensors), not the file {where.name}.")
+    if not any(where.glob("*.safetensors")):
         raise StudioError(f"The annotator '{entry.name}' at {where} has no .safetensors weights (the studio never "
                           "loads pickles such as .bin files): give it the model's folder with model.safetensors.")
 
