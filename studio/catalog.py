@@ -44,6 +44,7 @@ TASKS = (
     "lora",  # weights a feature adds to an image model (the fast LCM switch's LCM-LoRAs)
     "upscale",
     "controlnet",  # a ControlNet steering an image model (its base: SD 1.x or SDXL)
+    "annotator",  # turns a picture into a ControlNet's map (depth, pose)
 )
 # Only these formats are ever loaded: no pickle, ever.
 SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
@@ -475,9 +476,9 @@ CONTROLNET_ENTRIES: tuple[ModelEntry, ...] = (
     _controlnet("lllyasviel/control_v11p_sd15_softedge", "ControlNet 1.1 SoftEdge (SD 1.5)", "SD 1.5", 1380,
                 "OpenRAIL", "follows soft edges (lineart and scribble maps suit it too)"),
     _controlnet("lllyasviel/control_v11f1p_sd15_depth", "ControlNet 1.1 Depth (SD 1.5)", "SD 1.5", 1380, "OpenRAIL",
-                "follows a depth map (give a ready-made one with the type 'none')"),
+                "follows a depth map (control type 'depth')"),
     _controlnet("lllyasviel/control_v11p_sd15_openpose", "ControlNet 1.1 OpenPose (SD 1.5)", "SD 1.5", 1380,
-                "OpenRAIL", "follows a pose skeleton (give a ready-made one with the type 'none')"),
+                "OpenRAIL", "follows a pose skeleton (control type 'openpose')"),
     _controlnet("lllyasviel/control_v11f1e_sd15_tile", "ControlNet 1.1 Tile (SD 1.5)", "SD 1.5", 1380, "OpenRAIL",
                 "adds detail that follows the picture (tile or blur)"),
     _controlnet("diffusers/controlnet-canny-sdxl-1.0", "ControlNet Canny (SDXL, diffusers)", "SDXL", 2390,
@@ -487,7 +488,34 @@ CONTROLNET_ENTRIES: tuple[ModelEntry, ...] = (
     _controlnet("xinsir/controlnet-scribble-sdxl-1.0", "ControlNet Scribble (SDXL, xinsir)", "SDXL", 2390,
                 "Apache-2.0", "follows scribbles, sketches and line art"),
     _controlnet("xinsir/controlnet-openpose-sdxl-1.0", "ControlNet OpenPose (SDXL, xinsir)", "SDXL", 2390,
-                "Apache-2.0", "follows a pose skeleton (give a ready-made one with the type 'none')"),
+                "Apache-2.0", "follows a pose skeleton (control type 'openpose')"),
+)
+
+
+# The trained ControlNet preprocessors, fetched on first use of their control type.
+ANNOTATOR_ENTRIES: tuple[ModelEntry, ...] = (
+    ModelEntry(
+        id="depth-anything/Depth-Anything-V2-Small-hf",
+        name="Depth Anything V2 Small (depth maps)",
+        family="transformers",
+        tasks=("annotator",),
+        licence="Apache-2.0",
+        size_mb=95,
+        source="download",
+        repo="depth-anything/Depth-Anything-V2-Small-hf",
+        description="Relative depth from one picture (Yang et al. 2024, 25M parameters): the 'depth' control type.",
+    ),
+    ModelEntry(
+        id="usyd-community/vitpose-base-simple",
+        name="ViTPose base (people's poses)",
+        family="transformers",
+        tasks=("annotator",),
+        licence="Apache-2.0",
+        size_mb=328,
+        source="download",
+        repo="usyd-community/vitpose-base-simple",
+        description="17 body keypoints (Xu et al. 2022, ViT-B): the 'openpose' control type's skeleton.",
+    ),
 )
 
 
@@ -536,7 +564,7 @@ class Catalog:
 def load_catalog(models_file: Path | None = None, checkpoint_folders: tuple[Path, ...] = ()) -> Catalog:
     """The built-in and download entries, the user's TOML entries if a file is given, then every
     single-file checkpoint in the checkpoint folders (no TOML needed for those)."""
-    entries = list(BUILTIN_ENTRIES) + list(DOWNLOAD_ENTRIES) + list(CONTROLNET_ENTRIES)
+    entries = list(BUILTIN_ENTRIES) + list(DOWNLOAD_ENTRIES) + list(CONTROLNET_ENTRIES) + list(ANNOTATOR_ENTRIES)
     if models_file is not None:
         entries = _with_local_copies(entries, load_user_entries(models_file))
     found, skipped = folder_entries(checkpoint_folders, {e.id for e in entries})
@@ -546,7 +574,7 @@ def load_catalog(models_file: Path | None = None, checkpoint_folders: tuple[Path
 def _with_local_copies(entries: list[ModelEntry], user: list[ModelEntry]) -> list[ModelEntry]:
     """The user's entries added; one with a hub model's id and a `path` is that model's local copy (what the
     offline message suggests), used in its place: features that ask for the model by id find it too."""
-    downloads = {entry.id for entry in DOWNLOAD_ENTRIES + CONTROLNET_ENTRIES}
+    downloads = {entry.id for entry in DOWNLOAD_ENTRIES + CONTROLNET_ENTRIES + ANNOTATOR_ENTRIES}
     copies = {entry.id: entry for entry in user if entry.source == "local" and entry.id in downloads}
     return [copies.get(entry.id, entry) for entry in entries] + [e for e in user if e.id not in copies]
 

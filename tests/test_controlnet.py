@@ -146,7 +146,7 @@ def test_maps_are_made_at_the_working_size_and_a_fitted_picture_is_said():
 @pytest.mark.parametrize(
     ("name", "a", "b", "words"),
     [
-        ("depth", None, None, "control type must be one of"),
+        ("mlsd", None, None, "control type must be one of"),
         ("canny", 300, None, "first canny threshold"),
         ("canny", 200, 100, "must not be above"),
         ("scribble", float("nan"), None, "first scribble threshold"),
@@ -378,7 +378,7 @@ def test_the_command_line_takes_controlnet_groups_and_reproduce_makes_the_same_p
     ("extra", "words"),
     [
         (["--control-image", "x.png"], "give --controlnet ID before it"),
-        (["--controlnet", TINY_CONTROLNET, "--control-type", "depth"], "choose one of canny"),
+        (["--controlnet", TINY_CONTROLNET, "--control-type", "mlsd"], "choose one of canny"),
         (["--controlnet", TINY_CONTROLNET, "--control-weight", "lots"], "not a number"),
         (["--controlnet", TINY_CONTROLNET, "--control-weight", "1", "--control-weight", "2"], "given twice"),
         (["--controlnet", "weights.pth"], "pickle"),

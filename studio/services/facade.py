@@ -10,6 +10,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from PIL import Image
+
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.diffusion.controlnet import folder_entries as controlnet_folder_entries
 from studio.backends.diffusion.walks import MorphRequest, PromptWalkRequest
@@ -115,6 +117,11 @@ class Studio:
         return self.image_service.generate(request, image, mask, **kwargs)
 
     # -- style transfer -------------------------------------------------------------------
+
+    def control_map(self, picture: LoadedImage, control_type: str,
+                    size: tuple[int, int]) -> tuple[Image.Image, str | None]:
+        """A ControlNet's map of the picture at the working size, and a note when the picture was fitted."""
+        return self.image.control_map(picture.rgb, control_type, size)
 
     def stylize(self, photo: LoadedImage, request: StyleRequest, style_image: LoadedImage | None = None,
                 **kwargs: Any) -> StyleOutcome:

@@ -50,7 +50,7 @@ def build(studio: Studio, width: gr.components.Component, height: gr.components.
                                 info="SD 1.5 ones for SD 1.5 models, SDXL ones for SDXL; downloaded on first use")
             kind = gr.Dropdown(list(control_maps.CONTROL_TYPES), value="canny", label="Control type", scale=2,
                                elem_id="image-controlnet-type",
-                               info="depth and pose: upload a ready map with 'none'")
+                               info="depth and openpose: their annotator models download on first use")
         with gr.Row():
             picture = image_upload(label="Control picture", height=220, elem_id="image-controlnet-picture")
             sketch = UploadedImageEditor(
@@ -82,7 +82,7 @@ def build(studio: Studio, width: gr.components.Component, height: gr.components.
         if source is None:
             raise gr.Error("Upload a control picture or draw a scribble first.")
         size = (_side(width), _side(height))
-        made, fitted = control_maps.make_map(source.rgb, control_type, size)
+        made, fitted = studio.control_map(source, control_type, size)
         return made, fitted or ""
 
     show.click(control_map_preview, [kind, picture, sketch, width, height], [shown, note],

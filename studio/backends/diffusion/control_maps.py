@@ -4,8 +4,8 @@ Each turns a picture into the control map its ControlNet was trained on: canny e
 difference of Gaussians, scribbles from XDoG, a seeded content shuffle, a tile (resampled) or blurred
 picture, an inverted line drawing; `none` takes the picture as an already-made map. Maps are made at
 the size the model works at (what AUTOMATIC1111 calls pixel perfect), after the picture is fitted
-to that size, so the edges are as fine as the picture allows. Depth and pose need trained annotators,
-which the studio does not ship: give such maps ready-made with `none`.
+to that size, so the edges are as fine as the picture allows. Depth and pose need trained annotators
+(annotators.py, downloaded on first use): make_map hands those to the `annotate` it is given.
 """
 
 from __future__ import annotations
@@ -38,8 +38,16 @@ CONTROL_TYPES: dict[str, ControlType] = {t.name: t for t in (
     ControlType("tile", "tile_resample", 1, None, (1, 8), summary="the picture itself, optionally down-sampled"),
     ControlType("blur", "blur_gaussian", 9, None, (0.1, 64), summary="the picture blurred; threshold: sigma"),
     ControlType("invert", "invert", None, None, summary="black lines on white turned to white on black"),
+    ControlType("depth", "depth_anything_v2", None, None,
+                summary="depth, near white (Depth Anything V2, downloaded on first use)"),
+    ControlType("openpose", "openpose", None, None,
+                summary="a person's pose as an OpenPose skeleton (ViTPose, downloaded on first use)"),
     ControlType("none", "none", None, None, summary="the picture is already a control map"),
 )}
+# Types whose maps come from a trained model rather than from the pixels alone.
+ANNOTATED = frozenset({"depth", "openpose"})
+# What makes an annotated map: (control type, RGB pixels) -> the map at the pixels' size.
+Annotate = Callable[[str, np.ndarray], np.ndarray]
 # AUTOMATIC1111 module names -> the studio's, for reading parameters back.
 BY_MODULE = {t.module: t.name for t in CONTROL_TYPES.values()}
 
@@ -49,8 +57,7 @@ def control_type(name: str) -> ControlType:
         return CONTROL_TYPES[name]
     except (KeyError, TypeError):
         raise InputError(
-            f"The control type must be one of {', '.join(CONTROL_TYPES)}, not '{name!s:.40}' (depth and pose "
-            "maps are used ready-made with 'none')."
+            f"The control type must be one of {', '.join(CONTROL_TYPES)}, not '{name!s:.40}'."
         ) from None
 
 
@@ -96,12 +103,20 @@ def make_map(
     threshold_a: float | None = None,
     threshold_b: float | None = None,
     seed: int = 0,
+    annotate: Annotate | None = None,
 ) -> tuple[Image.Image, str | None]:
-    """The control map for `picture` at `size` px (pixel perfect), and a note if the picture was fitted."""
+    """The control map for `picture` at `size` px (pixel perfect), and a note if the picture was fitted.
+    Depth and pose maps are made by `annotate` (the annotator models)."""
     a, b = settings(name, threshold_a, threshold_b)
+    if name in ANNOTATED and annotate is None:
+        raise InputError(f"The control type '{name}' needs its annotator model, which this caller cannot load.")
     fitted, note = fit_picture(picture, size)
     pixels = np.asarray(fitted, dtype=np.uint8)
-    out = _PREPROCESSORS[name](pixels, a, b, seed)
+    if name in ANNOTATED:
+        assert annotate is not None
+        out = annotate(name, pixels)
+    else:
+        out = _PREPROCESSORS[name](pixels, a, b, seed)
     if out.ndim == 2:
         out = np.repeat(out[:, :, None], 3, axis=2)
     return Image.fromarray(np.ascontiguousarray(out, dtype=np.uint8), "RGB"), note

@@ -21,6 +21,7 @@ from PIL import Image
 
 from studio import hub
 from studio.backends.diffusion import control_maps
+from studio.backends.diffusion.annotators import Annotators
 from studio.backends.diffusion.request import ControlUnit
 from studio.catalog import Catalog, ModelEntry
 from studio.errors import InputError, StudioError, first_line
@@ -222,6 +223,9 @@ def control_inputs(
     for entry in entries:  # before any download: the catalogue knows what each was made for
         refuse_other_base(entry, CATALOGUE_BASES.get(entry.id), model_name, base)
     maps = []
+    # Depth and pose maps come from models, loaded on first use; keyed by the device's kind ("cuda", not
+    # "cuda:0") as the map preview keys them, so both share one copy.
+    annotate = Annotators(catalog, cache, unet.device.type, offline=offline)
     for number, (unit, picture) in enumerate(zip(units, pictures, strict=True)):
         picture = picture if picture is not None else fallback
         if picture is None:
@@ -229,7 +233,7 @@ def control_inputs(
         target = size if region is None else canvas_size
         assert target is not None
         made, note = control_maps.make_map(picture, unit.control_type, target, unit.threshold_a, unit.threshold_b,
-                                           seed if unit.seed is None else unit.seed)
+                                           seed if unit.seed is None else unit.seed, annotate=annotate)
         if region is not None:  # the map lies over the whole picture; the work is a part of it
             made = made.crop(region).resize(size, Image.Resampling.BILINEAR)
         if note:

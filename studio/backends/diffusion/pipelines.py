@@ -152,6 +152,16 @@ class DiffusionBackend:
     def device(self) -> str:
         return torch_device(self.requested_device)
 
+    def control_map(self, picture: Image.Image, control_type: str,
+                    size: tuple[int, int]) -> tuple[Image.Image, str | None]:
+        """A ControlNet's map of `picture` at `size` as a run would make it (depth and pose through their
+        annotator models, downloaded on first use), and a note when the picture was fitted."""
+        from studio.backends.diffusion.annotators import Annotators
+        from studio.backends.diffusion.control_maps import make_map
+
+        annotate = Annotators(self.catalog, self.cache, self.device, offline=self.offline)
+        return make_map(picture, control_type, size, annotate=annotate)
+
     # -- models ---------------------------------------------------------------------------
 
     def image_entries(self, task: str = "txt2img") -> list[ModelEntry]:
