@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cluster.config import ClusterConfig, load_cluster_config
-from studio.cluster.families import REMOTE_METHODS
+from studio.cluster.families import REMOTE_METHODS, checkpoint_of
 from studio.errors import Cancelled, InputError, ModelUnavailable, StudioError
 from studio.runtime import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
 from studio.settings import Settings
@@ -202,8 +202,8 @@ class RemoteBackend:
                  **kwargs: Any) -> Any:
             # A one-off preparation on a replica is not told back (the caller's callback does not travel).
             kwargs.pop("preparing", None)
-            # Image requests name their checkpoint: Serve routes them to a replica that already holds it.
-            model_id = getattr(args[0], "model", None) if family == "image" and args else None
+            # Image work names its checkpoint: Serve routes it to a replica that already holds it.
+            model_id = checkpoint_of(target, method, args)
             return cluster.call(family, target, method, args, kwargs, progress=progress, cancel=cancel,
                                 model_id=model_id)
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import logging
 from collections.abc import AsyncIterator
 from typing import Any
@@ -79,7 +80,12 @@ class FamilyReplica:
                 self._step(token)
                 loop.call_soon_threadsafe(updates.put_nowait, ("progress", done, total, preview))
 
-            worker = asyncio.ensure_future(asyncio.to_thread(backend, *args, progress=progress, cancel=token, **kwargs))
+            # Per-frame methods (a style network's one run) take neither a progress callback nor a token.
+            accepted = inspect.signature(backend).parameters
+            open_ended = any(p.kind is inspect.Parameter.VAR_KEYWORD for p in accepted.values())
+            extra = {name: value for name, value in (("progress", progress), ("cancel", token))
+                     if open_ended or name in accepted}
+            worker = asyncio.ensure_future(asyncio.to_thread(backend, *args, **extra, **kwargs))
             while not worker.done():
                 getter = asyncio.ensure_future(updates.get())
                 try:
