@@ -21,6 +21,7 @@ from studio.backends.diffusion.walks import Keyframe, MorphRequest, PromptWalkRe
 from studio.backends.language import WRITE, TextRequest  # noqa: E402
 from studio.backends.live_style import LiveChoice, LiveStyler  # noqa: E402
 from studio.backends.melody import MelodyRequest  # noqa: E402
+from studio.backends.patterns import PatternRequest  # noqa: E402
 from studio.backends.style_walk import StyleWalkRequest  # noqa: E402
 from studio.backends.stylize import StyleRequest  # noqa: E402
 from studio.backends.upscale import UpscaleRequest  # noqa: E402
@@ -206,6 +207,50 @@ def test_a_text_stream_left_early_stops_its_job_on_the_replica(remote):
         time.sleep(0.1)
     stats = remote.cluster.stats("text")
     assert stats["cancelled"] == before + 1 and stats["steps_after_cancel"] - counts["steps_after_cancel"] <= 1
+
+
+def test_a_stopped_pattern_walk_keeps_the_frames_it_made_through_ray(remote, local):
+    before = remote.cluster.stats("walks")
+    token = CancelToken()
+
+    def press_stop_at(count: int, token: CancelToken):
+        def progress(done: int, total: int, preview=None) -> None:
+            if done == count:
+                token.cancel()
+        return progress
+
+    request = PatternRequest(seed=1, walk_to=2, frames=120, width=192, height=192)
+    outcome = remote.make_patterns(request, progress=press_stop_at(5, token), cancel=token)
+    after = remote.cluster.stats("walks")
+    # The Stop reached the job on the replica, which ended it within one step and sent back what it had made.
+    assert after["cancelled"] == before["cancelled"] + 1
+    assert after["steps_after_cancel"] - before["steps_after_cancel"] <= 1
+    assert outcome.stopped and 5 <= len(outcome.frames) < 120
+    assert len(outcome.frames) == after["steps"] - before["steps"]
+    # The same frames a walk stopped there in-process keeps, and kept by the front end as they are.
+    again = CancelToken()
+    stopped_here = local.make_patterns(request, keep=False, progress=press_stop_at(len(outcome.frames), again),
+                                       cancel=again)
+    assert frames_equal(outcome.frames, stopped_here.frames)
+    assert outcome.item is not None and outcome.params["frames_made"] == len(outcome.frames)
+
+
+def test_a_stopped_reply_keeps_the_words_it_made_through_ray(remote):
+    before = remote.cluster.stats("text")
+    token = CancelToken()
+    updates = []
+    for update in remote.stream_text(TextRequest(mode=WRITE, text="Once upon a time", model=BUILTIN_TEXT, seed=3,
+                                                 max_new_tokens=400), cancel=token):
+        updates.append(update)
+        if len(updates) == 3:
+            token.cancel()  # what the Text tab's Stop does
+    after = remote.cluster.stats("text")
+    result = updates[-1].result
+    assert result is not None and result.finish == "stopped" and 0 < result.new_tokens < 400
+    assert result.text.startswith(updates[2].text) and result.text.strip()
+    assert after["cancelled"] == before["cancelled"] + 1
+    # Steps after the Stop arrived: at most the token in work, and the closing update that carries the result.
+    assert after["steps_after_cancel"] - before["steps_after_cancel"] <= 2
 
 
 def test_limits_apply_before_anything_is_sent_to_ray(remote):
