@@ -345,3 +345,12 @@ def test_the_ray_benchmark_documented_in_the_readme_runs_its_help():
     run = subprocess.run([sys.executable, "benchmarks/ray_load.py", "--help"], cwd=ROOT, capture_output=True,
                          text=True, timeout=120)
     assert run.returncode == 0 and "--clients" in run.stdout and "--repeats" in run.stdout
+    assert "--client-timeout" in run.stdout
+
+
+def test_the_ray_benchmark_counts_failures_per_task_and_kind():
+    from benchmarks.ray_load import failure_kinds
+
+    kinds = failure_kinds(["write: ReadTimeout: timed out", "write: ReadTimeout: timed out",
+                           "stylize: AppError: The worker running this job was lost: again"])
+    assert kinds == {"write: ReadTimeout": 2, "stylize: AppError": 1}
