@@ -233,6 +233,11 @@ def test_a_stopped_pattern_walk_keeps_the_frames_it_made_through_ray(remote, loc
                                        cancel=again)
     assert frames_equal(outcome.frames, stopped_here.frames)
     assert outcome.item is not None and outcome.params["frames_made"] == len(outcome.frames)
+    # The stop board forgets a job once it has ended: nothing piles up there.
+    deadline = time.monotonic() + 10
+    while ray.get(remote.cluster.board.size.remote()) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert ray.get(remote.cluster.board.size.remote()) == 0
 
 
 def test_a_stopped_reply_keeps_the_words_it_made_through_ray(remote):

@@ -62,7 +62,9 @@ class StopBoard:
 
 def board() -> Any:
     """The board's handle, started on first use; it lives as long as the Ray cluster."""
-    return StopBoard.options(name=BOARD, namespace=NAMESPACE, get_if_exists=True, lifetime="detached").remote()
+    # Restarted if its node goes (its events are lost then: a Stop in flight falls back to cancelling).
+    return StopBoard.options(name=BOARD, namespace=NAMESPACE, get_if_exists=True, lifetime="detached",
+                             max_restarts=-1).remote()
 
 
 def find_board() -> Any | None:
