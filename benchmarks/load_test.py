@@ -88,8 +88,19 @@ class MemoryWatch(threading.Thread):
             time.sleep(0.2)
 
 
-def client_loop(url: str, index: int, until: float, latencies: dict, failures: list, lock: threading.Lock) -> None:
-    client = Client(url, verbose=False)
+def make_client(url: str, timeout: float | None = None) -> Client:
+    """A gradio_client Client; with `timeout`, its HTTP calls wait that long (gradio_client's own default,
+    httpx's 5 s, is shorter than a request waits in the queue of an overloaded server)."""
+    if timeout is None:
+        return Client(url, verbose=False)
+    import httpx
+
+    return Client(url, verbose=False, httpx_kwargs={"timeout": httpx.Timeout(timeout)})
+
+
+def client_loop(url: str, index: int, until: float, latencies: dict, failures: list, lock: threading.Lock,
+                timeout: float | None = None) -> None:
+    client = make_client(url, timeout)
     n = index
     while time.monotonic() < until:
         task = TASKS[n % len(TASKS)]
@@ -105,14 +116,16 @@ def client_loop(url: str, index: int, until: float, latencies: dict, failures: l
         n += 1
 
 
-def run_clients(url: str, clients: int, minutes: float) -> tuple[dict[str, list[float]], list[str], float]:
-    """`clients` looping over the tasks for `minutes`: latencies per task, failures, and seconds taken."""
+def run_clients(url: str, clients: int, minutes: float,
+                timeout: float | None = None) -> tuple[dict[str, list[float]], list[str], float]:
+    """`clients` looping over the tasks for `minutes`: latencies per task, failures, and seconds taken;
+    `timeout` is each client's HTTP timeout (see make_client)."""
     latencies: dict[str, list[float]] = defaultdict(list)
     failures: list[str] = []
     lock = threading.Lock()
     until = time.monotonic() + minutes * 60
     started = time.monotonic()
-    threads = [threading.Thread(target=client_loop, args=(url, i, until, latencies, failures, lock))
+    threads = [threading.Thread(target=client_loop, args=(url, i, until, latencies, failures, lock, timeout))
                for i in range(clients)]
     for thread in threads:
         thread.start()

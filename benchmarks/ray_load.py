@@ -5,8 +5,11 @@ per-request overhead of going through Ray for a small job.
    transfer, patterns, a short text reply, a melody and a gallery listing, for `--minutes`) against
    the real app three times: in-process, `--ray local` with 1 replica per family, and with 2. The
    front end's heavy concurrency is the same in all three (`--heavy`), so the runs differ only in
-   where the model work runs. Prints requests served, failures, p50/p95 per run, and the throughput
-   ratio 2 replicas / 1.
+   where the model work runs. Prints requests served, failures, p50/p95 per run, failures per kind
+   (task and error), and the throughput ratio 2 replicas / 1. Each client's HTTP timeout fits the
+   workload (`--client-timeout`, by default from each task's time alone on the warmed server: the
+   longest a request can wait behind every other client's), so a failure is a real error, not a
+   read timeout of a client that waited its turn on an overloaded machine.
 2. A Style job at 256 px (`--repeats` times) in-process and through a 1-replica Ray deployment, in this
    process: the median time of each and the difference, the overhead per request (target < 50 ms).
 
@@ -23,6 +26,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -30,10 +34,11 @@ sys.path.insert(0, str(ROOT))
 
 from gradio_client import Client  # noqa: E402
 
-from benchmarks.load_test import TASKS, percentile, run_clients  # noqa: E402
+from benchmarks.load_test import TASKS, make_client, percentile, run_clients  # noqa: E402
 from tests.running_app import RunningApp  # noqa: E402
 
 PHOTO = ROOT / "assets" / "examples" / "coffee.jpg"
+WARM_TIMEOUT_S = 600.0  # the first requests load every model on every replica
 # The families the load test's tasks use run on Ray; image and music have no built-in model to load here.
 CLUSTER = "[image]\nremote = false\n\n[music]\nremote = false\n" + "".join(
     f"\n[{family}]\nreplicas = {{replicas}}\nnum_cpus = 0.25\n" for family in ("style", "text", "melody", "walks"))
@@ -49,11 +54,11 @@ def load_run(label: str, args: argparse.Namespace, extra: list[str]) -> dict:
         # Every model loaded on every replica before the clock starts (Serve spreads concurrent requests over
         # the replicas), so the figures are about serving, not loading.
         def warm(index: int) -> None:
-            client = Client(app.url, verbose=False)
+            client = make_client(app.url, WARM_TIMEOUT_S)
             for n, task in enumerate(TASKS * 2):
                 task(client, index + n)
 
-        first = Client(app.url, verbose=False)
+        first = make_client(app.url, WARM_TIMEOUT_S)
         for task in TASKS:  # once alone first: concurrent first saves of one input photo race in the gallery
             task(first, 0)
         warmers = [threading.Thread(target=warm, args=(i,)) for i in range(4)]
@@ -61,14 +66,31 @@ def load_run(label: str, args: argparse.Namespace, extra: list[str]) -> dict:
             thread.start()
         for thread in warmers:
             thread.join()
-        latencies, failures, elapsed = run_clients(app.url, args.clients, args.minutes)
+        timeout = args.client_timeout or client_timeout(first, args.clients)
+        latencies, failures, elapsed = run_clients(app.url, args.clients, args.minutes, timeout)
     every = [v for values in latencies.values() for v in values]
     done = len(every)
     print(f"{label:<22} {done:>8} {len(failures):>8} {percentile(every, 50):>7.2f} {percentile(every, 95):>7.2f} "
-          f"{done / elapsed * 60:>10.1f} {start_seconds:>9.0f}", flush=True)
-    for failure in failures[:5]:
-        print("    failed:", failure)
+          f"{done / elapsed * 60:>10.1f} {start_seconds:>9.0f} {timeout:>9.0f}", flush=True)
+    for kind, count in failure_kinds(failures).most_common():
+        print(f"    {count:>4} x {kind}   e.g. {next(f for f in failures if f.startswith(kind))[:160]}")
     return {"done": done, "failures": len(failures), "elapsed": elapsed, "per_task": dict(latencies)}
+
+
+def client_timeout(client: Client, clients: int) -> float:
+    """The HTTP timeout the load needs: each task once alone on the warmed server; a request can wait behind
+    every other client's slowest one, and the machine slows under load, so twice that, at least 30 s."""
+    slowest = 0.0
+    for task in TASKS:
+        started = time.monotonic()
+        task(client, 1)
+        slowest = max(slowest, time.monotonic() - started)
+    return max(30.0, 2 * clients * slowest)
+
+
+def failure_kinds(failures: list[str]) -> Counter:
+    """Failures counted by task and error type ("write: ReadTimeout"): client_loop writes them so."""
+    return Counter(": ".join(failure.split(": ")[:2]) for failure in failures)
 
 
 def overhead(repeats: int) -> None:
@@ -126,6 +148,8 @@ def main() -> int:
     parser.add_argument("--minutes", type=float, default=1.0)
     parser.add_argument("--heavy", type=int, default=4, help="the front end's heavy concurrency in every run")
     parser.add_argument("--repeats", type=int, default=30)
+    parser.add_argument("--client-timeout", type=float, default=None,
+                        help="each client's HTTP timeout in seconds (default: fitted to the workload)")
     parser.add_argument("--runs", default="in-process,1,2", help="which load runs: in-process, 1, 2 (replicas)")
     parser.add_argument("--skip-load", action="store_true", help="only the overhead figure")
     parser.add_argument("--skip-overhead", action="store_true", help="only the load runs")
@@ -135,7 +159,7 @@ def main() -> int:
     if not args.skip_load:
         print(f"{args.clients} clients for {args.minutes:g} min each, heavy concurrency {args.heavy}, "
               f"{os.cpu_count()} CPUs")
-        print(f"{'run':<22} {'served':>8} {'failed':>8} {'p50 s':>7} {'p95 s':>7} {'per min':>10} {'start s':>9}")
+        print(f"{'run':<22} {'served':>8} {'failed':>8} {'p50 s':>7} {'p95 s':>7} {'per min':>10} {'start s':>9} {'timeout s':>9}")
         if "in-process" in args.runs:
             results["in-process"] = load_run("in-process", args, [])
         for replicas in (r for r in (1, 2) if str(r) in args.runs):

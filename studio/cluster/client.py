@@ -4,8 +4,10 @@ call the same methods as in-process and the work runs on the cluster.
 
 A proxy forwards the family's model-running methods (families.REMOTE_METHODS) to its deployment and
 everything else (catalogue look-ups, sizes, LoRA listings) to an ordinary local backend, which never
-loads a model. Progress and previews come back as the replica yields them; the cancel token of the
-caller cancels the Ray response, which the replica turns into its own token (see replica.py).
+loads a model. Progress and previews come back as the replica yields them. The caller's cancel token
+(a Stop button) asks the replica to stop the job through the stop board (stops.py), so the job ends
+as in-process and its partial result comes back; the Ray response is cancelled only when the job has
+not ended within STOP_GRACE_S, or when the reader has gone (a closed page).
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import logging
 import os
 import socket
 import threading
+import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
@@ -21,7 +24,7 @@ from pathlib import Path
 from typing import Any
 
 from studio.cluster.config import ClusterConfig, load_cluster_config
-from studio.cluster.families import REMOTE_METHODS
+from studio.cluster.families import REMOTE_METHODS, checkpoint_of
 from studio.errors import Cancelled, InputError, ModelUnavailable, StudioError
 from studio.runtime import NEVER_CANCELLED, CancelToken, ProgressCallback, no_progress
 from studio.settings import Settings
@@ -33,6 +36,8 @@ APP_PREFIX = "studio-"
 LOST = ("The worker running this job was lost before it finished (its machine or the Ray cluster went away); "
         "nothing was kept. Please try again in a moment.")
 _ERRORS: dict[str, type[Exception]] = {"InputError": InputError, "ModelUnavailable": ModelUnavailable}
+# How long a stopped job may take to end by itself (one step, plus the way back) before its response is cancelled.
+STOP_GRACE_S = 5.0
 
 
 class ClusterUnavailable(StudioError):
@@ -100,14 +105,22 @@ def deploy(settings: Settings, config: ClusterConfig) -> dict[str, Any]:
 
 
 @contextmanager
-def _stop_on(cancel: CancelToken, response: Any) -> Iterator[None]:
-    """Cancel the Ray response as soon as `cancel` is set (a Stop button, a hung-up API caller)."""
+def _stop_on(cancel: CancelToken, response: Any, job: str, board: Any | None) -> Iterator[None]:
+    """As soon as `cancel` is set (a Stop button, a hung-up API caller), ask the replica to stop the job;
+    cancel the Ray response if the job has not ended STOP_GRACE_S later, or if there is no board."""
     finished = threading.Event()
 
     def watch() -> None:
         while not finished.wait(0.02):
             if cancel.cancelled:
-                response.cancel()
+                try:
+                    board.stop.remote(job)
+                except Exception:  # no board, or Ray itself gone: the response's cancel still reaches the job
+                    response.cancel()
+                    return
+                if not finished.wait(STOP_GRACE_S):
+                    log.warning("a stopped job did not end within %.0f s; its response is cancelled", STOP_GRACE_S)
+                    response.cancel()
                 return
 
     if cancel is not NEVER_CANCELLED:
@@ -121,18 +134,21 @@ def _stop_on(cancel: CancelToken, response: Any) -> Iterator[None]:
 @dataclass
 class Cluster:
     handles: dict[str, Any]
+    board: Any | None = None  # the stop board (stops.py)
 
     def _items(self, family: str, target: str, method: str, args: tuple, kwargs: dict[str, Any],
                cancel: CancelToken, model_id: str | None) -> Iterator[tuple]:
         from ray.serve.exceptions import RequestCancelledError
 
+        # Only a job that can be stopped gets a name on the board (not a per-frame network run).
+        job = uuid.uuid4().hex if cancel is not NEVER_CANCELLED else None
         try:
             handle = self.handles[family].options(stream=True, multiplexed_model_id=model_id or "")
-            response = handle.run.remote(target, method, args, kwargs)
+            response = handle.run.remote(target, method, args, kwargs, job)
         except Exception as exc:  # the Serve controller or Ray itself gone since start
             log.warning("%s job could not be sent to Ray: %s", family, exc)
             raise StudioError(LOST) from None
-        with _stop_on(cancel, response):
+        with _stop_on(cancel, response, job or "", self.board):
             try:
                 for item in response:
                     if item[0] == "error":
@@ -202,8 +218,8 @@ class RemoteBackend:
                  **kwargs: Any) -> Any:
             # A one-off preparation on a replica is not told back (the caller's callback does not travel).
             kwargs.pop("preparing", None)
-            # Image requests name their checkpoint: Serve routes them to a replica that already holds it.
-            model_id = getattr(args[0], "model", None) if family == "image" and args else None
+            # Image work names its checkpoint: Serve routes it to a replica that already holds it.
+            model_id = checkpoint_of(target, method, args)
             return cluster.call(family, target, method, args, kwargs, progress=progress, cancel=cancel,
                                 model_id=model_id)
 
@@ -228,7 +244,14 @@ def attach(studio: Any, settings: Settings, config: ClusterConfig | None = None)
     except Exception as exc:
         raise ClusterUnavailable(f"The studio's Ray Serve deployments could not start "
                                  f"({str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__}).") from None
-    cluster = Cluster(handles)
+    try:
+        from studio.cluster import stops
+
+        board = stops.board()
+    except Exception as exc:  # without it, Stop cancels the response (and the partial result is lost)
+        log.warning("the stop board could not start: %s", exc)
+        board = None
+    cluster = Cluster(handles, board)
     for family in handles:
         for target, methods in REMOTE_METHODS[family].items():
             setattr(studio, target, RemoteBackend(getattr(studio, target), cluster, family, target, methods))

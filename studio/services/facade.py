@@ -14,7 +14,7 @@ from PIL import Image
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
 from studio.backends.diffusion.controlnet import folder_entries as controlnet_folder_entries
-from studio.backends.diffusion.walks import MorphRequest, PromptWalkRequest
+from studio.backends.diffusion.walks import DiffusionWalks, MorphRequest, PromptWalkRequest
 from studio.backends.language import TextBackend, TextRequest, TextResult, TextUpdate
 from studio.backends.melody import MelodyBackend, MelodyRequest
 from studio.backends.melody_walk import MelodyWalkBackend, MelodyWalkRequest
@@ -87,6 +87,7 @@ class Studio:
             upscale_picture=self.upscaler.picture,
             upscaler_names=self.upscaler.hires_names,
         )
+        self.image_walks = DiffusionWalks(self.image)
         self.models = ModelManager(settings, self.catalog, self.cache)
         self.patterns = PatternBackend(settings.max_pattern_side, settings.max_walk_frames)
         # With --ray, the model families run on Ray Serve: proxies take the backends' places before the
@@ -102,7 +103,7 @@ class Studio:
         self.video_style_service = VideoStyleService(settings, self.gallery, VideoStyler(self.style))
         self.text_service = TextService(settings, self.gallery, self.catalog, self.text)
         self.music_service = MusicService(settings, self.gallery, self.melody, self.melody_walks, self.music)
-        self.walk_service = WalkService(settings, self.gallery, self.image, self.patterns, self.style)
+        self.walk_service = WalkService(settings, self.gallery, self.image_walks, self.patterns, self.style)
         self.upscale_service = UpscaleService(settings, self.gallery, self.upscaler)
         self.rerunner = Rerunner(self.image_service, self.style_service, self.text_service, self.music_service,
                                  self.walk_service, self.upscale_service, self.video_style_service)

@@ -8,8 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from studio import limits
-from studio.backends.diffusion import DiffusionBackend
-from studio.backends.diffusion.walks import MorphRequest, PromptWalkRequest, image_morph, prompt_walk
+from studio.backends.diffusion.walks import DiffusionWalks, MorphRequest, PromptWalkRequest
 from studio.backends.patterns import PatternBackend, PatternRequest
 from studio.backends.style_walk import StyleWalkRequest, style_walk
 from studio.backends.stylize import StyleBackend
@@ -40,7 +39,7 @@ class WalkService:
         self,
         settings: Settings,
         gallery: Gallery,
-        diffusion: DiffusionBackend,
+        diffusion: DiffusionWalks,
         patterns: PatternBackend,
         style: StyleBackend,
     ):
@@ -145,7 +144,7 @@ class WalkService:
             pacing = percussive_pacing(samples, rate, frames)
             positions = [position_to_segment(float(p), len(request.keyframes)) for p in pacing.positions]
             fps = pacing.fps
-        result = prompt_walk(self.diffusion, request, positions=positions, max_side=self.settings.max_output_side,
+        result = self.diffusion.prompt_walk(request, positions=positions, max_side=self.settings.max_output_side,
                              max_frames=self.settings.max_walk_frames, progress=progress, cancel=cancel)
         params = dict(result.params, fps=round(fps, 4), seconds=round(result.seconds, 3),
                       frames_made=len(result.frames))
@@ -165,7 +164,7 @@ class WalkService:
         progress: ProgressCallback = no_progress,
         cancel: CancelToken = NEVER_CANCELLED,
     ) -> FramesOutcome:
-        result = image_morph(self.diffusion, first.rgb, second.rgb, request, max_side=self.settings.max_output_side,
+        result = self.diffusion.image_morph(first.rgb, second.rgb, request, max_side=self.settings.max_output_side,
                              max_frames=self.settings.max_walk_frames, progress=progress, cancel=cancel)
         params = dict(result.params, seconds=round(result.seconds, 3), frames_made=len(result.frames),
                       inputs=[self.gallery.keep_input(first.original), self.gallery.keep_input(second.original)])

@@ -305,6 +305,22 @@ def image_morph(
     return FramesResult(frames=frames, params=params, seconds=time.perf_counter() - started, stopped=stopped)
 
 
+class DiffusionWalks:
+    """Prompt walks and image morphs as methods of one object over the diffusion backend, so a Ray
+    deployment can stand in for them the way it stands in for the backend (the walk needs the loaded
+    pipeline, so it runs whole where the model is)."""
+
+    def __init__(self, backend: DiffusionBackend):
+        self.backend = backend
+
+    def prompt_walk(self, request: PromptWalkRequest, **kwargs: Any) -> FramesResult:
+        return prompt_walk(self.backend, request, **kwargs)
+
+    def image_morph(self, first: Image.Image, second: Image.Image, request: MorphRequest,
+                    **kwargs: Any) -> FramesResult:
+        return image_morph(self.backend, first, second, request, **kwargs)
+
+
 def _fit(picture: Image.Image, long_side: int, multiple: int) -> Image.Image:
     """Scale to `long_side` and round both sides to the VAE's block size."""
     scale = long_side / max(picture.size)
