@@ -1,0 +1,95 @@
+"""The Image tab fits the chosen model's family: each model's own starting settings (from the catalogue, a
+models file, or its family when it is a file from a folder), the controls a family takes, and the flow
+models' shift and T5 prompt length from the page and the API to the picture and back."""
+
+from __future__ import annotations
+
+import json
+import struct
+from pathlib import Path
+
+import pytest
+
+from studio.backends.diffusion import DiffusionBackend, families
+from studio.backends.diffusion.model_defaults import architecture_of
+from studio.catalog import CatalogError, load_catalog
+from studio.model_folders import FLUX, SD1, SD3, SDXL
+from studio.runtime import ModelCache
+from tests.tiny_families import build_tiny_flux, build_tiny_sd3
+
+SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
+SCHNELL = "black-forest-labs/FLUX.1-schnell"
+DEV = "black-forest-labs/FLUX.1-dev"
+TASKS = '["txt2img", "img2img", "inpaint", "restyle"]'
+
+
+def header_only_file(path: Path, names: list[str]) -> Path:
+    """A .safetensors file whose header lists these tensors (each one fp16 number)."""
+    header = {name: {"dtype": "F16", "shape": [1], "data_offsets": [2 * i, 2 * i + 2]} for i, name in enumerate(names)}
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + b"\0\0" * len(names))
+    return path
+
+
+@pytest.fixture(scope="module")
+def plain_backend(tmp_path_factory) -> DiffusionBackend:
+    """The catalogue alone: no model on this machine (an empty hub cache)."""
+    import os
+
+    os.environ.setdefault("HF_HUB_CACHE", str(tmp_path_factory.mktemp("empty-hub")))
+    return DiffusionBackend(ModelCache(1024), load_catalog(None), device="cpu", offline=True)
+
+
+@pytest.mark.parametrize("model_id, expected", [
+    ("stabilityai/sd-turbo", (families.SD, 1, 0.0, 512)),
+    (SD15, (families.SD, 25, 7.0, 512)),
+    ("stabilityai/sdxl-turbo", (families.SDXL, 1, 0.0, 512)),
+    (SCHNELL, (families.FLUX, 4, 0.0, 1024)),
+    (DEV, (families.FLUX, 28, 3.5, 1024)),
+    ("stabilityai/stable-diffusion-3.5-medium", (families.SD3, 40, 4.5, 1024)),
+    ("stabilityai/stable-diffusion-3.5-large-turbo", (families.SD3, 4, 0.0, 1024)),
+])
+def test_catalogue_models_start_with_their_model_cards_settings(plain_backend, model_id, expected):
+    told = plain_backend.model_defaults(model_id)
+    assert (told.family.name, told.steps, told.guidance, told.size) == expected
+    assert told.family.guidance == {DEV: "distilled", SCHNELL: "none"}.get(model_id, "cfg")
+
+
+def test_a_models_file_sets_a_models_own_settings_and_refuses_nonsense(tmp_path, tiny_sd_path):
+    models = tmp_path / "models.toml"
+    models.write_text(f'[[model]]\nid = "mine"\nfamily = "diffusers"\ntasks = {TASKS}\npath = "{tiny_sd_path}"\n'
+                      'steps = 12\nguidance = 5\n', encoding="utf-8")
+    backend = DiffusionBackend(ModelCache(1024), load_catalog(models), device="cpu", offline=True)
+    told = backend.model_defaults("mine")
+    # Steps and guidance its own; the size from its folder's config (the tiny UNet works at 64 px).
+    assert (told.steps, told.guidance, told.size, told.family.name) == (12, 5.0, 64, families.SD)
+    models.write_text(f'[[model]]\nid = "mine"\nfamily = "diffusers"\ntasks = {TASKS}\npath = "{tiny_sd_path}"\n'
+                      'size = 500\n', encoding="utf-8")
+    with pytest.raises(CatalogError, match="size must be a whole number of px from 64, a multiple of 8"):
+        load_catalog(models)
+
+
+def test_single_files_in_a_folder_get_their_familys_settings(tmp_path):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    header_only_file(folder / "juggernaut.safetensors", ["conditioner.embedders.1.model.ln_final.weight",
+                                                         "model.diffusion_model.input_blocks.0.0.weight"])
+    header_only_file(folder / "my-dev.safetensors", ["double_blocks.0.img_attn.qkv.weight", "guidance_in.in_layer.weight"])
+    header_only_file(folder / "my-schnell.safetensors", ["double_blocks.0.img_attn.qkv.weight"])
+    backend = DiffusionBackend(ModelCache(1024), load_catalog(None, checkpoint_folders=(folder,)), device="cpu",
+                               offline=True)
+    sdxl, dev, schnell = (backend.model_defaults(name) for name in ("juggernaut", "my-dev", "my-schnell"))
+    assert (sdxl.family.name, sdxl.steps, sdxl.guidance, sdxl.size) == (families.SDXL, 30, 6.0, 1024)
+    assert (dev.family.guidance, dev.steps, dev.guidance) == ("distilled", 28, 3.5)
+    assert (schnell.family.guidance, schnell.steps, schnell.guidance) == ("none", 4, 0.0)
+    assert architecture_of(folder / "my-dev.safetensors") == (FLUX, True)
+
+
+def test_pipeline_folders_are_told_from_their_configs(tmp_path, tiny_sd15_path):
+    sd3 = build_tiny_sd3(tmp_path / "sd3")
+    dev = build_tiny_flux(tmp_path / "dev", guidance_embeds=True)
+    assert architecture_of(sd3) == (SD3, False)
+    assert architecture_of(dev) == (FLUX, True)
+    assert architecture_of(tiny_sd15_path) == (SD1, False)
+    assert architecture_of(tmp_path) is None  # no model_index.json
+    assert SDXL != SD1  # the names the catalogue uses are model_folders' own
