@@ -93,3 +93,36 @@ def test_pipeline_folders_are_told_from_their_configs(tmp_path, tiny_sd15_path):
     assert architecture_of(tiny_sd15_path) == (SD1, False)
     assert architecture_of(tmp_path) is None  # no model_index.json
     assert SDXL != SD1  # the names the catalogue uses are model_folders' own
+
+
+# -- the tab's handlers ------------------------------------------------------------------------------
+
+def test_picking_a_model_fits_the_controls_to_its_family(plain_backend):
+    from types import SimpleNamespace
+
+    from studio.ui import image_family
+
+    studio = SimpleNamespace(image=plain_backend)  # all the handlers read
+    # [sampler, negative prompt, guidance, flow row, shift, T5 length]
+    sampler, negative, guidance, row, shift, length = image_family.model_changed(studio, SD15, "DPM++ 2M Karras")
+    assert sampler["choices"] == list(families.Family(families.SD).samplers) and sampler["value"] == "DPM++ 2M Karras"
+    assert negative["interactive"] is True and "value" not in negative
+    assert guidance["label"] == "Guidance (CFG scale)" and guidance["interactive"] is True
+    assert row["visible"] is False and shift["value"] == 0 and length["value"] == 0  # hidden ones back to 0
+
+    sampler, negative, guidance, row, shift, length = image_family.model_changed(studio, SCHNELL, "DPM++ 2M Karras")
+    assert sampler["choices"] == ["Euler"] and sampler["value"] == "Euler"  # a flow model's only sampler
+    assert negative["interactive"] is False and negative["value"] == "" and "no negative prompt" in negative["info"]
+    assert guidance["value"] == 0 and guidance["interactive"] is False
+    assert row["visible"] is True and "value" not in shift and length["maximum"] == 512
+
+    sampler, negative, guidance, row, _shift, _length = image_family.model_changed(studio, DEV, "Euler")
+    assert sampler["value"] == "Euler" and negative["interactive"] is False
+    assert guidance["label"] == "Distilled guidance" and guidance["interactive"] is True and "value" not in guidance
+    assert row["visible"] is True
+    # A person's pick sets the model's own steps, guidance and size (the page's size limit kept), shift and T5 at 0.
+    assert image_family.model_picked(studio, DEV, 2048, 50) == [28, 3.5, 1024, 1024, 0, 0]
+    assert image_family.model_picked(studio, SCHNELL, 768, 50) == [4, 0.0, 768, 768, 0, 0]
+    assert image_family.model_picked(studio, SD15, 2048, 20) == [20, 7.0, 512, 512, 0, 0]
+    # A name not in the catalogue changes nothing here: the run says what is wrong.
+    assert all(update == {"__type__": "update"} for update in image_family.model_changed(studio, "nope", "Euler"))

@@ -37,7 +37,7 @@ from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
 from studio.services.image import ImageOutcome, mask_from_layers
-from studio.ui import controlnet_panel, image_setup, lora_picker
+from studio.ui import controlnet_panel, image_family, image_setup, lora_picker
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
 from studio.ui.controlnet_panel import CONTROL_SETTINGS, unit_of
 
@@ -154,14 +154,17 @@ def stream_run(work: Callable, token: CancelToken, progress: gr.Progress, label:
 
 def build(studio: Studio, stops: StopButtons) -> ImageTab:
     limit = studio.settings.max_output_side
+    max_steps = min(50, studio.settings.max_steps)
     models, default_model = model_choices(studio)
     decoders, default_decoder = decoder_choices(studio)
-    native = studio.image.native_size(default_model)
+    start = image_family.defaults_for(studio, default_model)  # the form starts with the default model's settings
+    native = min(start.size, limit) if start else studio.image.native_size(default_model)
     setup = image_setup.build(studio, stops)
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             with gr.Row():
-                model = gr.Dropdown(models, value=default_model, label="Model", scale=3, elem_id="image-model")
+                model = gr.Dropdown(models, value=default_model, label="Model", scale=3, elem_id="image-model",
+                                    info=image_family.PICK_INFO)
                 decoder = gr.Dropdown(decoders, value=default_decoder, label="Decoder", scale=2,
                                       info="TAESD decodes ~20x faster than the full VAE")
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk, oil painting",
@@ -222,11 +225,13 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
             with gr.Accordion("Settings", open=True):
                 with gr.Row():
-                    sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler")
-                    steps = gr.Slider(1, min(50, studio.settings.max_steps), value=1, step=1, label="Steps",
-                                      info="SD-Turbo: 1-4")
-                    guidance = gr.Slider(0, 15, value=0.0, step=0.5, label="Guidance (CFG scale)",
-                                         info="SD-Turbo: 0")
+                    sampler = gr.Dropdown(list(start.family.samplers if start else SAMPLERS), value=DEFAULT_SAMPLER,
+                                          label="Sampler")
+                    steps = gr.Slider(1, max_steps, value=min(start.steps, max_steps) if start else 1, step=1,
+                                      label="Steps")
+                    guidance = gr.Slider(0, 15, value=start.guidance if start else 0.0, step=0.5,
+                                         label="Guidance (CFG scale)")
+                flow = image_family.build(start)
                 fast_lcm_switch = gr.Checkbox(value=False, label=f"Fast (LCM, {LCM_STEPS} steps)",
                                               info="SD 1.5 / SDXL models: their LCM-LoRA (downloaded on first use), "
                                                    f"the {LCM_SAMPLER} sampler, guidance {LCM_GUIDANCE:g}")
@@ -440,9 +445,10 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     # -- seeds, sizes and parameters ------------------------------------------------------------
 
-    # The switch sets the LCM sampler, steps and guidance together; off, the tab's own defaults come back.
-    fast_lcm_switch.input(lambda on: (LCM_SAMPLER, LCM_STEPS, LCM_GUIDANCE) if on else (DEFAULT_SAMPLER, 1, 0.0),
-                          fast_lcm_switch, [sampler, steps, guidance], api_visibility="private")
+    # The switch sets the LCM sampler, steps and guidance together; off, the model's own come back.
+    fast_lcm_switch.input(lambda on, m: (LCM_SAMPLER, LCM_STEPS, LCM_GUIDANCE) if on else
+                          (DEFAULT_SAMPLER, *image_family.model_picked(studio, m, limit, max_steps)[:2]),
+                          [fast_lcm_switch, model], [sampler, steps, guidance], api_visibility="private")
     reuse.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()), last_seed, [seed, random_seed],
                 api_visibility="private")
 
@@ -456,11 +462,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         w, h = fit_size(loaded.size[0] + extra_w, loaded.size[1] + extra_h, studio.image.native_size(model_id))
         return min(w, limit), min(h, limit)
 
-    def native_for(model_id):
-        side = min(studio.image.native_size(model_id), limit)
-        return side, side
-
-    model.input(native_for, model, [width, height], api_visibility="private")  # a user's pick, not a loaded PNG
+    fit_outputs = image_family.wire(studio, model, sampler, negative, guidance, steps, width, height, flow, limit,
+                                    max_steps)
     init_image.change(size_for, [init_image, model], [width, height], api_visibility="private")
     outpaint_image.change(lambda p, m, lft, r, t, b: size_for(p, m, lft + r, t + b),
                           [outpaint_image, model, *sides], [width, height], api_visibility="private")
@@ -549,11 +552,12 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         """A model fetched (or pointed at) since the studio started: hide the notice, list it as here;
         LoRA files dropped in meanwhile are listed too."""
         choices, default = model_choices(studio)
-        return image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default), *lora_picker.listing_update(studio)
+        return (image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default),
+                *lora_picker.listing_update(studio), *image_family.model_changed(studio, default, DEFAULT_SAMPLER))
 
     return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
                     send_to_style=send_to_style, send_to_upscale=send_to_upscale, setup=setup, load_fn=on_load,
-                    load_outputs=[setup.box, model, *loras.listing_outputs])
+                    load_outputs=[setup.box, model, *loras.listing_outputs, *fit_outputs])
 
 
 def picked(files: list | None, index: float | None) -> str:
