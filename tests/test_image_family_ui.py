@@ -126,3 +126,61 @@ def test_picking_a_model_fits_the_controls_to_its_family(plain_backend):
     assert image_family.model_picked(studio, SD15, 2048, 20) == [20, 7.0, 512, 512, 0, 0]
     # A name not in the catalogue changes nothing here: the run says what is wrong.
     assert all(update == {"__type__": "update"} for update in image_family.model_changed(studio, "nope", "Euler"))
+
+
+# -- the running app ---------------------------------------------------------------------------------
+
+SCHNELL_ID, SD3_ID = "tiny-flux-schnell", "tiny-sd3"
+
+
+@pytest.fixture(scope="module")
+def flow_app(tmp_path_factory):
+    from tests.running_app import RunningApp
+
+    root = tmp_path_factory.mktemp("family-ui")
+    folders = {SCHNELL_ID: build_tiny_flux(root / "schnell"), SD3_ID: build_tiny_sd3(root / "sd3")}
+    models = root / "models.toml"
+    models.write_text("".join(
+        f'[[model]]\nid = "{model_id}"\nname = "{model_id}"\nfamily = "diffusers"\ntasks = {TASKS}\npath = "{path}"\n\n'
+        for model_id, path in folders.items()
+    ), encoding="utf-8")
+    with RunningApp(root / "data", "--models-file", str(models), "--offline") as running:
+        yield running
+
+
+def test_the_shift_goes_from_the_api_to_the_picture_and_back(flow_app):
+    import numpy as np
+    from gradio_client import Client, handle_file
+    from PIL import Image
+
+    from studio.media.png_info import read_a1111_parameters
+
+    client = Client(flow_app.url, verbose=False)
+    common = dict(model=SCHNELL_ID, decoder="full", prompt="a red cat", negative_prompt="", sampler="Euler", steps=2,
+                  guidance=0, width=256, height=256, random_seed=False, seed=5, api_name="/txt2img")
+    own = client.predict(**common)[1][0]["image"]  # an old caller, without the two new inputs: the model's own
+    shifted = client.predict(**common, shift=3, max_sequence_length=64)[1][0]["image"]
+
+    def pixels(path: str) -> np.ndarray:
+        return np.asarray(Image.open(path).convert("RGB"), dtype=np.int16)
+
+    assert np.abs(pixels(own) - pixels(shifted)).mean() > 0.5  # schnell's own shift is 1: 3 bends the steps
+    parsed = read_a1111_parameters(shifted)
+    assert parsed["Shift"] == "3" and parsed["Max sequence length"] == "64" and "Shift" not in read_a1111_parameters(own)
+    loaded = client.predict(handle_file(shifted), api_name="/image_read_parameters")
+    assert loaded[2] == SCHNELL_ID and tuple(loaded[-4:-2]) == (3.0, 64)  # then the fast LCM switch and the note
+    assert client.predict(handle_file(own), api_name="/image_read_parameters")[-4:-2] == (0.0, 0)
+    # The same shift again makes the same picture: what the PNG carries reproduces it.
+    assert np.array_equal(pixels(client.predict(**common, shift=loaded[-4], max_sequence_length=loaded[-3])[1][0]["image"]),
+                          pixels(shifted))
+
+
+def test_what_the_family_does_not_take_is_refused_through_the_api_in_one_sentence(flow_app):
+    """The page disables FLUX's negative prompt; an API caller that sends one hears why."""
+    from gradio_client import Client
+
+    client = Client(flow_app.url, verbose=False)
+    with pytest.raises(Exception, match="takes no negative prompt") as refused:
+        client.predict(model=SCHNELL_ID, decoder="full", prompt="a red cat", negative_prompt="blurry", steps=1,
+                       guidance=0, width=256, height=256, api_name="/txt2img")
+    assert "\n" not in str(refused.value)

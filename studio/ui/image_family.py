@@ -53,6 +53,20 @@ def build(defaults: ModelDefaults | None) -> FlowControls:
     return FlowControls(row, shift, length)
 
 
+def flow_fields(shift: Any, max_sequence_length: Any) -> dict[str, Any]:
+    """The request's shift and T5 prompt length as the form gives them; an empty box is 0 (the model's own).
+    Anything else goes to the request as sent, which explains it."""
+    if shift is None:
+        shift = 0.0
+    elif isinstance(shift, int) and not isinstance(shift, bool):
+        shift = float(shift)
+    if max_sequence_length is None:
+        max_sequence_length = 0
+    elif isinstance(max_sequence_length, float) and max_sequence_length.is_integer():
+        max_sequence_length = int(max_sequence_length)
+    return {"shift": shift, "max_sequence_length": max_sequence_length}
+
+
 def defaults_for(studio: Studio, model_id: Any) -> ModelDefaults | None:
     """The model's family and settings, or None for a name not in the catalogue (the run explains it)."""
     try:

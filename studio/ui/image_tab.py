@@ -40,6 +40,7 @@ from studio.services.image import ImageOutcome, mask_from_layers
 from studio.ui import controlnet_panel, image_family, image_setup, lora_picker
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
 from studio.ui.controlnet_panel import CONTROL_SETTINGS, unit_of
+from studio.ui.image_family import FLOW_SETTINGS, flow_fields
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
 
@@ -316,14 +317,15 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     @user_errors
     @api_doc("Make pictures from a prompt (text to image), with AUTOMATIC1111's hires fix if asked.",
-             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS)
+             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS, **FLOW_SETTINGS)
     def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, hires: bool, hires_scale: float, hires_upscaler: str,
                 hires_steps: float, hires_strength: float, fast_lcm: bool, controlnet: str, control_type: str,
                 control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0, shift: float = 0.0,
+                max_sequence_length: float = 0,
                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
@@ -331,19 +333,20 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                      hires_strength=float(hires_strength)) if hires else {}
         units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
                                   control_start, control_end)
-        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra), None,
-                       None, request, progress, controls)
+        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra,
+                                  **flow_fields(shift, max_sequence_length)), None, None, request, progress, controls)
 
     @user_errors
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
              picture="the picture to start from (a file)",
              strength="0.05-1: how far to move from the picture; steps x strength must be at least 1",
-             **CONTROL_SETTINGS)
+             **CONTROL_SETTINGS, **FLOW_SETTINGS)
     def img2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
                 controlnet: str, control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0, control_start: float = 0.0, control_end: float = 1.0,
+                shift: float = 0.0, max_sequence_length: float = 0,
                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload an input picture first.")
@@ -352,7 +355,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
                                   control_start, control_end)
         image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm),
-                                   controlnets=units)
+                                   controlnets=units, **flow_fields(shift, max_sequence_length))
         yield from run(image_request, studio.open_image(picture), None, request, progress, controls)
 
     @user_errors
@@ -365,7 +368,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         padding="0-256 px of context around the mask when only_masked is true",
         only_masked="true: work on a crop around the mask at the model's resolution; pixels outside stay as they were",
         strength="0.05-1: how far to move from the picture inside the mask",
-        **CONTROL_SETTINGS,
+        **CONTROL_SETTINGS, **FLOW_SETTINGS,
     )
     def inpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
@@ -373,7 +376,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 padding: float, only_masked: bool, strength: float, fast_lcm: bool, controlnet: str,
                 control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0, shift: float = 0.0,
+                max_sequence_length: float = 0,
                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         background = (picture or {}).get("background")
         if not background:
@@ -393,7 +397,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                   control_start, control_end)
         image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
                                    padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm),
-                                   controlnets=units)
+                                   controlnets=units, **flow_fields(shift, max_sequence_length))
         yield from run(image_request, loaded, loaded_mask, request, progress, controls)
 
     @user_errors
@@ -406,13 +410,14 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         extend_top=f"px to add at the top, 0-{MAX_EXTEND}",
         extend_bottom=f"px to add at the bottom, 0-{MAX_EXTEND}",
         mask_blur="0-64 px: how softly the new area blends into the old",
-        strength="0.05-1: how far the new area may move from the repeated edge it starts from",
+        strength="0.05-1: how far the new area may move from the repeated edge it starts from", **FLOW_SETTINGS,
     )
     def outpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                  guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                  batch_count: float, batch_size: float, picture: str | None, extend_left: float,
                  extend_right: float, extend_top: float, extend_bottom: float, mask_blur: float, strength: float,
-                 fast_lcm: bool, request: gr.Request, progress=gr.Progress()):
+                 fast_lcm: bool, shift: float = 0.0, max_sequence_length: float = 0,
+                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload a picture to extend first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
@@ -420,22 +425,23 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         image_request = request_of(
             "outpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
             extend_left=_whole(extend_left), extend_right=_whole(extend_right), extend_top=_whole(extend_top),
-            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm),
+            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm), **flow_fields(shift, max_sequence_length),
         )
         yield from run(image_request, studio.open_image(picture), None, request, progress)
 
     events = [
         # The fast LCM switch comes last, so calls written before it existed still fit.
-        # The ControlNet accordion's inputs come after it (outpainting has none).
-        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs], outputs,
+        # The ControlNet accordion's inputs come after it (outpainting has none), then the flow models' two.
+        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, *flow.inputs], outputs,
                           api_name="txt2img", concurrency_id="heavy"),
-        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs], outputs,
-                          api_name="img2img", concurrency_id="heavy"),
+        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, *flow.inputs],
+                          outputs, api_name="img2img", concurrency_id="heavy"),
         run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
-                                    fast_lcm_switch, *control.inputs], outputs, api_name="inpaint",
+                                    fast_lcm_switch, *control.inputs, *flow.inputs], outputs, api_name="inpaint",
                           concurrency_id="heavy"),
         run_outpaint.click(outpaint, [*common, outpaint_image, *sides, outpaint_blur, outpaint_strength,
-                                      fast_lcm_switch], outputs, api_name="outpaint", concurrency_id="heavy"),
+                                      fast_lcm_switch, *flow.inputs], outputs, api_name="outpaint",
+                           concurrency_id="heavy"),
     ]
 
     def stop_run(request: gr.Request) -> None:
@@ -472,7 +478,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
                          strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
-                         *hires_inputs, fast_lcm_switch, modes, info]
+                         *hires_inputs, *flow.inputs, fast_lcm_switch, modes, info]
 
     @user_errors
     @api_doc(
@@ -480,7 +486,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         png="a PNG with a 'parameters' text chunk",
         returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
                 "(false), seed, strengths, mask and outpaint settings, the hires fix (on, upscale, upscaler, steps, "
-                "strength), the fast LCM switch, then a note on what was loaded",
+                "strength), the shift and T5 prompt length (0: the model's own), the fast LCM switch, then a note "
+                "on what was loaded",
     )
     def image_read_parameters(png: str | None):
         if not png:
@@ -506,7 +513,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
             *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
             values.get("hires_scale", 1) > 1, get("hires_scale"), get("hires_upscaler"), get("hires_steps"),
-            get("hires_strength"), bool(values.get("fast_lcm", False)),
+            get("hires_strength"), values.get("shift", 0.0), values.get("max_sequence_length", 0),
+            bool(values.get("fast_lcm", False)),
             gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
 
