@@ -172,7 +172,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                 elem_id="image-prompt")
             loras = lora_picker.build(studio, prompt)
             negative = gr.Textbox(value="", label="Negative prompt", lines=1, placeholder="blurry, low quality",
-                                  info="acts only with guidance above 1")
+                                  info="acts only with guidance above 1", elem_id="image-negative")
             with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
                 with gr.Tab(MODE_LABELS["txt2img"], id="txt2img"):
                     hires_inputs = _hires_fix(studio)
@@ -229,9 +229,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                     sampler = gr.Dropdown(list(start.family.samplers if start else SAMPLERS), value=DEFAULT_SAMPLER,
                                           label="Sampler")
                     steps = gr.Slider(1, max_steps, value=min(start.steps, max_steps) if start else 1, step=1,
-                                      label="Steps")
+                                      label="Steps", elem_id="image-steps")
                     guidance = gr.Slider(0, 15, value=start.guidance if start else 0.0, step=0.5,
-                                         label="Guidance (CFG scale)")
+                                         label="Guidance (CFG scale)", elem_id="image-guidance")
                 flow = image_family.build(start)
                 fast_lcm_switch = gr.Checkbox(value=False, label=f"Fast (LCM, {LCM_STEPS} steps)",
                                               info="SD 1.5 / SDXL models: their LCM-LoRA (downloaded on first use), "
