@@ -13,6 +13,14 @@ from tests.running_app import RunningApp
 from tests.tiny_families import build_tiny_flux
 
 
+def pick(page, name: str) -> None:
+    """Choose a model as a person does: type into the dropdown (it lists what matches) and click it."""
+    field = page.locator("#image-model input")
+    field.click()
+    field.fill(name)
+    page.get_by_role("option", name=re.compile(f"^{re.escape(name)} ")).click()
+
+
 def test_switching_family_shows_the_controls_it_takes(page, tmp_path, tiny_sd_path, tiny_taesd_path):
     models = write_models_file(tmp_path, tiny_sd_path, tiny_taesd_path)
     dev = build_tiny_flux(tmp_path / "dev", guidance_embeds=True)
@@ -26,8 +34,7 @@ def test_switching_family_shows_the_controls_it_takes(page, tmp_path, tiny_sd_pa
         expect(negative).to_be_enabled()
         expect(page.locator("#image-flow")).to_be_hidden()
 
-        page.locator("#image-model input").click()
-        page.get_by_role("option", name=re.compile("^Tiny FLUX dev")).click()
+        pick(page, "Tiny FLUX dev")
         expect(page.locator("#image-flow")).to_be_visible()
         expect(page.locator("#image-shift")).to_be_visible()
         expect(negative).to_be_disabled()
@@ -36,8 +43,7 @@ def test_switching_family_shows_the_controls_it_takes(page, tmp_path, tiny_sd_pa
         expect(page.locator("#image-steps input[type=number]")).to_have_value("28")
         expect(page.locator("#image-guidance input[type=number]")).to_have_value("3.5")
 
-        page.locator("#image-model input").click()
-        page.get_by_role("option", name=re.compile("^tiny-sd ")).click()
+        pick(page, "Tiny SD")
         expect(page.locator("#image-flow")).to_be_hidden()
         expect(negative).to_be_enabled()
         expect(page.locator("#image-guidance")).to_contain_text("Guidance (CFG scale)")
