@@ -16,7 +16,12 @@ from pathlib import Path
 
 from studio.errors import StudioError
 from studio.model_folders import (
+    FLUX,
     IMAGE_TASKS,
+    SD1,
+    SD2,
+    SD3,
+    SDXL,
     FoundCheckpoint,
     checkpoint_id,
     inspect_checkpoint,
@@ -60,6 +65,18 @@ class CatalogError(StudioError):
 
 
 @dataclass(frozen=True)
+class ImageDefaults:
+    """What an image model is before it is downloaded, and the settings its model card gives it. None: the
+    family's own (backends/diffusion/model_defaults.py); the family is told from the files once they are here."""
+
+    architecture: str | None = None  # model_folders' words: SD 1.x, SD 2.x, SDXL, SD 3.x, FLUX
+    steps: int | None = None
+    guidance: float | None = None
+    size: int | None = None  # px, the side of the square it makes best
+    distilled_guidance: bool = False  # FLUX.1-dev: the guidance is an input of the model, not CFG
+
+
+@dataclass(frozen=True)
 class ModelEntry:
     id: str
     name: str
@@ -78,6 +95,7 @@ class ModelEntry:
     config: Path | None = None  # single-file diffusers checkpoints: a folder with the matching configs
     description: str = ""
     gated: bool = False  # the hub shows the files only to logged-in users who accepted the licence
+    image: ImageDefaults | None = None  # image models: their kind and their model card's settings
 
     def gate_text(self) -> str:
         """How to get past a gated repository, or nothing."""
@@ -273,6 +291,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=16300,
         source="download",
         repo="stabilityai/stable-diffusion-3.5-medium",
+        image=ImageDefaults(SD3, steps=40, guidance=4.5, size=1024),
         files=FLOW_FILES,
         gated=True,
         description="SD 3.5 (2.5B MMDiT, CLIP-L/G + T5-XXL), 1024 px: about 40 steps, guidance 4.5, sampler Euler "
@@ -288,6 +307,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=27800,
         source="download",
         repo="stabilityai/stable-diffusion-3.5-large",
+        image=ImageDefaults(SD3, steps=28, guidance=3.5, size=1024),
         files=FLOW_FILES,
         gated=True,
         description="SD 3.5 (8B MMDiT), 1024 px: about 28 steps, guidance 3.5; needs a large GPU.",
@@ -302,6 +322,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=27800,
         source="download",
         repo="stabilityai/stable-diffusion-3.5-large-turbo",
+        image=ImageDefaults(SD3, steps=4, guidance=0.0, size=1024),
         files=FLOW_FILES,
         gated=True,
         description="Distilled SD 3.5 Large: 4 steps, guidance 0, 1024 px.",
@@ -315,6 +336,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=33700,
         source="download",
         repo="black-forest-labs/FLUX.1-schnell",
+        image=ImageDefaults(FLUX, steps=4, guidance=0.0, size=1024),
         files=FLOW_FILES,
         description="FLUX.1 distilled to 1-4 steps (12B transformer, CLIP-L + T5-XXL), 1024 px: 4 steps, no "
                     "guidance (0), no negative prompt.",
@@ -329,6 +351,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=33700,
         source="download",
         repo="black-forest-labs/FLUX.1-dev",
+        image=ImageDefaults(FLUX, steps=28, guidance=3.5, size=1024, distilled_guidance=True),
         files=FLOW_FILES,
         gated=True,
         description="FLUX.1 guidance-distilled (12B transformer), 1024 px: about 28 steps, distilled guidance 3.5, "
@@ -336,6 +359,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
     ),
 )
 
+# `image`: the steps, guidance and size each model card gives (SD 1.5's gives none: AUTOMATIC1111's usual 25 at 7).
 DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry(
         id="stabilityai/sd-turbo",
@@ -347,6 +371,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2600,
         source="download",
         repo="stabilityai/sd-turbo",
+        image=ImageDefaults(SD2, steps=1, guidance=0.0, size=512),
         variant="fp16",
         description="Distilled SD 2.1: good images in 1-4 steps at 512 px, guidance 0.",
     ),
@@ -370,6 +395,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2100,
         source="download",
         repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
+        image=ImageDefaults(SD1, steps=25, guidance=7.0, size=512),
         variant="fp16",
         description="The classic 512 px model most community checkpoints derive from; 20-30 steps.",
     ),
@@ -382,6 +408,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2100,
         source="download",
         repo="stable-diffusion-v1-5/stable-diffusion-inpainting",
+        image=ImageDefaults(SD1, steps=25, guidance=7.0, size=512),
         variant="fp16",
         description="An inpainting checkpoint (9-channel UNet): cleaner fills than a plain model.",
     ),
@@ -396,6 +423,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=6900,
         source="download",
         repo="stabilityai/sdxl-turbo",
+        image=ImageDefaults(SDXL, steps=1, guidance=0.0, size=512),
         variant="fp16",
         description="Distilled SDXL: 1-4 steps at 512 px; needs more memory than SD-Turbo.",
     ),
@@ -520,7 +548,7 @@ ANNOTATOR_ENTRIES: tuple[ModelEntry, ...] = (
 
 
 _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",
-              "variant", "description", "commercial_use", "file", "config"}
+              "variant", "description", "commercial_use", "file", "config", "steps", "guidance", "size"}
 
 
 class Catalog:
@@ -701,6 +729,7 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         size_mb = float(table.get("size_mb", 0))
     except (TypeError, ValueError):
         raise CatalogError(f"{where}: size_mb must be a number.") from None
+    image = _user_image_defaults(table, where)
     return ModelEntry(
         id=model_id,
         name=str(table.get("name", model_id)),
@@ -717,4 +746,20 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         path=path,
         config=(base / Path(table["config"]).expanduser()) if "config" in table else None,
         description=str(table.get("description", "")),
+        image=image,
     )
+
+
+def _user_image_defaults(table: dict, where: str) -> ImageDefaults | None:
+    """An image model's own steps, guidance and size from its entry (each optional; the family's otherwise)."""
+    if not {"steps", "guidance", "size"} & set(table):
+        return None
+    steps, guidance, size = table.get("steps"), table.get("guidance"), table.get("size")
+    if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps < 1):
+        raise CatalogError(f"{where}: steps must be a whole number from 1, not {steps!r}.")
+    if guidance is not None and (isinstance(guidance, bool) or not isinstance(guidance, (int, float))
+                                 or not 0 <= guidance <= 30):
+        raise CatalogError(f"{where}: guidance must be a number from 0 to 30, not {guidance!r}.")
+    if size is not None and (isinstance(size, bool) or not isinstance(size, int) or size < 64 or size % 8):
+        raise CatalogError(f"{where}: size must be a whole number of px from 64, a multiple of 8, not {size!r}.")
+    return ImageDefaults(steps=steps, guidance=None if guidance is None else float(guidance), size=size)

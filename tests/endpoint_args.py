@@ -100,6 +100,8 @@ def text_settings() -> list[Any]:
 
 # The ControlNet accordion: model (none), control type, picture, sketch, weight, start, end.
 NO_CONTROLNET = ["", "canny", None, None, 1.0, 0.0, 1.0]
+# The flow models' shift and T5 prompt length, last on every image endpoint: 0, the model's own.
+MODELS_OWN_FLOW = [0, 0]
 
 
 def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
@@ -110,12 +112,13 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
     editor = {"background": photo, "layers": [], "composite": None}
     return {
         # The image endpoints end with the fast LCM switch (off); txt2img's hires fix comes before it. Text to
-        # image, image to image and inpainting then take the ControlNet accordion's values (no ControlNet).
-        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET],
-        "img2img": [*image_settings(steps=2), photo, 0.5, False, *NO_CONTROLNET],
-        "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False, *NO_CONTROLNET],
+        # image, image to image and inpainting then take the ControlNet accordion's values (no ControlNet); all four
+        # end with the flow models' shift and T5 prompt length.
+        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET, *MODELS_OWN_FLOW],
+        "img2img": [*image_settings(steps=2), photo, 0.5, False, *NO_CONTROLNET, *MODELS_OWN_FLOW],
+        "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False, *NO_CONTROLNET, *MODELS_OWN_FLOW],
         "control_map_preview": ["canny", photo, None, 64, 64],
-        "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0, False],
+        "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0, False, *MODELS_OWN_FLOW],
         "image_read_parameters": [files["png"]],
         "image_patterns": [5, "ocean", 1.0, 64, 64],
         "restyle": [photo, TINY_SD, TINY_TAESD, "watercolor painting", 0.5, 2, False, 3],

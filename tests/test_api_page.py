@@ -22,15 +22,17 @@ from studio.ui.common import api_doc
 from tests.image_cases import EXAMPLES
 from tests.image_models import TINY_SD, TINY_TAESD, write_models_file
 from tests.running_app import RunningApp
+from tests.tiny_families import build_tiny_flux
 from tests.video_clips import decoded, pan, write_clip
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "api.md"
 TINY_MUSICGEN = "local/tiny-musicgen"
+TINY_FLUX = "local/tiny-flux-schnell"
 PAGE_URL = "http://127.0.0.1:7860/"
 # The page names the studio's real defaults; here they are the tiny models built for tests.
 PAGE_MODELS = {"stabilityai/sd-turbo": TINY_SD, "madebyollin/taesd": TINY_TAESD,
-               "facebook/musicgen-small": TINY_MUSICGEN}
+               "facebook/musicgen-small": TINY_MUSICGEN, "black-forest-labs/FLUX.1-schnell": TINY_FLUX}
 
 
 def page_sections() -> list[tuple[str, str]]:
@@ -54,6 +56,9 @@ def models_file(tmp_path_factory, tiny_sd_path, tiny_taesd_path, tiny_musicgen_p
     with path.open("a", encoding="utf-8") as toml:
         toml.write(f'\n[[model]]\nid = "{TINY_MUSICGEN}"\nname = "Tiny MusicGen"\nfamily = "transformers"\n'
                    f'tasks = ["music"]\npath = "{tiny_musicgen_path}"\nlicence = "MIT"\n')
+        flux = build_tiny_flux(tmp_path_factory.mktemp("api-page-flux"))
+        toml.write(f'\n[[model]]\nid = "{TINY_FLUX}"\nname = "Tiny FLUX"\nfamily = "diffusers"\n'
+                   f'tasks = ["txt2img"]\npath = "{flux}"\nlicence = "Apache-2.0"\n')
     return path
 
 

@@ -37,9 +37,10 @@ from studio.media.png_info import read_a1111_parameters
 from studio.runtime import CancelToken
 from studio.services import Studio
 from studio.services.image import ImageOutcome, mask_from_layers
-from studio.ui import controlnet_panel, image_setup, lora_picker
+from studio.ui import controlnet_panel, image_family, image_setup, lora_picker
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
 from studio.ui.controlnet_panel import CONTROL_SETTINGS, unit_of
+from studio.ui.image_family import FLOW_SETTINGS, flow_fields
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
 
@@ -49,9 +50,9 @@ IMAGE_SETTINGS = {
     "decoder": f"catalogue id of the fast decoder, e.g. {DEFAULT_DECODER}, or '{FULL_VAE}' for the model's own VAE",
     "prompt": "what the picture should show",
     "negative_prompt": "what it should not show (acts only with guidance above 1)",
-    "sampler": f"one of {', '.join(SAMPLERS)}",
+    "sampler": f"one of {', '.join(SAMPLERS)} (SD 3.x and FLUX: Euler only)",
     "steps": "denoising steps, 1-50 (SD-Turbo: 1-4)",
-    "guidance": "CFG scale, 0-15 (SD-Turbo: 0)",
+    "guidance": "CFG scale, 0-15 (SD-Turbo and FLUX.1-schnell: 0; FLUX.1-dev: its distilled guidance, about 3.5)",
     "width": "px, a multiple of 8: the size the model works at",
     "height": "px, a multiple of 8: the size the model works at",
     "random_seed": "true: draw a new seed (the one used comes back); false: use seed",
@@ -154,21 +155,24 @@ def stream_run(work: Callable, token: CancelToken, progress: gr.Progress, label:
 
 def build(studio: Studio, stops: StopButtons) -> ImageTab:
     limit = studio.settings.max_output_side
+    max_steps = min(50, studio.settings.max_steps)
     models, default_model = model_choices(studio)
     decoders, default_decoder = decoder_choices(studio)
-    native = studio.image.native_size(default_model)
+    start = image_family.defaults_for(studio, default_model)  # the form starts with the default model's settings
+    native = min(start.size, limit) if start else studio.image.native_size(default_model)
     setup = image_setup.build(studio, stops)
     with gr.Row(equal_height=False):
         with gr.Column(scale=5):
             with gr.Row():
-                model = gr.Dropdown(models, value=default_model, label="Model", scale=3, elem_id="image-model")
+                model = gr.Dropdown(models, value=default_model, label="Model", scale=3, elem_id="image-model",
+                                    info=image_family.PICK_INFO)
                 decoder = gr.Dropdown(decoders, value=default_decoder, label="Decoder", scale=2,
                                       info="TAESD decodes ~20x faster than the full VAE")
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk, oil painting",
                                 elem_id="image-prompt")
             loras = lora_picker.build(studio, prompt)
             negative = gr.Textbox(value="", label="Negative prompt", lines=1, placeholder="blurry, low quality",
-                                  info="acts only with guidance above 1")
+                                  info="acts only with guidance above 1", elem_id="image-negative")
             with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
                 with gr.Tab(MODE_LABELS["txt2img"], id="txt2img"):
                     hires_inputs = _hires_fix(studio)
@@ -222,11 +226,13 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             stop = gr.Button("Stop", variant="stop", elem_id="image-stop")
             with gr.Accordion("Settings", open=True):
                 with gr.Row():
-                    sampler = gr.Dropdown(list(SAMPLERS), value=DEFAULT_SAMPLER, label="Sampler")
-                    steps = gr.Slider(1, min(50, studio.settings.max_steps), value=1, step=1, label="Steps",
-                                      info="SD-Turbo: 1-4")
-                    guidance = gr.Slider(0, 15, value=0.0, step=0.5, label="Guidance (CFG scale)",
-                                         info="SD-Turbo: 0")
+                    sampler = gr.Dropdown(list(start.family.samplers if start else SAMPLERS), value=DEFAULT_SAMPLER,
+                                          label="Sampler")
+                    steps = gr.Slider(1, max_steps, value=min(start.steps, max_steps) if start else 1, step=1,
+                                      label="Steps", elem_id="image-steps")
+                    guidance = gr.Slider(0, 15, value=start.guidance if start else 0.0, step=0.5,
+                                         label="Guidance (CFG scale)", elem_id="image-guidance")
+                flow = image_family.build(start)
                 fast_lcm_switch = gr.Checkbox(value=False, label=f"Fast (LCM, {LCM_STEPS} steps)",
                                               info="SD 1.5 / SDXL models: their LCM-LoRA (downloaded on first use), "
                                                    f"the {LCM_SAMPLER} sampler, guidance {LCM_GUIDANCE:g}")
@@ -311,14 +317,15 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     @user_errors
     @api_doc("Make pictures from a prompt (text to image), with AUTOMATIC1111's hires fix if asked.",
-             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS)
+             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS, **FLOW_SETTINGS)
     def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, hires: bool, hires_scale: float, hires_upscaler: str,
                 hires_steps: float, hires_strength: float, fast_lcm: bool, controlnet: str, control_type: str,
                 control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0, shift: float = 0.0,
+                max_sequence_length: float = 0,
                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
@@ -326,19 +333,20 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                      hires_strength=float(hires_strength)) if hires else {}
         units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
                                   control_start, control_end)
-        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra), None,
-                       None, request, progress, controls)
+        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra,
+                                  **flow_fields(shift, max_sequence_length)), None, None, request, progress, controls)
 
     @user_errors
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
              picture="the picture to start from (a file)",
              strength="0.05-1: how far to move from the picture; steps x strength must be at least 1",
-             **CONTROL_SETTINGS)
+             **CONTROL_SETTINGS, **FLOW_SETTINGS)
     def img2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
                 controlnet: str, control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0, control_start: float = 0.0, control_end: float = 1.0,
+                shift: float = 0.0, max_sequence_length: float = 0,
                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload an input picture first.")
@@ -347,7 +355,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
                                   control_start, control_end)
         image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm),
-                                   controlnets=units)
+                                   controlnets=units, **flow_fields(shift, max_sequence_length))
         yield from run(image_request, studio.open_image(picture), None, request, progress, controls)
 
     @user_errors
@@ -360,7 +368,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         padding="0-256 px of context around the mask when only_masked is true",
         only_masked="true: work on a crop around the mask at the model's resolution; pixels outside stay as they were",
         strength="0.05-1: how far to move from the picture inside the mask",
-        **CONTROL_SETTINGS,
+        **CONTROL_SETTINGS, **FLOW_SETTINGS,
     )
     def inpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
@@ -368,7 +376,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 padding: float, only_masked: bool, strength: float, fast_lcm: bool, controlnet: str,
                 control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0, shift: float = 0.0,
+                max_sequence_length: float = 0,
                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         background = (picture or {}).get("background")
         if not background:
@@ -388,7 +397,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                   control_start, control_end)
         image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
                                    padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm),
-                                   controlnets=units)
+                                   controlnets=units, **flow_fields(shift, max_sequence_length))
         yield from run(image_request, loaded, loaded_mask, request, progress, controls)
 
     @user_errors
@@ -401,13 +410,14 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         extend_top=f"px to add at the top, 0-{MAX_EXTEND}",
         extend_bottom=f"px to add at the bottom, 0-{MAX_EXTEND}",
         mask_blur="0-64 px: how softly the new area blends into the old",
-        strength="0.05-1: how far the new area may move from the repeated edge it starts from",
+        strength="0.05-1: how far the new area may move from the repeated edge it starts from", **FLOW_SETTINGS,
     )
     def outpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                  guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                  batch_count: float, batch_size: float, picture: str | None, extend_left: float,
                  extend_right: float, extend_top: float, extend_bottom: float, mask_blur: float, strength: float,
-                 fast_lcm: bool, request: gr.Request, progress=gr.Progress()):
+                 fast_lcm: bool, shift: float = 0.0, max_sequence_length: float = 0,
+                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload a picture to extend first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
@@ -415,22 +425,23 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         image_request = request_of(
             "outpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
             extend_left=_whole(extend_left), extend_right=_whole(extend_right), extend_top=_whole(extend_top),
-            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm),
+            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm), **flow_fields(shift, max_sequence_length),
         )
         yield from run(image_request, studio.open_image(picture), None, request, progress)
 
     events = [
         # The fast LCM switch comes last, so calls written before it existed still fit.
-        # The ControlNet accordion's inputs come after it (outpainting has none).
-        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs], outputs,
+        # The ControlNet accordion's inputs come after it (outpainting has none), then the flow models' two.
+        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, *flow.inputs], outputs,
                           api_name="txt2img", concurrency_id="heavy"),
-        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs], outputs,
-                          api_name="img2img", concurrency_id="heavy"),
+        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, *flow.inputs],
+                          outputs, api_name="img2img", concurrency_id="heavy"),
         run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
-                                    fast_lcm_switch, *control.inputs], outputs, api_name="inpaint",
+                                    fast_lcm_switch, *control.inputs, *flow.inputs], outputs, api_name="inpaint",
                           concurrency_id="heavy"),
         run_outpaint.click(outpaint, [*common, outpaint_image, *sides, outpaint_blur, outpaint_strength,
-                                      fast_lcm_switch], outputs, api_name="outpaint", concurrency_id="heavy"),
+                                      fast_lcm_switch, *flow.inputs], outputs, api_name="outpaint",
+                           concurrency_id="heavy"),
     ]
 
     def stop_run(request: gr.Request) -> None:
@@ -440,9 +451,10 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     # -- seeds, sizes and parameters ------------------------------------------------------------
 
-    # The switch sets the LCM sampler, steps and guidance together; off, the tab's own defaults come back.
-    fast_lcm_switch.input(lambda on: (LCM_SAMPLER, LCM_STEPS, LCM_GUIDANCE) if on else (DEFAULT_SAMPLER, 1, 0.0),
-                          fast_lcm_switch, [sampler, steps, guidance], api_visibility="private")
+    # The switch sets the LCM sampler, steps and guidance together; off, the model's own come back.
+    fast_lcm_switch.input(lambda on, m: (LCM_SAMPLER, LCM_STEPS, LCM_GUIDANCE) if on else
+                          (DEFAULT_SAMPLER, *image_family.model_picked(studio, m, limit, max_steps)[:2]),
+                          [fast_lcm_switch, model], [sampler, steps, guidance], api_visibility="private")
     reuse.click(lambda s: (s, False) if s is not None else (gr.skip(), gr.skip()), last_seed, [seed, random_seed],
                 api_visibility="private")
 
@@ -456,11 +468,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         w, h = fit_size(loaded.size[0] + extra_w, loaded.size[1] + extra_h, studio.image.native_size(model_id))
         return min(w, limit), min(h, limit)
 
-    def native_for(model_id):
-        side = min(studio.image.native_size(model_id), limit)
-        return side, side
-
-    model.input(native_for, model, [width, height], api_visibility="private")  # a user's pick, not a loaded PNG
+    fit_outputs = image_family.wire(studio, model, sampler, negative, guidance, steps, width, height, flow, limit,
+                                    max_steps)
     init_image.change(size_for, [init_image, model], [width, height], api_visibility="private")
     outpaint_image.change(lambda p, m, lft, r, t, b: size_for(p, m, lft + r, t + b),
                           [outpaint_image, model, *sides], [width, height], api_visibility="private")
@@ -469,7 +478,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
                          strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
-                         *hires_inputs, fast_lcm_switch, modes, info]
+                         *hires_inputs, *flow.inputs, fast_lcm_switch, modes, info]
 
     @user_errors
     @api_doc(
@@ -477,7 +486,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         png="a PNG with a 'parameters' text chunk",
         returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
                 "(false), seed, strengths, mask and outpaint settings, the hires fix (on, upscale, upscaler, steps, "
-                "strength), the fast LCM switch, then a note on what was loaded",
+                "strength), the shift and T5 prompt length (0: the model's own), the fast LCM switch, then a note "
+                "on what was loaded",
     )
     def image_read_parameters(png: str | None):
         if not png:
@@ -503,7 +513,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
             *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
             values.get("hires_scale", 1) > 1, get("hires_scale"), get("hires_upscaler"), get("hires_steps"),
-            get("hires_strength"), bool(values.get("fast_lcm", False)),
+            get("hires_strength"), values.get("shift", 0.0), values.get("max_sequence_length", 0),
+            bool(values.get("fast_lcm", False)),
             gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
 
@@ -549,11 +560,12 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         """A model fetched (or pointed at) since the studio started: hide the notice, list it as here;
         LoRA files dropped in meanwhile are listed too."""
         choices, default = model_choices(studio)
-        return image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default), *lora_picker.listing_update(studio)
+        return (image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default),
+                *lora_picker.listing_update(studio), *image_family.model_changed(studio, default, DEFAULT_SAMPLER))
 
     return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
                     send_to_style=send_to_style, send_to_upscale=send_to_upscale, setup=setup, load_fn=on_load,
-                    load_outputs=[setup.box, model, *loras.listing_outputs])
+                    load_outputs=[setup.box, model, *loras.listing_outputs, *fit_outputs])
 
 
 def picked(files: list | None, index: float | None) -> str:

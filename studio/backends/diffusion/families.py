@@ -54,14 +54,20 @@ def family_of(pipe: Any) -> Family:
     """The family of a loaded pipeline, from its class and its transformer's config."""
     name = type(pipe).__name__
     if name.startswith("Flux"):
-        distilled = bool(getattr(pipe.transformer.config, "guidance_embeds", False))
+        return family_named(FLUX, distilled=bool(getattr(pipe.transformer.config, "guidance_embeds", False)))
+    if name.startswith("StableDiffusion3"):
+        return family_named(SD3)
+    return family_named(SDXL if "XL" in name else SD)
+
+
+def family_named(name: str, distilled: bool = False) -> Family:
+    """A family by name (model_folders' "SD 1.x" and "SD 2.x" are SD); `distilled`: FLUX.1-dev's guidance input."""
+    if name == FLUX:
         return Family(FLUX, flow=True, negative_prompt=False, guidance="distilled" if distilled else "none",
                       size_multiple=16, prompt_syntax=False, embeddings=False, fast_lcm=False, latent_hires=False)
-    if name.startswith("StableDiffusion3"):
+    if name == SD3:
         return Family(SD3, flow=True, prompt_syntax=False, embeddings=False, fast_lcm=False, latent_hires=False)
-    if "XL" in name:
-        return Family(SDXL)
-    return Family(SD)
+    return Family(SDXL) if name == SDXL else Family(SD)
 
 
 def native_size(pipe: Any) -> int:

@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from studio import hub
-from studio.backends.diffusion import controlnet, families, hires, lcm, memory
+from studio.backends.diffusion import controlnet, families, hires, lcm, memory, model_defaults
 from studio.backends.diffusion import embeddings as ti
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
@@ -180,6 +180,18 @@ class DiffusionBackend:
             return True
         except StudioError:
             return False
+
+    def model_defaults(self, model_id: str) -> model_defaults.ModelDefaults:
+        """A model's family and starting settings, told from its entry or its files (nothing loaded or fetched)."""
+        entry = self.catalog.get(model_id)
+
+        def where() -> Path | None:
+            try:
+                return hub.locate(entry, offline=True, download_if_missing=False)
+            except StudioError:
+                return None
+
+        return model_defaults.defaults_of(entry, where)
 
     def native_size(self, model_id: str) -> int:
         """The resolution a model was trained at, from its config alone (no weights loaded); 512 when
