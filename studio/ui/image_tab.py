@@ -39,7 +39,7 @@ from studio.services import Studio
 from studio.services.image import ImageOutcome, mask_from_layers
 from studio.ui import controlnet_panel, image_setup, lora_picker
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
-from studio.ui.controlnet_panel import CONTROL_SETTINGS, unit_of
+from studio.ui.controlnet_panel import CONTROL_SETTINGS, MORE_SETTINGS, takes_more_units, units_of
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
 
@@ -311,7 +311,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     @user_errors
     @api_doc("Make pictures from a prompt (text to image), with AUTOMATIC1111's hires fix if asked.",
-             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS)
+             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS, **MORE_SETTINGS)
+    @takes_more_units
     def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, hires: bool, hires_scale: float, hires_upscaler: str,
@@ -319,13 +320,14 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
                 control_start: float = 0.0, control_end: float = 1.0,
-                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
+                request: gr.Request = None, progress=gr.Progress(),  # type: ignore[assignment]
+                more_controls: tuple[Any, ...] = ()):
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
         extra = dict(hires_scale=float(hires_scale), hires_upscaler=hires_upscaler, hires_steps=_whole(hires_steps),
                      hires_strength=float(hires_strength)) if hires else {}
-        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
-                                  control_start, control_end)
+        units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
+                                            control_weight, control_start, control_end), more_controls)
         yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra), None,
                        None, request, progress, controls)
 
@@ -333,19 +335,21 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
              picture="the picture to start from (a file)",
              strength="0.05-1: how far to move from the picture; steps x strength must be at least 1",
-             **CONTROL_SETTINGS)
+             **CONTROL_SETTINGS, **MORE_SETTINGS)
+    @takes_more_units
     def img2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
                 controlnet: str, control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0, control_start: float = 0.0, control_end: float = 1.0,
-                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
+                request: gr.Request = None, progress=gr.Progress(),  # type: ignore[assignment]
+                more_controls: tuple[Any, ...] = ()):
         if not picture:
             raise gr.Error("Upload an input picture first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
-        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
-                                  control_start, control_end)
+        units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
+                                            control_weight, control_start, control_end), more_controls)
         image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm),
                                    controlnets=units)
         yield from run(image_request, studio.open_image(picture), None, request, progress, controls)
@@ -360,8 +364,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         padding="0-256 px of context around the mask when only_masked is true",
         only_masked="true: work on a crop around the mask at the model's resolution; pixels outside stay as they were",
         strength="0.05-1: how far to move from the picture inside the mask",
-        **CONTROL_SETTINGS,
+        **CONTROL_SETTINGS, **MORE_SETTINGS,
     )
+    @takes_more_units
     def inpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: dict | None, mask: str | None, mask_blur: float,
@@ -369,7 +374,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
                 control_start: float = 0.0, control_end: float = 1.0,
-                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
+                request: gr.Request = None, progress=gr.Progress(),  # type: ignore[assignment]
+                more_controls: tuple[Any, ...] = ()):
         background = (picture or {}).get("background")
         if not background:
             raise gr.Error("Upload a picture to inpaint first.")
@@ -384,8 +390,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             loaded_mask = LoadedImage(drawn.convert("RGB"))
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
-        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
-                                  control_start, control_end)
+        units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
+                                            control_weight, control_start, control_end), more_controls)
         image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
                                    padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm),
                                    controlnets=units)
@@ -421,13 +427,14 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     events = [
         # The fast LCM switch comes last, so calls written before it existed still fit.
-        # The ControlNet accordion's inputs come after it (outpainting has none).
-        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs], outputs,
-                          api_name="txt2img", concurrency_id="heavy"),
-        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs], outputs,
-                          api_name="img2img", concurrency_id="heavy"),
+        # The ControlNet accordion's inputs come after it (outpainting has none): unit 0's first seven, and
+        # after every other input, its thresholds and units 1 and 2 (`control.more`).
+        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, *control.more],
+                          outputs, api_name="txt2img", concurrency_id="heavy"),
+        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, *control.more],
+                          outputs, api_name="img2img", concurrency_id="heavy"),
         run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
-                                    fast_lcm_switch, *control.inputs], outputs, api_name="inpaint",
+                                    fast_lcm_switch, *control.inputs, *control.more], outputs, api_name="inpaint",
                           concurrency_id="heavy"),
         run_outpaint.click(outpaint, [*common, outpaint_image, *sides, outpaint_blur, outpaint_strength,
                                       fast_lcm_switch], outputs, api_name="outpaint", concurrency_id="heavy"),
@@ -547,13 +554,14 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     def on_load() -> tuple:
         """A model fetched (or pointed at) since the studio started: hide the notice, list it as here;
-        LoRA files dropped in meanwhile are listed too."""
+        LoRA files dropped in meanwhile are listed too; the ControlNet units' settings show their defaults."""
         choices, default = model_choices(studio)
-        return image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default), *lora_picker.listing_update(studio)
+        return (image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default),
+                *lora_picker.listing_update(studio), *control.load_values())
 
     return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
                     send_to_style=send_to_style, send_to_upscale=send_to_upscale, setup=setup, load_fn=on_load,
-                    load_outputs=[setup.box, model, *loras.listing_outputs])
+                    load_outputs=[setup.box, model, *loras.listing_outputs, *control.load_outputs])
 
 
 def picked(files: list | None, index: float | None) -> str:
