@@ -14,7 +14,14 @@ from studio.backends.diffusion import control_maps
 from studio.services import Studio
 from studio.settings import Settings
 from studio.ui import controlnet_panel
-from studio.ui.controlnet_panel import MORE_DEFAULTS, UNIT_DEFAULTS, takes_more_units, thresholds, units_of
+from studio.ui.controlnet_panel import (
+    LOADED_FIELDS,
+    MORE_DEFAULTS,
+    UNIT_DEFAULTS,
+    takes_more_units,
+    thresholds,
+    units_of,
+)
 from tests.image_models import (
     TINY_CONTROLNET,
     TINY_CONTROLNET_2,
@@ -66,8 +73,8 @@ def test_the_sliders_are_labelled_for_the_type_and_hidden_where_it_has_no_settin
     assert (a.label, a.value, a.step, a.maximum, b.visible) == ("Blur sigma (px)", 9, 0.1, 64, False)
     a, b = controlnet_panel.threshold_sliders("shuffle")
     assert a.visible is False and b.visible is False
-    a, _ = controlnet_panel.threshold_sliders("canny", (30, None))  # a loaded value is shown as it was
-    assert a.value == 30
+    a, _ = controlnet_panel.threshold_sliders("tile", set_defaults=False)  # a loaded value is kept as it was
+    assert (a.label, a.maximum) == ("Down-sampling rate", 8) and "value" not in a.constructor_args
 
 
 def test_units_of_takes_every_unit_with_a_model_in_order(tmp_path, tiny_files):
@@ -172,3 +179,75 @@ def test_the_thresholds_change_the_canny_map_the_preview_and_the_record(client, 
         txt2img(client, app, controlnet=TINY_CONTROLNET, control_type="tile", control_picture="scene.png",
                 control_threshold_a=100)
 
+
+
+def test_load_parameters_fills_two_units_and_their_thresholds_back(client, app):
+    from gradio_client import handle_file
+
+    made = txt2img(client, app, **FIRST, control_threshold_a=20, control_threshold_b=60, **SECOND)
+    path = app.files / "two-units.png"
+    made.save(path, pnginfo=_info(made))
+    fields = client.predict(handle_file(str(path)), api_name="/image_read_parameters")
+    units = [list(fields[-2 - 3 * len(LOADED_FIELDS):-2][n * len(LOADED_FIELDS):][:len(LOADED_FIELDS)]) for n in range(3)]
+    assert units == [[TINY_CONTROLNET, "canny", 1.0, 0.0, 1.0, 20, 60],
+                     [TINY_CONTROLNET_2, "scribble", 2.0, 0.0, 0.9, 32, 0],
+                     ["", "canny", 1.0, 0.0, 1.0, 100, 200]]
+    assert "picture again" in fields[-1]
+    # Sent back in as the form would: the same picture.
+    again = txt2img(client, app, **dict(zip(("controlnet", "control_type", "control_weight", "control_start",
+                                             "control_end", "control_threshold_a", "control_threshold_b"),
+                                            units[0], strict=True)), control_picture="scene.png",
+                    **{f"{name}_1": value for name, value in zip(LOADED_FIELDS, units[1], strict=True)},
+                    control_picture_1="drawing.png")
+    assert np.array_equal(pixels(again), pixels(made))
+
+
+def _info(picture: Image.Image):
+    from PIL.PngImagePlugin import PngInfo
+
+    info = PngInfo()
+    info.add_text("parameters", picture.text["parameters"])
+    return info
+
+
+def test_a_unit_whose_controlnet_is_not_here_is_left_empty_and_said(tiny_files):
+    from studio.catalog import load_catalog
+
+    catalog = load_catalog(tiny_files)
+    parsed = {"ControlNet 0": "Module: canny, Model: lost_canny [12345678], Weight: 0.5, Guidance Start: 0, "
+                              "Guidance End: 1, Threshold A: 50, Threshold B: 90",
+              # A file renamed since: found by AUTOMATIC1111's short hash of its weights (a tiny file's is the
+              # hash of nothing, the same for both tiny ControlNets: the first is taken).
+              "ControlNet 1": "Module: invert, Model: renamed [e3b0c442], Weight: 1.5, Guidance Start: 0.2, "
+                              "Guidance End: 0.8"}
+    values, notes = controlnet_panel.loaded_units(parsed, catalog)
+    size = len(LOADED_FIELDS)
+    assert values[:2] == ["", "canny"] and values[size:size + 5] == [TINY_CONTROLNET, "invert", 1.5, 0.2, 0.8]
+    assert values[size + 5:size + 7] == [0, 0]  # invert has no setting
+    assert notes == ["ControlNet 0 used the ControlNet 'lost_canny', which is not in the catalogue: ControlNet "
+                     "Unit 0 is left empty."]
+    assert controlnet_panel.loaded_units({"Steps": "4"}, catalog) == (None, [])
+
+
+def test_the_command_line_takes_each_threshold_on_its_own(tmp_path, tiny_files, capsys):
+    import argparse
+
+    from studio.cli import controlnet as cli_controlnet
+    from studio.cli.main import main
+
+    parser = argparse.ArgumentParser()
+    cli_controlnet.add_arguments(parser)
+    studio = Studio(Settings(data_dir=tmp_path / "data", models_file=tiny_files, offline=True, device="cpu"))
+    args = parser.parse_args(["--controlnet", TINY_CONTROLNET, "--control-threshold-b", "150", "--controlnet",
+                              TINY_CONTROLNET_2, "--control-type", "scribble", "--control-threshold-a", "12"])
+    units, _ = cli_controlnet.units(args, studio)
+    assert [(u.threshold_a, u.threshold_b) for u in units] == [(None, 150.0), (12.0, None)]
+    picture = tmp_path / "scene.png"
+    scene().save(picture)
+    code = main(["--data-dir", str(tmp_path / "data"), "--models-file", str(tiny_files), "--offline", "image",
+                 "a rocket", "--model", TINY_SD, "--size", "64x64", "--no-gallery", "--out", str(tmp_path / "o.png"),
+                 "--controlnet", TINY_CONTROLNET, "--control-image", str(picture), "--control-threshold", "50,90",
+                 "--control-threshold-a", "40"])
+    assert code == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "not both" in err

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -18,7 +19,9 @@ from PIL import Image
 
 from studio.backends.diffusion import control_maps
 from studio.backends.diffusion.controlnet import TASK
+from studio.backends.diffusion.metadata import controlnet_units
 from studio.backends.diffusion.request import MAX_CONTROL_WEIGHT, ControlUnit
+from studio.catalog import Catalog
 from studio.errors import InputError
 from studio.media.images import LoadedImage
 from studio.services import Studio
@@ -52,6 +55,8 @@ MORE_SETTINGS = {
     **{f"{name}_{n}": f"ControlNet unit {n}: {text}" for n in range(1, UNITS)
        for name, text in {**CONTROL_SETTINGS, **THRESHOLD_SETTINGS}.items()},
 }
+LOADED_FIELDS = ("controlnet", "control_type", "control_weight", "control_start", "control_end",
+                 "control_threshold_a", "control_threshold_b")
 MORE_DEFAULTS = {name: UNIT_DEFAULTS[name.rstrip("_0123456789") if name[-1].isdigit() else name]
                  for name in MORE_SETTINGS}
 
@@ -61,6 +66,11 @@ class ControlPanel:
     inputs: list[gr.components.Component]  # unit 0's first seven, in CONTROL_SETTINGS' order
     more: list[gr.components.Component]  # in MORE_SETTINGS' order
     units: list[list[gr.components.Component]]  # each unit's nine fields, in UNIT_DEFAULTS' order
+
+    @property
+    def loaded_fields(self) -> list[gr.components.Component]:
+        """What Load parameters fills in each unit (all but its picture and sketch), in LOADED_FIELDS' order."""
+        return [unit[list(UNIT_DEFAULTS).index(name)] for unit in self.units for name in LOADED_FIELDS]
 
     @property
     def load_outputs(self) -> list[gr.components.Component]:
@@ -76,9 +86,9 @@ def choices(studio: Studio) -> list[tuple[str, str]]:
     return [("None", NONE)] + [(f"{e.name} · {e.size_text()}" if e.size_mb else e.name, e.id) for e in entries]
 
 
-def threshold_sliders(name: Any, values: Sequence[float | None] = (None, None)) -> list[Any]:
-    """The two setting sliders for a control type: labelled by what they mean for it, at its defaults
-    (or `values`), hidden where it has no such setting."""
+def threshold_sliders(name: Any, set_defaults: bool = True) -> list[Any]:
+    """The two setting sliders for a control type: labelled by what they mean for it (at its defaults
+    with `set_defaults`, else keeping their values), hidden where it has no such setting."""
     kind = control_maps.CONTROL_TYPES.get(name) if isinstance(name, str) else None
     updates = []
     for which in (0, 1):
@@ -87,10 +97,10 @@ def threshold_sliders(name: Any, values: Sequence[float | None] = (None, None)) 
             updates.append(gr.Slider(visible=False))
             continue
         low, high = (kind.a_range, kind.b_range)[which]
-        value = values[which] if values[which] is not None else default
-        updates.append(gr.Slider(minimum=0, maximum=high, step=kind.step, value=value, visible=True,
+        updates.append(gr.Slider(minimum=0, maximum=high, step=kind.step, visible=True,
                                  label=(kind.a_label, kind.b_label)[which],
-                                 info=f"{low:g}-{high:g}; 0: the default, {default:g}"))
+                                 info=f"{low:g}-{high:g}; 0: the default, {default:g}",
+                                 **({"value": default} if set_defaults else {})))
     return updates
 
 
@@ -124,7 +134,10 @@ def _unit(studio: Studio, number: int) -> list[gr.components.Component]:
                            elem_id=_eid(number, "weight"))
         start = gr.Slider(0, 1, value=0.0, step=0.05, label="Starting step", elem_id=_eid(number, "start"))
         end = gr.Slider(0, 1, value=1.0, step=0.05, label="Ending step", elem_id=_eid(number, "end"))
-    # A person's pick only: parameters loaded from a PNG set the type and its values together.
+    # Any change of type relabels the sliders; a person's pick also sets its defaults (parameters loaded
+    # from a PNG set the type and its values together).
+    kind.change(lambda name: threshold_sliders(name, set_defaults=False), kind, [threshold_a, threshold_b],
+                api_visibility="private")
     kind.input(threshold_sliders, kind, [threshold_a, threshold_b], api_visibility="private")
     return [model, kind, picture, sketch, weight, start, end, threshold_a, threshold_b]
 
@@ -223,6 +236,27 @@ def control_source(studio: Studio, picture: Any, sketch: Any) -> LoadedImage | N
         alpha = layer.alpha.resize(canvas.size) if layer.alpha.size != canvas.size else layer.alpha
         canvas.paste(strokes, (0, 0), alpha)
     return LoadedImage(canvas)
+
+
+def loaded_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[Any] | None, list[str]]:
+    """The units' LOADED_FIELDS values from parsed parameters' `ControlNet N` entries (unit N from entry N;
+    units without one emptied), or None when there are none; a note for each unit left empty because its
+    ControlNet (by name or hash) or preprocessor is not here."""
+    keys = {int(key.split()[1]): key for key in parsed if re.fullmatch(r"ControlNet \d+", key)}
+    if not keys:
+        return None, []
+    values: list[Any] = []
+    notes: list[str] = []
+    for number in range(UNITS):
+        found, said = controlnet_units({keys[number]: parsed[keys[number]]}, catalog) if number in keys else ([], [])
+        notes += [note.replace("; left off.", f": ControlNet Unit {number} is left empty.") for note in said]
+        unit = {"weight": 1.0, "start": 0.0, "end": 1.0, **(found[0] if found else {})}
+        kind = control_maps.control_type(unit.get("control_type", "canny"))
+        settings = [unit.get(name, default) for name, default in (("threshold_a", kind.threshold_a),
+                                                                   ("threshold_b", kind.threshold_b))]
+        values += [unit.get("model", NONE), kind.name, unit["weight"], unit["start"], unit["end"],
+                   *(0 if value is None else value for value in settings)]  # 0: a setting the type lacks
+    return values, notes
 
 
 def unit_of(studio: Studio, model: Any, control_type: Any, picture: Any, sketch: Any, weight: Any, start: Any,

@@ -476,7 +476,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
                          strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
-                         *hires_inputs, fast_lcm_switch, modes, info]
+                         *hires_inputs, *control.loaded_fields, fast_lcm_switch, modes, info]
 
     @user_errors
     @api_doc(
@@ -484,7 +484,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         png="a PNG with a 'parameters' text chunk",
         returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
                 "(false), seed, strengths, mask and outpaint settings, the hires fix (on, upscale, upscaler, steps, "
-                "strength), the fast LCM switch, then a note on what was loaded",
+                "strength), ControlNet units 0-2 (model, type, weight, start, end, threshold A, threshold B), the "
+                "fast LCM switch, then a note on what was loaded",
     )
     def image_read_parameters(png: str | None):
         if not png:
@@ -494,6 +495,12 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             raise gr.Error("This picture carries no generation parameters (no 'parameters' text in the PNG).")
         values, notes = fields_from_parameters(parsed, studio.catalog, loras=studio.image.loras,
                                               embeddings=studio.image.embeddings)
+        units, unit_notes = controlnet_panel.loaded_units(parsed, studio.catalog)
+        for note in unit_notes:  # a unit whose model is not here is left empty, and said so
+            gr.Warning(note)
+        notes = [note for note in notes if not note.startswith("ControlNet ")]  # said in the warnings
+        if units is not None:
+            notes.append("Give each ControlNet unit its picture again: parameters do not carry pictures.")
         if values.get("model") not in {m for _, m in models}:
             values.pop("model", None)
         if values.get("hires_upscaler", DEFAULT_UPSCALER) not in studio.image.hires_upscalers():
@@ -510,7 +517,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
             *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
             values.get("hires_scale", 1) > 1, get("hires_scale"), get("hires_upscaler"), get("hires_steps"),
-            get("hires_strength"), bool(values.get("fast_lcm", False)),
+            get("hires_strength"), *(units if units is not None else [gr.skip()] * len(control.loaded_fields)),
+            bool(values.get("fast_lcm", False)),
             gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
 

@@ -210,8 +210,9 @@ def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dic
         if kind is None:
             notes.append(f"{key} used the preprocessor '{module}', which the studio does not have; left off.")
             continue
+        digest = re.search(r"\[([0-9a-fA-F]+)\]$", fields.get("model", ""))
         named = re.sub(r"\s*\[[0-9a-fA-F]+\]$", "", fields.get("model", "")).strip()
-        model = match_controlnet(named, catalog)
+        model = match_controlnet(named, catalog, digest.group(1) if digest else None)
         if model is None:
             notes.append(f"{key} used the ControlNet '{named}', which is not in the catalogue; left off.")
             continue
@@ -228,13 +229,26 @@ def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dic
     return units, notes
 
 
-def match_controlnet(name: str, catalog: Catalog) -> str | None:
-    """The catalogue's ControlNet AUTOMATIC1111 lists under `name` (a file's or repository's name), if any."""
-    from studio.backends.diffusion.controlnet import TASK, a1111_name
+def match_controlnet(name: str, catalog: Catalog, short_hash: str | None = None) -> str | None:
+    """The catalogue's ControlNet AUTOMATIC1111 lists under `name` (a file's or repository's name), else
+    the one on this machine whose weights have AUTOMATIC1111's `short_hash` (a file renamed since)."""
+    from studio import hub
+    from studio.backends.diffusion.controlnet import TASK, a1111_name, legacy_hash, weights_file
+    from studio.errors import StudioError
 
     lowered = name.lower()
-    for entry in catalog.for_task(TASK):
+    entries = catalog.for_task(TASK)
+    for entry in entries:
         if lowered in {entry.id.lower(), a1111_name(entry).lower(), entry.name.lower()}:
+            return entry.id
+    if not short_hash or short_hash.strip("0") == "":  # 00000000: the hash was not known when written
+        return None
+    for entry in entries:
+        try:  # only files already here: a lookup never downloads
+            found = legacy_hash(weights_file(entry, hub.locate(entry, offline=True, download_if_missing=False)))
+        except (StudioError, OSError):
+            continue
+        if found == short_hash.lower():
             return entry.id
     return None
 
