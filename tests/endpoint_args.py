@@ -112,7 +112,7 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
     return {
         # The image endpoints end with the fast LCM switch (off); txt2img's hires fix comes before it. Text to
         # image, image to image and inpainting then take the ControlNet accordion's values (no ControlNet).
-        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET],
+        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET, 0, 0],  # + hires resize
         "img2img": [*image_settings(steps=2), photo, 0.5, False, *NO_CONTROLNET],
         "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False, *NO_CONTROLNET],
         "control_map_preview": ["canny", photo, None, 64, 64, 0, 0],

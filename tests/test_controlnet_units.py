@@ -251,3 +251,17 @@ def test_the_command_line_takes_each_threshold_on_its_own(tmp_path, tiny_files, 
     assert code == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "not both" in err
+
+
+def test_a_hires_resize_is_made_and_load_parameters_reads_it_back(client, app):
+    from gradio_client import handle_file
+
+    made = txt2img(client, app, hires=True, hires_upscaler="Lanczos", hires_strength=0.0, hires_resize_x=0,
+                   hires_resize_y=96)
+    assert made.size == (96, 96) and "Hires resize: 0x96" in made.text["parameters"]
+    path = app.files / "resized.png"
+    made.save(path, pnginfo=_info(made))
+    fields = client.predict(handle_file(str(path)), api_name="/image_read_parameters")
+    hires = list(fields[-2 - 3 * len(LOADED_FIELDS) - 7:-2 - 3 * len(LOADED_FIELDS)])
+    # On, the scale left as it was (the picture gives a size instead), upscaler, steps, strength, the resize.
+    assert hires[0] is True and hires[2:] == ["Lanczos", 0, 0.0, 0, 96]

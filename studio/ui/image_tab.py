@@ -69,6 +69,11 @@ HIRES_SETTINGS = {
     "hires_steps": "steps of the second pass; 0: as many as the first",
     "hires_strength": "0-1: the second pass's denoising strength (0 with Lanczos: upscaled only)",
 }
+HIRES_RESIZE_SETTINGS = {
+    "hires_resize_x": "px, a multiple of 8: the hires fix's width instead of hires_scale (0: by the scale; "
+                      "one side 0 keeps the aspect)",
+    "hires_resize_y": "px, a multiple of 8: the hires fix's height (both given: upscaled to cover, centre-cropped)",
+}
 IMAGE_RETURNS = "the live preview (empty at the end), the pictures with captions, a summary, the seed used"
 
 
@@ -171,7 +176,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                   info="acts only with guidance above 1")
             with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
                 with gr.Tab(MODE_LABELS["txt2img"], id="txt2img"):
-                    hires_inputs = _hires_fix(studio)
+                    hires_inputs, hires_resize = _hires_fix(studio)
                     run_txt2img = gr.Button("Generate", variant="primary", elem_id="image-run-txt2img")
                 with gr.Tab(MODE_LABELS["img2img"], id="img2img"):
                     init_image = image_upload(label="Input picture", height=280, elem_id="image-img2img-input")
@@ -311,7 +316,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     @user_errors
     @api_doc("Make pictures from a prompt (text to image), with AUTOMATIC1111's hires fix if asked.",
-             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS, **MORE_SETTINGS)
+             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS, **MORE_SETTINGS,
+             **HIRES_RESIZE_SETTINGS)
     @takes_more_units
     def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
@@ -319,13 +325,15 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 hires_steps: float, hires_strength: float, fast_lcm: bool, controlnet: str, control_type: str,
                 control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0,
-                request: gr.Request = None, progress=gr.Progress(),  # type: ignore[assignment]
+                control_start: float = 0.0, control_end: float = 1.0, hires_resize_x: float = 0,
+                hires_resize_y: float = 0, request: gr.Request = None,
+                progress=gr.Progress(),  # type: ignore[assignment]
                 more_controls: tuple[Any, ...] = ()):
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
         extra = dict(hires_scale=float(hires_scale), hires_upscaler=hires_upscaler, hires_steps=_whole(hires_steps),
-                     hires_strength=float(hires_strength)) if hires else {}
+                     hires_strength=float(hires_strength), hires_resize_x=_whole(hires_resize_x),
+                     hires_resize_y=_whole(hires_resize_y)) if hires else {}
         units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
                                             control_weight, control_start, control_end), more_controls)
         yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra), None,
@@ -429,8 +437,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         # The fast LCM switch comes last, so calls written before it existed still fit.
         # The ControlNet accordion's inputs come after it (outpainting has none): unit 0's first seven, and
         # after every other input, its thresholds and units 1 and 2 (`control.more`).
-        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, *control.more],
-                          outputs, api_name="txt2img", concurrency_id="heavy"),
+        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, *control.more,
+                                    *hires_resize], outputs, api_name="txt2img", concurrency_id="heavy"),
         run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, *control.more],
                           outputs, api_name="img2img", concurrency_id="heavy"),
         run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
@@ -476,7 +484,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
                          strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
-                         *hires_inputs, *control.loaded_fields, fast_lcm_switch, modes, info]
+                         *hires_inputs, *hires_resize, *control.loaded_fields, fast_lcm_switch, modes, info]
 
     @user_errors
     @api_doc(
@@ -484,7 +492,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         png="a PNG with a 'parameters' text chunk",
         returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
                 "(false), seed, strengths, mask and outpaint settings, the hires fix (on, upscale, upscaler, steps, "
-                "strength), ControlNet units 0-2 (model, type, weight, start, end, threshold A, threshold B), the "
+                "strength, resize width, resize height), ControlNet units 0-2 (model, type, weight, start, end, threshold A, threshold B), the "
                 "fast LCM switch, then a note on what was loaded",
     )
     def image_read_parameters(png: str | None):
@@ -516,8 +524,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("guidance"), get("width"), get("height"), False if "seed" in values else gr.skip(), get("seed"),
             get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
             *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
-            values.get("hires_scale", 1) > 1, get("hires_scale"), get("hires_upscaler"), get("hires_steps"),
-            get("hires_strength"), *(units if units is not None else [gr.skip()] * len(control.loaded_fields)),
+            values.get("hires_scale", 1) > 1 or bool(values.get("hires_resize_x") or values.get("hires_resize_y")),
+            get("hires_scale"), get("hires_upscaler"), get("hires_steps"), get("hires_strength"),
+            get("hires_resize_x"), get("hires_resize_y"), *(units if units is not None else [gr.skip()] * len(control.loaded_fields)),
             bool(values.get("fast_lcm", False)),
             gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
@@ -580,8 +589,9 @@ def picked(files: list | None, index: float | None) -> str:
     return chosen[0] if isinstance(chosen, (tuple, list)) else chosen
 
 
-def _hires_fix(studio: Studio) -> list[gr.components.Component]:
-    """The Hires fix accordion: [on, upscale by, upscaler, hires steps, denoising strength]."""
+def _hires_fix(studio: Studio) -> tuple[list[gr.components.Component], list[gr.components.Component]]:
+    """The Hires fix accordion: [on, upscale by, upscaler, hires steps, denoising strength], and
+    [resize width to, resize height to] (inputs that came later, so they go last)."""
     with gr.Accordion("Hires fix", open=False, elem_id="image-hires"):
         hires = gr.Checkbox(value=False, label="Hires fix", elem_id="image-hires-on",
                             info="make the picture at the model's size, upscale it, then redraw it bigger")
@@ -594,7 +604,13 @@ def _hires_fix(studio: Studio) -> list[gr.components.Component]:
                               info="0: as many as the first pass")
             strength = gr.Slider(0, 1, value=DEFAULT_STRENGTH, step=0.05, label="Denoising strength",
                                  info="0 with Lanczos: upscaled only")
-    return [hires, scale, upscaler, steps, strength]
+        with gr.Row():  # AUTOMATIC1111's "Resize width/height to", in place of "Upscale by"
+            limit = studio.settings.max_output_side
+            resize_x = gr.Slider(0, limit, value=0, step=8, label="Resize width to", elem_id="image-hires-resize-x",
+                                 info="0: by 'Upscale by'; one side 0 keeps the aspect")
+            resize_y = gr.Slider(0, limit, value=0, step=8, label="Resize height to", elem_id="image-hires-resize-y",
+                                 info="both given: upscaled to cover, then centre-cropped")
+    return [hires, scale, upscaler, steps, strength], [resize_x, resize_y]
 
 
 def describe(studio: Studio, outcome: ImageOutcome) -> str:
