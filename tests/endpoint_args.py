@@ -98,8 +98,9 @@ def text_settings() -> list[Any]:
     return [BUILTIN_TEXT, 0.8, 0.95, 40, 0.05, 1.1, 2, "", 3, False]
 
 
-# The ControlNet accordion: model (none), control type, picture, sketch, weight, start, end.
-NO_CONTROLNET = ["", "canny", None, None, 1.0, 0.0, 1.0]
+# The ControlNet accordion: unit 0's model (none), control type, picture, sketch, weight, start, end; then its
+# thresholds (0: the type's defaults) and units 1 and 2, each those nine (none).
+NO_CONTROLNET = ["", "canny", None, None, 1.0, 0.0, 1.0, 0, 0, *(["", "canny", None, None, 1.0, 0.0, 1.0, 0, 0] * 2)]
 # The flow models' shift and T5 prompt length, last on every image endpoint: 0, the model's own.
 MODELS_OWN_FLOW = [0, 0]
 
@@ -112,12 +113,12 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
     editor = {"background": photo, "layers": [], "composite": None}
     return {
         # The image endpoints end with the fast LCM switch (off); txt2img's hires fix comes before it. Text to
-        # image, image to image and inpainting then take the ControlNet accordion's values (no ControlNet); all four
-        # end with the flow models' shift and T5 prompt length.
-        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET, *MODELS_OWN_FLOW],
+        # image, image to image and inpainting then take the ControlNet accordion's values (no ControlNet); txt2img
+        # the hires resize (0, 0: by its scale); all four end with the flow models' shift and T5 prompt length.
+        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET, 0, 0, *MODELS_OWN_FLOW],
         "img2img": [*image_settings(steps=2), photo, 0.5, False, *NO_CONTROLNET, *MODELS_OWN_FLOW],
         "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False, *NO_CONTROLNET, *MODELS_OWN_FLOW],
-        "control_map_preview": ["canny", photo, None, 64, 64],
+        "control_map_preview": ["canny", photo, None, 64, 64, 0, 0],
         "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0, False, *MODELS_OWN_FLOW],
         "image_read_parameters": [files["png"]],
         "image_patterns": [5, "ocean", 1.0, 64, 64],
@@ -157,6 +158,7 @@ FILE_SLOTS: list[tuple[str, int, tuple]] = [
     ("outpaint", 13, ()),
     ("control_map_preview", 1, ()),
     ("txt2img", 21, ()),
+    ("txt2img", 30, ()),  # ControlNet unit 1's picture
     ("image_read_parameters", 0, ()),
     ("restyle", 0, ()),
     ("stylize", 0, ()),

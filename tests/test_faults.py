@@ -30,6 +30,7 @@ from studio.services import music as music_service
 from studio.settings import Settings
 from studio.ui.common import user_errors
 from tests.api_calls import call
+from tests.endpoint_args import NO_CONTROLNET
 from tests.running_app import RunningApp
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -451,9 +452,10 @@ def write_args(model: str = BUILTIN_TEXT, max_new: int = 5, keep: bool = False, 
 
 def txt2img_args(model: str) -> list:
     # ... then the hires fix (off, upscale, upscaler, steps, strength), the fast LCM switch (off), the
-    # ControlNet accordion (none), the shift and T5 prompt length (the model's own)
+    # ControlNet accordion (none), the hires fix's resize (0, 0: by its scale), the shift and T5 prompt length
+    # (the model's own)
     return [model, "tiny-taesd", "a red cat", "", "Euler", 1, 0.0, 64, 64, False, 7, 1, 1, False, 2, "Latent", 0, 0.5,
-            False, "", "canny", None, None, 1.0, 0.0, 1.0, 0, 0]
+            False, *NO_CONTROLNET, 0, 0, 0, 0]
 
 
 def test_a_damaged_model_fails_its_request_and_the_studio_serves_the_next(app):

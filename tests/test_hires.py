@@ -111,6 +111,8 @@ def test_a_size_past_the_limit_is_refused_before_any_work(catalog):
     ({"hires_steps": -1}, "hires steps"),
     ({"hires_strength": 0.0}, "latents, which need a second pass"),
     ({"hires_upscaler": "R-ESRGAN 4x+"}, "must be one of Latent"),
+    ({"hires_resize_x": 100}, "multiple of 8 px from 64, not 100"),
+    ({"hires_resize_y": -8}, "hires resize height must be between 0"),
 ])
 def test_bad_hires_settings_are_explained(backend, change, words):
     with pytest.raises(InputError, match=words.replace("(", r"\(").replace(")", r"\)")):
@@ -177,9 +179,11 @@ def test_hires_text_written_by_automatic1111_is_read(catalog):
     values, _ = fields_from_parameters(parse_a1111_parameters(text), catalog)
     assert (values["hires_scale"], values["hires_steps"], values["hires_strength"]) == (1.5, 0, 0.7)
     assert values["hires_upscaler"] == "R-ESRGAN 4x+"
-    resized = text.replace("Hires upscale: 1.5", "Hires resize: 1024x768")
+    assert (values["hires_resize_x"], values["hires_resize_y"]) == (0, 0)  # by the scale
+    resized = text.replace("Hires upscale: 1.5", "Hires resize: 1024x0")
     values, notes = fields_from_parameters(parse_a1111_parameters(resized), catalog)
-    assert values["hires_scale"] == 2.0 and any("Hires resize: 1024x768" in note for note in notes)
+    assert (values["hires_resize_x"], values["hires_resize_y"]) == (1024, 0) and notes == []
+    assert ImageRequest(**values).hires_size == (1024, 768)
 
 
 def test_the_cli_makes_it_and_reproduce_and_the_gallery_make_it_again(models, tmp_path, capsys, monkeypatch):
@@ -214,9 +218,55 @@ def test_the_cli_makes_it_and_reproduce_and_the_gallery_make_it_again(models, tm
 def test_the_a1111_api_reads_the_hires_fields():
     unhonoured: list[str] = []
     values = hires_fields(Fields({"enable_hr": True, "hr_scale": 1.5, "hr_upscaler": "Lanczos",
-                                  "hr_second_pass_steps": 4, "denoising_strength": 0.4, "hr_resize_x": 900}),
+                                  "hr_second_pass_steps": 4, "denoising_strength": 0.4, "hr_resize_x": 904}),
                           unhonoured)
-    assert values == {"hires_scale": 1.5, "hires_upscaler": "Lanczos", "hires_steps": 4, "hires_strength": 0.4}
-    assert unhonoured == ["hr_resize_x"]
+    assert values == {"hires_scale": 1.5, "hires_upscaler": "Lanczos", "hires_steps": 4, "hires_strength": 0.4,
+                      "hires_resize_x": 904, "hires_resize_y": 0}
+    assert unhonoured == []
     defaults = hires_fields(Fields({"enable_hr": True}), [])  # AUTOMATIC1111's own defaults
-    assert defaults == {"hires_scale": 2.0, "hires_upscaler": "Latent", "hires_steps": 0, "hires_strength": 0.75}
+    assert defaults == {"hires_scale": 2.0, "hires_upscaler": "Latent", "hires_steps": 0, "hires_strength": 0.75,
+                        "hires_resize_x": 0, "hires_resize_y": 0}
+
+
+def test_hires_resize_gives_the_asked_size_and_its_metadata_parses_back(backend, catalog):
+    # One side given: the other follows the first pass's aspect; the resize alone turns the hires fix on.
+    one_side = replace(BASE, width=96, hires_resize_x=144, hires_steps=1, hires_strength=0.5)
+    made = backend.generate(one_side)
+    assert made.images[0].size == (144, 96)
+    record = made.params[0]
+    assert (record["hires_resize_x"], record["hires_resize_y"], record["hires_scale"]) == (144, 0, 1.0)
+    text = a1111_parameters(record)
+    assert "Hires resize: 144x0" in text and "Hires upscale:" not in text and "Size: 96x64" in text
+    values, notes = fields_from_parameters(parse_a1111_parameters(text), catalog)
+    assert notes == [] and (values["hires_resize_x"], values["hires_resize_y"]) == (144, 0)
+    assert np.array_equal(pixels(backend.generate(ImageRequest(**values)).images[0]), pixels(made.images[0]))
+    # Both given, another aspect: upscaled until it covers them, then the centre kept. Upscaled only
+    # (Lanczos at strength 0), that is the middle of the picture a plain 2x makes.
+    enlarge = replace(BASE, hires_upscaler="Lanczos", hires_strength=0.0)
+    square = backend.generate(replace(enlarge, hires_scale=2.0)).images[0]
+    wide = backend.generate(replace(enlarge, hires_resize_x=128, hires_resize_y=96)).images[0]
+    assert wide.size == (128, 96)
+    assert np.array_equal(pixels(wide), pixels(square.crop((0, 16, 128, 112))))
+    latent = backend.generate(replace(BASE, hires_resize_x=96, hires_resize_y=128, hires_steps=1,
+                                      hires_strength=0.5))
+    assert latent.images[0].size == (96, 128)
+    assert "Hires resize: 96x128" in a1111_parameters(latent.params[0])
+    # Off (a scale of 1, no resize): no hires fix, and records as before resizing existed.
+    assert "hires_resize_x" not in backend.generate(BASE).params[0]
+
+
+def test_the_cli_takes_a_hires_resize_and_reproduce_makes_it_again(models, tmp_path, capsys):
+    common = ["--data-dir", str(tmp_path / "data"), "--models-file", str(models), "--offline"]
+    out = tmp_path / "wide.png"
+    code = main([*common, "image", "a red cat", "--model", TINY_SD, "--decoder", TINY_TAESD, "--seed", "4",
+                 "--size", "64x64", "--steps", "1", "--hires-resize", "0x96", "--hires-upscaler", "Lanczos",
+                 "--hires-strength", "0.5", "--out", str(out)])
+    capsys.readouterr()
+    assert code == 0 and Image.open(out).size == (96, 96)
+    assert read_a1111_parameters(out)["Hires resize"] == "0x96"
+    assert main([*common, "reproduce", str(out), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["matches"] is True
+    with pytest.raises(SystemExit) as stopped:  # a usage mistake: argparse's one line
+        main([*common, "image", "a red cat", "--model", TINY_SD, "--size", "64x64", "--hires-resize", "big"])
+    err = capsys.readouterr().err.strip()
+    assert stopped.value.code == 2 and "is not WIDTHxHEIGHT" in err and len(err.splitlines()) == 1

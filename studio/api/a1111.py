@@ -394,7 +394,7 @@ class A1111Api:
 
 def hires_fields(fields: Fields, unhonoured: list[str]) -> dict[str, Any]:
     """AUTOMATIC1111's hires fix fields (its defaults where left out); the request checks the values."""
-    for name, off in (("hr_resize_x", 0), ("hr_resize_y", 0), ("hr_checkpoint_name", None),
+    for name, off in (("hr_checkpoint_name", None),
                       ("hr_sampler_name", None), ("hr_scheduler", None), ("hr_prompt", ""),
                       ("hr_negative_prompt", "")):
         if fields.present(name) and fields.raw(name) not in (off, None, "", "Use same checkpoint",
@@ -403,7 +403,9 @@ def hires_fields(fields: Fields, unhonoured: list[str]) -> dict[str, Any]:
     return dict(hires_scale=fields.real("hr_scale", 2.0, 0, 1_000),
                 hires_upscaler=fields.text("hr_upscaler", "", 200) or DEFAULT_UPSCALER,
                 hires_steps=fields.whole("hr_second_pass_steps", 0, 0, 10_000),
-                hires_strength=fields.real("denoising_strength", 0.75, 0, 1))
+                hires_strength=fields.real("denoising_strength", 0.75, 0, 1),
+                hires_resize_x=fields.whole("hr_resize_x", 0, 0, 16_384),
+                hires_resize_y=fields.whole("hr_resize_y", 0, 0, 16_384))
 
 
 def _script_on(value: Any) -> bool:

@@ -34,6 +34,9 @@ OPTIONS = {
     "--control-end": ("end", "E", "the share of the steps after which it stops, 0..1 (default 1)"),
     "--control-threshold": ("thresholds", "A[,B]", "the type's settings: canny's low,high thresholds (default "
                                                    "100,200), scribble's detail, tile's down-sampling, blur's sigma"),
+    "--control-threshold-a": ("threshold_a", "A", "the type's first setting alone (canny: low threshold, scribble: "
+                                                  "XDoG threshold, tile: down-sampling rate, blur: sigma)"),
+    "--control-threshold-b": ("threshold_b", "B", "the type's second setting alone (canny: high threshold)"),
 }
 
 
@@ -74,8 +77,12 @@ def units(args: argparse.Namespace, studio: Studio) -> tuple[tuple[ControlUnit, 
     for group in groups:
         picture = group.pop("image", None)
         thresholds = group.pop("thresholds", ())
-        made.append(ControlUnit(**group, threshold_a=thresholds[0] if thresholds else None,
-                                threshold_b=thresholds[1] if len(thresholds) > 1 else None))
+        if thresholds and ("threshold_a" in group or "threshold_b" in group):
+            raise InputError(f"ControlNet {len(made)}: give --control-threshold A,B or --control-threshold-a/-b, "
+                             "not both")
+        group.setdefault("threshold_a", thresholds[0] if thresholds else None)
+        group.setdefault("threshold_b", thresholds[1] if len(thresholds) > 1 else None)
+        made.append(ControlUnit(**group))
         pictures.append(studio.open_image(picture) if picture is not None else None)
     return tuple(made), pictures
 

@@ -114,8 +114,18 @@ def _add_hires_arguments(parser: argparse.ArgumentParser) -> None:
                              "picture upscaler: upscaled only)")
     parser.add_argument("--hires-steps", type=int, default=0, metavar="N",
                         help="steps of the second pass (default 0: as many as --steps)")
+    parser.add_argument("--hires-resize", type=_resize, default=(0, 0), metavar="WxH",
+                        help="hires fix to this size instead of a scale, as AUTOMATIC1111's 'Resize width/height to' "
+                             "(0 for one side keeps the aspect: 1024x0; both given: upscaled to cover, centre-cropped)")
     parser.add_argument("--hires-upscaler", default=DEFAULT_UPSCALER, metavar="ID",
                         help=f"{', '.join(BUILTIN_UPSCALERS)}, or an upscaler model's name (default {DEFAULT_UPSCALER})")
+
+
+def _resize(text: str) -> tuple[int, int]:
+    match = re.fullmatch(r"\s*(\d{1,5})\s*[xX]\s*(\d{1,5})\s*", text)
+    if not match or match.group(1) == match.group(2) == "0":
+        raise argparse.ArgumentTypeError(f"'{text}' is not WIDTHxHEIGHT (such as 1024x768, or 1024x0 to keep the aspect)")
+    return int(match.group(1)), int(match.group(2))
 
 
 def run(args: argparse.Namespace, settings: Settings) -> int:
@@ -161,7 +171,8 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         extra["mask_blur"] = args.mask_blur
     if mode == "txt2img":
         extra.update(hires_scale=args.hires, hires_strength=args.hires_strength, hires_steps=args.hires_steps,
-                     hires_upscaler=args.hires_upscaler)
+                     hires_upscaler=args.hires_upscaler, hires_resize_x=args.hires_resize[0],
+                     hires_resize_y=args.hires_resize[1])
     units, controls = cli_controlnet.units(args, studio) if mode != "outpaint" else ((), [])
     base = ImageRequest(
         prompt=prompts[0], mode=mode, negative_prompt=args.negative, model=args.model, steps=steps,

@@ -119,10 +119,12 @@ class Studio:
 
     # -- style transfer -------------------------------------------------------------------
 
-    def control_map(self, picture: LoadedImage, control_type: str,
-                    size: tuple[int, int]) -> tuple[Image.Image, str | None]:
-        """A ControlNet's map of the picture at the working size, and a note when the picture was fitted."""
-        return self.image.control_map(picture.rgb, control_type, size)
+    def control_map(self, picture: LoadedImage, control_type: str, size: tuple[int, int],
+                    threshold_a: float | None = None,
+                    threshold_b: float | None = None) -> tuple[Image.Image, str | None]:
+        """A ControlNet's map of the picture at the working size (its type's settings, None for the
+        defaults), and a note when the picture was fitted."""
+        return self.image.control_map(picture.rgb, control_type, size, threshold_a, threshold_b)
 
     def stylize(self, photo: LoadedImage, request: StyleRequest, style_image: LoadedImage | None = None,
                 **kwargs: Any) -> StyleOutcome:

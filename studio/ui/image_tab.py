@@ -39,7 +39,7 @@ from studio.services import Studio
 from studio.services.image import ImageOutcome, mask_from_layers
 from studio.ui import controlnet_panel, image_family, image_setup, lora_picker
 from studio.ui.common import StopButtons, UploadedImageEditor, api_doc, image_upload, servable, user_errors
-from studio.ui.controlnet_panel import CONTROL_SETTINGS, unit_of
+from studio.ui.controlnet_panel import CONTROL_SETTINGS, MORE_SETTINGS, takes_more_units, units_of
 from studio.ui.image_family import FLOW_SETTINGS, flow_fields
 
 MODE_LABELS = {"txt2img": "Text to image", "img2img": "Image to image", "inpaint": "Inpaint", "outpaint": "Outpaint"}
@@ -69,6 +69,11 @@ HIRES_SETTINGS = {
     "hires_upscaler": "Latent (and its variants), Lanczos, Nearest, or an upscaler model's name",
     "hires_steps": "steps of the second pass; 0: as many as the first",
     "hires_strength": "0-1: the second pass's denoising strength (0 with Lanczos: upscaled only)",
+}
+HIRES_RESIZE_SETTINGS = {
+    "hires_resize_x": "px, a multiple of 8: the hires fix's width instead of hires_scale (0: by the scale; "
+                      "one side 0 keeps the aspect)",
+    "hires_resize_y": "px, a multiple of 8: the hires fix's height (both given: upscaled to cover, centre-cropped)",
 }
 IMAGE_RETURNS = "the live preview (empty at the end), the pictures with captions, a summary, the seed used"
 
@@ -175,7 +180,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                   info="acts only with guidance above 1", elem_id="image-negative")
             with gr.Tabs(selected="txt2img", elem_id="image-modes") as modes:
                 with gr.Tab(MODE_LABELS["txt2img"], id="txt2img"):
-                    hires_inputs = _hires_fix(studio)
+                    hires_inputs, hires_resize = _hires_fix(studio)
                     run_txt2img = gr.Button("Generate", variant="primary", elem_id="image-run-txt2img")
                 with gr.Tab(MODE_LABELS["img2img"], id="img2img"):
                     init_image = image_upload(label="Input picture", height=280, elem_id="image-img2img-input")
@@ -317,22 +322,27 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     @user_errors
     @api_doc("Make pictures from a prompt (text to image), with AUTOMATIC1111's hires fix if asked.",
-             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS, **FLOW_SETTINGS)
+             returns=IMAGE_RETURNS, **IMAGE_SETTINGS, **HIRES_SETTINGS, **CONTROL_SETTINGS, **MORE_SETTINGS,
+             **HIRES_RESIZE_SETTINGS, **FLOW_SETTINGS)
+    @takes_more_units
     def txt2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, hires: bool, hires_scale: float, hires_upscaler: str,
                 hires_steps: float, hires_strength: float, fast_lcm: bool, controlnet: str, control_type: str,
                 control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0, shift: float = 0.0,
-                max_sequence_length: float = 0,
-                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
+                control_start: float = 0.0, control_end: float = 1.0, hires_resize_x: float = 0,
+                hires_resize_y: float = 0, shift: float = 0.0, max_sequence_length: float = 0,
+                request: gr.Request = None,
+                progress=gr.Progress(),  # type: ignore[assignment]
+                more_controls: tuple[Any, ...] = ()):
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
         extra = dict(hires_scale=float(hires_scale), hires_upscaler=hires_upscaler, hires_steps=_whole(hires_steps),
-                     hires_strength=float(hires_strength)) if hires else {}
-        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
-                                  control_start, control_end)
+                     hires_strength=float(hires_strength), hires_resize_x=_whole(hires_resize_x),
+                     hires_resize_y=_whole(hires_resize_y)) if hires else {}
+        units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
+                                            control_weight, control_start, control_end), more_controls)
         yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra,
                                   **flow_fields(shift, max_sequence_length)), None, None, request, progress, controls)
 
@@ -340,20 +350,22 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
              picture="the picture to start from (a file)",
              strength="0.05-1: how far to move from the picture; steps x strength must be at least 1",
-             **CONTROL_SETTINGS, **FLOW_SETTINGS)
+             **CONTROL_SETTINGS, **MORE_SETTINGS, **FLOW_SETTINGS)
+    @takes_more_units
     def img2img(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
                 controlnet: str, control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0, control_start: float = 0.0, control_end: float = 1.0,
                 shift: float = 0.0, max_sequence_length: float = 0,
-                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
+                request: gr.Request = None, progress=gr.Progress(),  # type: ignore[assignment]
+                more_controls: tuple[Any, ...] = ()):
         if not picture:
             raise gr.Error("Upload an input picture first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
-        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
-                                  control_start, control_end)
+        units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
+                                            control_weight, control_start, control_end), more_controls)
         image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm),
                                    controlnets=units, **flow_fields(shift, max_sequence_length))
         yield from run(image_request, studio.open_image(picture), None, request, progress, controls)
@@ -368,8 +380,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         padding="0-256 px of context around the mask when only_masked is true",
         only_masked="true: work on a crop around the mask at the model's resolution; pixels outside stay as they were",
         strength="0.05-1: how far to move from the picture inside the mask",
-        **CONTROL_SETTINGS, **FLOW_SETTINGS,
+        **CONTROL_SETTINGS, **MORE_SETTINGS, **FLOW_SETTINGS,
     )
+    @takes_more_units
     def inpaint(model: str, decoder: str, prompt: str, negative_prompt: str, sampler: str, steps: float,
                 guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                 batch_count: float, batch_size: float, picture: dict | None, mask: str | None, mask_blur: float,
@@ -378,7 +391,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 control_weight: float = 1.0,
                 control_start: float = 0.0, control_end: float = 1.0, shift: float = 0.0,
                 max_sequence_length: float = 0,
-                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
+                request: gr.Request = None, progress=gr.Progress(),  # type: ignore[assignment]
+                more_controls: tuple[Any, ...] = ()):
         background = (picture or {}).get("background")
         if not background:
             raise gr.Error("Upload a picture to inpaint first.")
@@ -393,8 +407,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             loaded_mask = LoadedImage(drawn.convert("RGB"))
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
-        units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
-                                  control_start, control_end)
+        units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
+                                            control_weight, control_start, control_end), more_controls)
         image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
                                    padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm),
                                    controlnets=units, **flow_fields(shift, max_sequence_length))
@@ -431,13 +445,15 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     events = [
         # The fast LCM switch comes last, so calls written before it existed still fit.
-        # The ControlNet accordion's inputs come after it (outpainting has none), then the flow models' two.
-        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, *flow.inputs], outputs,
-                          api_name="txt2img", concurrency_id="heavy"),
-        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, *flow.inputs],
-                          outputs, api_name="img2img", concurrency_id="heavy"),
+        # The ControlNet accordion's inputs come after it (outpainting has none): unit 0's first seven, and
+        # after every other input, its thresholds and units 1 and 2 (`control.more`); the flow models' two last.
+        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, *control.more,
+                                    *hires_resize, *flow.inputs], outputs, api_name="txt2img", concurrency_id="heavy"),
+        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, *control.more,
+                                    *flow.inputs], outputs, api_name="img2img", concurrency_id="heavy"),
         run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
-                                    fast_lcm_switch, *control.inputs, *flow.inputs], outputs, api_name="inpaint",
+                                    fast_lcm_switch, *control.inputs, *control.more, *flow.inputs], outputs,
+                          api_name="inpaint",
                           concurrency_id="heavy"),
         run_outpaint.click(outpaint, [*common, outpaint_image, *sides, outpaint_blur, outpaint_strength,
                                       fast_lcm_switch, *flow.inputs], outputs, api_name="outpaint",
@@ -478,7 +494,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
                          strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
-                         *hires_inputs, *flow.inputs, fast_lcm_switch, modes, info]
+                         *hires_inputs, *hires_resize, *flow.inputs, *control.loaded_fields, fast_lcm_switch,
+                         modes, info]
 
     @user_errors
     @api_doc(
@@ -486,8 +503,9 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         png="a PNG with a 'parameters' text chunk",
         returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
                 "(false), seed, strengths, mask and outpaint settings, the hires fix (on, upscale, upscaler, steps, "
-                "strength), the shift and T5 prompt length (0: the model's own), the fast LCM switch, then a note "
-                "on what was loaded",
+                "strength, resize width, resize height), the shift and T5 prompt length (0: the model's own), "
+                "ControlNet units 0-2 (model, type, weight, start, end, threshold A, threshold B), the fast LCM "
+                "switch, then a note on what was loaded",
     )
     def image_read_parameters(png: str | None):
         if not png:
@@ -497,6 +515,12 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             raise gr.Error("This picture carries no generation parameters (no 'parameters' text in the PNG).")
         values, notes = fields_from_parameters(parsed, studio.catalog, loras=studio.image.loras,
                                               embeddings=studio.image.embeddings)
+        units, unit_notes = controlnet_panel.loaded_units(parsed, studio.catalog)
+        for note in unit_notes:  # a unit whose model is not here is left empty, and said so
+            gr.Warning(note)
+        notes = [note for note in notes if not note.startswith("ControlNet ")]  # said in the warnings
+        if units is not None:
+            notes.append("Give each ControlNet unit its picture again: parameters do not carry pictures.")
         if values.get("model") not in {m for _, m in models}:
             values.pop("model", None)
         if values.get("hires_upscaler", DEFAULT_UPSCALER) not in studio.image.hires_upscalers():
@@ -512,8 +536,10 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("guidance"), get("width"), get("height"), False if "seed" in values else gr.skip(), get("seed"),
             get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
             *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
-            values.get("hires_scale", 1) > 1, get("hires_scale"), get("hires_upscaler"), get("hires_steps"),
-            get("hires_strength"), values.get("shift", 0.0), values.get("max_sequence_length", 0),
+            values.get("hires_scale", 1) > 1 or bool(values.get("hires_resize_x") or values.get("hires_resize_y")),
+            get("hires_scale"), get("hires_upscaler"), get("hires_steps"), get("hires_strength"),
+            get("hires_resize_x"), get("hires_resize_y"), values.get("shift", 0.0), values.get("max_sequence_length", 0),
+            *(units if units is not None else [gr.skip()] * len(control.loaded_fields)),
             bool(values.get("fast_lcm", False)),
             gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
@@ -558,14 +584,15 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     def on_load() -> tuple:
         """A model fetched (or pointed at) since the studio started: hide the notice, list it as here;
-        LoRA files dropped in meanwhile are listed too."""
+        LoRA files dropped in meanwhile are listed too; the ControlNet units' settings show their defaults."""
         choices, default = model_choices(studio)
         return (image_setup.refresh(studio), gr.Dropdown(choices=choices, value=default),
-                *lora_picker.listing_update(studio), *image_family.model_changed(studio, default, DEFAULT_SAMPLER))
+                *lora_picker.listing_update(studio), *image_family.model_changed(studio, default, DEFAULT_SAMPLER),
+                *control.load_values())
 
     return ImageTab(prompt=prompt, results=results, selected=selected, img2img_input=init_image, modes=modes,
                     send_to_style=send_to_style, send_to_upscale=send_to_upscale, setup=setup, load_fn=on_load,
-                    load_outputs=[setup.box, model, *loras.listing_outputs, *fit_outputs])
+                    load_outputs=[setup.box, model, *loras.listing_outputs, *fit_outputs, *control.load_outputs])
 
 
 def picked(files: list | None, index: float | None) -> str:
@@ -576,8 +603,9 @@ def picked(files: list | None, index: float | None) -> str:
     return chosen[0] if isinstance(chosen, (tuple, list)) else chosen
 
 
-def _hires_fix(studio: Studio) -> list[gr.components.Component]:
-    """The Hires fix accordion: [on, upscale by, upscaler, hires steps, denoising strength]."""
+def _hires_fix(studio: Studio) -> tuple[list[gr.components.Component], list[gr.components.Component]]:
+    """The Hires fix accordion: [on, upscale by, upscaler, hires steps, denoising strength], and
+    [resize width to, resize height to] (inputs that came later, so they go last)."""
     with gr.Accordion("Hires fix", open=False, elem_id="image-hires"):
         hires = gr.Checkbox(value=False, label="Hires fix", elem_id="image-hires-on",
                             info="make the picture at the model's size, upscale it, then redraw it bigger")
@@ -590,7 +618,13 @@ def _hires_fix(studio: Studio) -> list[gr.components.Component]:
                               info="0: as many as the first pass")
             strength = gr.Slider(0, 1, value=DEFAULT_STRENGTH, step=0.05, label="Denoising strength",
                                  info="0 with Lanczos: upscaled only")
-    return [hires, scale, upscaler, steps, strength]
+        with gr.Row():  # AUTOMATIC1111's "Resize width/height to", in place of "Upscale by"
+            limit = studio.settings.max_output_side
+            resize_x = gr.Slider(0, limit, value=0, step=8, label="Resize width to", elem_id="image-hires-resize-x",
+                                 info="0: by 'Upscale by'; one side 0 keeps the aspect")
+            resize_y = gr.Slider(0, limit, value=0, step=8, label="Resize height to", elem_id="image-hires-resize-y",
+                                 info="both given: upscaled to cover, then centre-cropped")
+    return [hires, scale, upscaler, steps, strength], [resize_x, resize_y]
 
 
 def describe(studio: Studio, outcome: ImageOutcome) -> str:

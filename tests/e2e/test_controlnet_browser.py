@@ -27,12 +27,21 @@ def test_draw_a_scribble_and_generate_with_a_controlnet(page, tmp_path, tiny_sd_
         page.get_by_role("tab", name="Image", exact=True).click()
         page.locator("#image-prompt textarea").fill("a house on a hill")
         page.locator("#image-controlnet").get_by_text("ControlNet", exact=True).first.click()
+        # The page load shows canny's own thresholds (the API's 0 means the same defaults).
+        expect(page.locator("#image-controlnet-threshold-a input[type=number]")).to_have_value("100")
+        page.get_by_role("tab", name="ControlNet Unit 1").click()
+        expect(page.locator("#image-controlnet-1-model")).to_be_visible()
+        page.get_by_role("tab", name="ControlNet Unit 0").click()
         model = page.locator("#image-controlnet-model input")
         model.click()
         page.get_by_role("option", name=TINY_CONTROLNET).click()
         kind = page.locator("#image-controlnet-type input")
         kind.click()
         page.get_by_role("option", name="scribble", exact=True).click()
+        # Its one setting, labelled by what it means for scribbles; canny's second threshold is hidden.
+        expect(page.locator("#image-controlnet-threshold-a")).to_contain_text("XDoG threshold")
+        expect(page.locator("#image-controlnet-threshold-a input[type=number]")).to_have_value("32")
+        expect(page.locator("#image-controlnet-threshold-b")).to_be_hidden()
 
         sketch = page.locator("#image-controlnet-sketch")
         sketch.get_by_role("button", name=re.compile("brush|draw", re.I)).first.click()  # the pad starts with no tool

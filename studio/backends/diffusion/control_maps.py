@@ -28,15 +28,22 @@ class ControlType:
     a_range: tuple[float, float] = (0.0, 0.0)
     b_range: tuple[float, float] = (0.0, 0.0)
     summary: str = ""
+    a_label: str = ""  # what the first setting means, as the Image tab labels its slider
+    b_label: str = ""
+    step: float = 1.0  # the settings' slider step
 
 
 CONTROL_TYPES: dict[str, ControlType] = {t.name: t for t in (
-    ControlType("canny", "canny", 100, 200, (1, 255), (1, 255), "edges; the two thresholds: low and high"),
+    ControlType("canny", "canny", 100, 200, (1, 255), (1, 255), "edges; the two thresholds: low and high",
+                "Canny low threshold", "Canny high threshold"),
     ControlType("lineart", "lineart_standard", None, None, summary="lines from a difference of Gaussians"),
-    ControlType("scribble", "scribble_xdog", 32, None, (1, 64), summary="bold scribbles (XDoG); threshold: detail"),
+    ControlType("scribble", "scribble_xdog", 32, None, (1, 64), summary="bold scribbles (XDoG); threshold: detail",
+                a_label="XDoG threshold (lower: more strokes)"),
     ControlType("shuffle", "shuffle", None, None, summary="the picture's content shuffled (seeded): its colours and style"),
-    ControlType("tile", "tile_resample", 1, None, (1, 8), summary="the picture itself, optionally down-sampled"),
-    ControlType("blur", "blur_gaussian", 9, None, (0.1, 64), summary="the picture blurred; threshold: sigma"),
+    ControlType("tile", "tile_resample", 1, None, (1, 8), summary="the picture itself, optionally down-sampled",
+                a_label="Down-sampling rate", step=0.1),
+    ControlType("blur", "blur_gaussian", 9, None, (0.1, 64), summary="the picture blurred; threshold: sigma",
+                a_label="Blur sigma (px)", step=0.1),
     ControlType("invert", "invert", None, None, summary="black lines on white turned to white on black"),
     ControlType("depth", "depth_anything_v2", None, None,
                 summary="depth, near white (Depth Anything V2, downloaded on first use)"),

@@ -53,6 +53,36 @@ def scaled_size(width: int, height: int, scale: float) -> tuple[int, int]:
     return int(width * scale) // 8 * 8, int(height * scale) // 8 * 8
 
 
+def resized_size(width: int, height: int, resize_x: int, resize_y: int) -> tuple[tuple[int, int], tuple[int, int]]:
+    """AUTOMATIC1111's "Resize width/height to": (the size the first pass is upscaled to, the size it is then
+    centre-cropped to). One side 0 keeps the first pass's aspect; both given, the picture is upscaled
+    until it covers that size and its overflow cropped. Sides are whole multiples of 8 px."""
+    if not resize_y:
+        target = (resize_x, resize_x * height // width)
+    elif not resize_x:
+        target = (resize_y * width // height, resize_y)
+    else:
+        target = (resize_x, resize_y)
+    target = (target[0] // 8 * 8, target[1] // 8 * 8)
+    scale = max(target[0] / width, target[1] / height)
+    cover = (max(target[0], math.ceil(width * scale / 8 - 1e-9) * 8), max(target[1], math.ceil(height * scale / 8 - 1e-9) * 8))
+    return cover, target
+
+
+def crop_box(cover: tuple[int, int], target: tuple[int, int]) -> tuple[int, int, int, int]:
+    """The centred `target` box inside `cover` (px), its corner on the 8 px grid so latents crop with it."""
+    left, top = (cover[0] - target[0]) // 16 * 8, (cover[1] - target[1]) // 16 * 8
+    return left, top, left + target[0], top + target[1]
+
+
+def crop_latents(latents: Any, cover: tuple[int, int], target: tuple[int, int], scale_factor: int = 8) -> Any:
+    """Latents of the `cover` size cut to the centred `target` (px sizes)."""
+    if cover == target:
+        return latents
+    left, top, right, bottom = (v // scale_factor for v in crop_box(cover, target))
+    return latents[..., top:bottom, left:right]
+
+
 def second_pass_steps(steps: int, strength: float) -> int:
     """The `num_inference_steps` for which image-to-image at `strength` runs exactly `steps` steps
     (diffusers runs int(n x strength) of n), as A1111's second pass runs its hires steps in full."""

@@ -29,7 +29,8 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
     model_id = params["model"]
     loras = ([params["lcm_lora"]] if params.get("lcm_lora") else []) + list(params.get("loras") or [])
     # A hires fix: `Size` stays the first pass's, as A1111 writes it; the strength is the second pass's.
-    hires = float(params.get("hires_scale") or 1) > 1 and params["task"] == "txt2img"
+    resize = params.get("hires_resize_x") or params.get("hires_resize_y")
+    hires = (float(params.get("hires_scale") or 1) > 1 or bool(resize)) and params["task"] == "txt2img"
     strength = params.get("strength") if params.get("strength") is not None else (
         params.get("hires_strength") if hires else None)
     distilled = params.get("guidance_kind") == "distilled"
@@ -46,7 +47,10 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         "Size": f"{params['width']}x{params['height']}",
         "Model": model_name or Path(model_id).name.removesuffix(".safetensors"),
         "Denoising strength": f"{strength:g}" if strength is not None else None,
-        "Hires upscale": f"{params['hires_scale']:g}" if hires else None,
+        # A target size is written instead of the scale, as A1111 does (0: that side kept to the aspect).
+        "Hires upscale": f"{params['hires_scale']:g}" if hires and not resize else None,
+        "Hires resize": f"{params.get('hires_resize_x') or 0}x{params.get('hires_resize_y') or 0}" if hires and resize
+        else None,
         "Hires steps": params.get("hires_steps") or None if hires else None,  # A1111 leaves out 0 (as many)
         "Hires upscaler": params.get("hires_upscaler") if hires else None,
         "Mask blur": params.get("mask_blur"),
@@ -210,8 +214,9 @@ def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dic
         if kind is None:
             notes.append(f"{key} used the preprocessor '{module}', which the studio does not have; left off.")
             continue
+        digest = re.search(r"\[([0-9a-fA-F]+)\]$", fields.get("model", ""))
         named = re.sub(r"\s*\[[0-9a-fA-F]+\]$", "", fields.get("model", "")).strip()
-        model = match_controlnet(named, catalog)
+        model = match_controlnet(named, catalog, digest.group(1) if digest else None)
         if model is None:
             notes.append(f"{key} used the ControlNet '{named}', which is not in the catalogue; left off.")
             continue
@@ -228,13 +233,26 @@ def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dic
     return units, notes
 
 
-def match_controlnet(name: str, catalog: Catalog) -> str | None:
-    """The catalogue's ControlNet AUTOMATIC1111 lists under `name` (a file's or repository's name), if any."""
-    from studio.backends.diffusion.controlnet import TASK, a1111_name
+def match_controlnet(name: str, catalog: Catalog, short_hash: str | None = None) -> str | None:
+    """The catalogue's ControlNet AUTOMATIC1111 lists under `name` (a file's or repository's name), else
+    the one on this machine whose weights have AUTOMATIC1111's `short_hash` (a file renamed since)."""
+    from studio import hub
+    from studio.backends.diffusion.controlnet import TASK, a1111_name, legacy_hash, weights_file
+    from studio.errors import StudioError
 
     lowered = name.lower()
-    for entry in catalog.for_task(TASK):
+    entries = catalog.for_task(TASK)
+    for entry in entries:
         if lowered in {entry.id.lower(), a1111_name(entry).lower(), entry.name.lower()}:
+            return entry.id
+    if not short_hash or short_hash.strip("0") == "":  # 00000000: the hash was not known when written
+        return None
+    for entry in entries:
+        try:  # only files already here: a lookup never downloads
+            found = legacy_hash(weights_file(entry, hub.locate(entry, offline=True, download_if_missing=False)))
+        except (StudioError, OSError):
+            continue
+        if found == short_hash.lower():
             return entry.id
     return None
 
@@ -256,24 +274,23 @@ def recorded_networks(parsed: dict[str, str]) -> dict[str, Any]:
 
 
 def _hires_fields(parsed: dict[str, str], values: dict[str, Any]) -> list[str]:
-    """A1111's hires fix entries into `values` (`Denoising strength` is then the second pass's);
-    a target size (`Hires resize`) becomes the scale that reaches it. Notes on what was not read."""
+    """A1111's hires fix entries into `values` (`Denoising strength` is then the second pass's): a
+    scale (`Hires upscale`) or a target size (`Hires resize`, WxH, 0 for a side kept to the aspect).
+    Notes on what was not read."""
     scale_text, resize = parsed.get("Hires upscale"), parsed.get("Hires resize")
     if scale_text is None and resize is None:
         return []
     notes: list[str] = []
-    scale = None
     try:
-        if scale_text is not None:
-            scale = float(scale_text)
+        if resize is not None:
+            values["hires_resize_x"], values["hires_resize_y"] = (int(v) for v in resize.lower().split("x", 1))
         else:
-            assert resize is not None
-            target_w, target_h = (int(v) for v in resize.lower().split("x", 1))
-            scale = max(target_w / values["width"], target_h / values["height"])
-            notes.append(f"The picture was made with 'Hires resize: {resize}'; the studio upscales by {scale:g} instead.")
-    except (ValueError, KeyError, ZeroDivisionError):
+            values["hires_scale"] = float(scale_text or "")
+            values["hires_resize_x"] = values["hires_resize_y"] = 0  # by the scale, not a size
+    except ValueError:
+        for key in ("hires_resize_x", "hires_resize_y"):
+            values.pop(key, None)
         return [f"The hires fix '{scale_text or resize}' could not be read; left off."]
-    values["hires_scale"] = scale
     if parsed.get("Hires steps"):
         try:
             values["hires_steps"] = int(float(parsed["Hires steps"]))

@@ -152,15 +152,16 @@ class DiffusionBackend:
     def device(self) -> str:
         return torch_device(self.requested_device)
 
-    def control_map(self, picture: Image.Image, control_type: str,
-                    size: tuple[int, int]) -> tuple[Image.Image, str | None]:
+    def control_map(self, picture: Image.Image, control_type: str, size: tuple[int, int],
+                    threshold_a: float | None = None,
+                    threshold_b: float | None = None) -> tuple[Image.Image, str | None]:
         """A ControlNet's map of `picture` at `size` as a run would make it (depth and pose through their
         annotator models, downloaded on first use), and a note when the picture was fitted."""
         from studio.backends.diffusion.annotators import Annotators
         from studio.backends.diffusion.control_maps import make_map
 
         annotate = Annotators(self.catalog, self.cache, self.device, offline=self.offline)
-        return make_map(picture, control_type, size, annotate=annotate)
+        return make_map(picture, control_type, size, threshold_a, threshold_b, annotate=annotate)
 
     # -- models ---------------------------------------------------------------------------
 
@@ -638,10 +639,11 @@ class DiffusionBackend:
             raise InputError(
                 f"The hires upscaler must be one of {', '.join(self.hires_upscalers())}, not '{request.hires_upscaler}'."
             )
-        width, height = request.hires_size
+        width, height = request.hires_cover
         if max(width, height) > max_side:
+            how = "to the resize asked for" if request.hires_resize else f"at {request.hires_scale:g}x"
             raise InputError(
-                f"Hires fix at {request.hires_scale:g}x would make {width}x{height} px; the limit is {max_side} px "
+                f"Hires fix {how} would make {width}x{height} px; the limit is {max_side} px "
                 f"a side: lower the upscale or the size."
             )
 
@@ -660,9 +662,11 @@ class DiffusionBackend:
         """Upscale the first pass (latents or pictures) to the hires size and redraw it, image to image,
         running exactly the hires steps at the hires strength, with the same seeds' noise."""
         cancel.raise_if_cancelled()
-        size = request.hires_size
+        size, cover = request.hires_size, request.hires_cover
         if hires.is_latent(request.hires_upscaler):
-            start = hires.upscale_latents(first, size, request.hires_upscaler, int(model.pipe.vae_scale_factor))
+            factor = int(model.pipe.vae_scale_factor)
+            start = hires.crop_latents(hires.upscale_latents(first, cover, request.hires_upscaler, factor), cover, size,
+                                       factor)
         else:
             total = (request.steps_run + request.hires_steps_run) * request.batch_count
 
@@ -670,9 +674,11 @@ class DiffusionBackend:
                 progress(done_before, total, preview)  # an upscaler model's own steps show as previews only
 
             start = hires.upscale_pictures(
-                first, request.hires_upscaler, request.hires_scale, size, self.upscale_picture, upscaler_progress,
-                cancel,
+                first, request.hires_upscaler, cover[0] / request.width, cover, self.upscale_picture,
+                upscaler_progress, cancel,
             )
+            if cover != size:  # a resize of another aspect: the covering picture's centre
+                start = [picture.crop(hires.crop_box(cover, size)) for picture in start]
             if request.hires_strength == 0:  # upscaled only: no second pass
                 return start
         steps = request.hires_steps or request.steps
@@ -704,6 +710,9 @@ class DiffusionBackend:
         params = asdict(replace(request, seed=seed, batch_size=1, batch_count=1))
         for key in UNUSED_FIELDS[request.mode] | (set() if request.hires else HIRES_FIELDS):
             params.pop(key, None)
+        if not request.hires_resize:  # a hires fix by scale: records stay as before resizing existed
+            params.pop("hires_resize_x", None)
+            params.pop("hires_resize_y", None)
         for key in ("shift", "max_sequence_length"):  # 0: the model's own, left out as before they existed
             if not params[key]:
                 params.pop(key)

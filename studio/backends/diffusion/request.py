@@ -14,6 +14,7 @@ from studio.backends.diffusion.hires import (
     DEFAULT_UPSCALER,
     MAX_SCALE,
     is_latent,
+    resized_size,
     scaled_size,
 )
 from studio.errors import InputError
@@ -51,7 +52,7 @@ MAX_PROMPT_CHARS = 2000
 MIN_SIDE = 64
 _MASK_FIELDS = {"mask_blur", "only_masked", "padding"}
 _EXTEND_FIELDS = {"extend_left", "extend_right", "extend_top", "extend_bottom"}
-HIRES_FIELDS = {"hires_scale", "hires_steps", "hires_strength", "hires_upscaler"}
+HIRES_FIELDS = {"hires_scale", "hires_steps", "hires_strength", "hires_upscaler", "hires_resize_x", "hires_resize_y"}
 # Request fields that mean nothing in a mode, left out of its records (the hires fields of a
 # text-to-image record too when it had no hires fix).
 UNUSED_FIELDS = {
@@ -145,6 +146,10 @@ class ImageRequest:
     hires_steps: int = 0  # steps the second pass runs; 0: as many as the first pass (as A1111)
     hires_strength: float = DEFAULT_STRENGTH  # the second pass's denoising strength; 0: upscaled only
     hires_upscaler: str = DEFAULT_UPSCALER  # hires.BUILTIN_UPSCALERS or a named upscaler model
+    # AUTOMATIC1111's "Resize width/height to": the hires fix's size instead of its scale (0, 0: the scale;
+    # one of them 0: the first pass's aspect kept).
+    hires_resize_x: int = 0
+    hires_resize_y: int = 0
     # Flow-matching models (SD 3.x, FLUX) only; 0: the model's own (families.py).
     shift: float = 0.0  # the sampler's timestep shift
     max_sequence_length: int = 0  # the T5 prompt length, tokens
@@ -217,6 +222,11 @@ class ImageRequest:
                 raise InputError("Choose how far to extend the picture on at least one side.")
 
     def _validate_hires(self) -> None:
+        for name, side in (("width", self.hires_resize_x), ("height", self.hires_resize_y)):
+            _whole(f"hires resize {name}", side, 0, 16384, "0: from the upscale")
+            if side and (side < MIN_SIDE or side % 8):
+                raise InputError(f"The hires resize {name} must be 0 (from the upscale) or a multiple of 8 px from "
+                                 f"{MIN_SIDE}, not {side}.")
         scale = self.hires_scale
         if isinstance(scale, bool) or not (isinstance(scale, (int, float)) and math.isfinite(scale)):
             raise InputError(f"The hires upscale must be a number, not {scale!r}.")
@@ -239,12 +249,29 @@ class ImageRequest:
     @property
     def hires(self) -> bool:
         """Whether a hires fix follows the first pass."""
-        return self.mode == "txt2img" and self.hires_scale > 1.0
+        return self.mode == "txt2img" and (self.hires_scale > 1.0 or self.hires_resize)
+
+    @property
+    def hires_resize(self) -> bool:
+        """Whether the hires fix aims at a size (hires_resize_x/y) rather than a scale."""
+        return bool(self.hires_resize_x or self.hires_resize_y)
 
     @property
     def hires_size(self) -> tuple[int, int]:
         """The finished picture's size with a hires fix (the first pass's size without)."""
-        return scaled_size(self.width, self.height, self.hires_scale) if self.hires else (self.width, self.height)
+        if not self.hires:
+            return self.width, self.height
+        if self.hires_resize:
+            return resized_size(self.width, self.height, self.hires_resize_x, self.hires_resize_y)[1]
+        return scaled_size(self.width, self.height, self.hires_scale)
+
+    @property
+    def hires_cover(self) -> tuple[int, int]:
+        """The size the first pass is upscaled to: the hires size, or with a resize of another aspect the
+        size that covers it, centre-cropped after."""
+        if self.hires and self.hires_resize:
+            return resized_size(self.width, self.height, self.hires_resize_x, self.hires_resize_y)[0]
+        return self.hires_size
 
     @property
     def hires_steps_run(self) -> int:
