@@ -54,7 +54,7 @@ def add_commands(commands) -> None:
     music.add_argument("--model", default="facebook/musicgen-small", help="a catalogue id with the music task")
     music.add_argument("--speed", choices=("exact", "fastest"), default="fastest",
                        help="exact: the model's own float32 result; fastest (default): int8 decoder on a CPU, "
-                            "about 3x quicker, very close but not identical")
+                            "a quarter of the bytes per step, very close but not identical")
     music.add_argument("--melody", type=Path, help="a recording to follow (MusicGen melody models only)")
     music.add_argument("--out", type=Path, default=Path("music.wav"), help="the .wav to write")
     music.add_argument("--json", action="store_true", help="print one JSON object describing the result")

@@ -208,8 +208,8 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Textbox, g
             guidance = gr.Slider(1, 10, value=3, step=0.5, label="Guidance", info="how closely to follow the text")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
             speed = gr.Radio(list(SPEEDS), value=DEFAULT_SPEED, label="Speed", elem_id="music-speed",
-                             info="exact: the model's own float32 result; fastest: int8 on a CPU (about 3x "
-                                  "quicker, very close, not identical)")
+                             info="exact: the model's own float32 result; fastest: an int8 decoder on a CPU "
+                                  "(a quarter of the bytes per step; very close, not identical)")
             melody = gr.Audio(label="Melody to follow (optional; MusicGen melody models only)", type="filepath",
                               sources=["upload", "microphone"], elem_id="music-melody")
             with gr.Row():
