@@ -133,7 +133,7 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
         "chat_undo": [chat],
         "melody": ["A MIDI file", midi, "", None, True, "D", "dorian", "6/8", 110, 1, 0.9, 0.95, 2, False, 3,
                    "piano"],
-        "music": ["calm piano", TINY_MUSICGEN, 1, 3, 0, None],
+        "music": ["calm piano", TINY_MUSICGEN, 1, 3, 0, None, "fastest"],
         "analyse": [wav],
         "prompt_walk": ["a red cat | 1\na blue dog | 2", TINY_SD, 1, 0.0, "", 256, 256, 0, 12, 2, None],
         "image_morph": [photo, photo, TINY_SD, 2, 64, 12],

@@ -121,13 +121,15 @@ def test_bad_uploads_get_a_clear_message(client, tmp_path):
 
 
 def test_musicgen_through_the_app_and_analysis_of_its_output(client, app):
-    wav, spectrogram, info = client.predict("calm piano melody", TINY_MUSICGEN, 1, 3, 7, None, api_name="/music")
+    wav, spectrogram, info = client.predict("calm piano melody", TINY_MUSICGEN, 1, 3, 7, None, "exact",
+                                            api_name="/music")
     audio, rate = soundfile.read(wav)
     assert rate == 8000 and audio.size > 0
-    assert "licence MIT" in info and "gallery #" in info
+    assert "licence MIT" in info and "gallery #" in info and "exact: float32" in info
     summary, picture = client.predict(handle_file(str(wav)), api_name="/analyse")
     assert "Tempo" in summary and "Key" in summary and picture
-    assert Gallery(app.data_dir).list(task="music")[0].params["prompt"] == "calm piano melody"
+    kept = Gallery(app.data_dir).list(task="music")[0].params
+    assert kept["prompt"] == "calm piano melody" and kept["speed"] == "exact" and kept["path"] == "float32"
 
 
 def test_analysis_of_a_melody_output(client):

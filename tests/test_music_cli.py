@@ -68,9 +68,10 @@ def test_mistakes_are_one_line_and_exit_code_2(tmp_path):
         (("melody", "--continue", str(broken)), "damaged"),
         (("melody", "--continue", str(tmp_path / "missing.abc")), "does not exist"),
         (("music", "piano", "--offline"), "python -m studio download facebook/musicgen-small"),
+        (("music", "piano", "--speed", "turbo"), "invalid choice: 'turbo' (choose from 'exact', 'fastest')"),
     ]
     for args, words in cases:
-        if args[0] == "music":
+        if args[-1] == "--offline":
             args = ("--offline", "music", "piano", "--out", str(tmp_path / "m.wav"))
         done = studio_cli(*args, data_dir=data)
         assert done.returncode == 2, (args, done.stderr)

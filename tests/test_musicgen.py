@@ -68,7 +68,8 @@ def test_stop_ends_generation(backend):
 @pytest.mark.parametrize(
     "kwargs, words",
     [({"prompt": "  "}, "Describe the music"), ({"seconds": 0}, "between 0.1 and 30"),
-     ({"seconds": 600}, "between 0.1 and 30"), ({"guidance": 0.2}, "guidance")],
+     ({"seconds": 600}, "between 0.1 and 30"), ({"guidance": 0.2}, "guidance"),
+     ({"speed": "turbo"}, "speed must be .exact. or .fastest.")],
 )
 def test_bad_requests_are_explained(backend, kwargs, words):
     request = MusicRequest(**{"prompt": "piano", "model": TINY_ID, **kwargs})
@@ -154,3 +155,68 @@ def test_a_text_only_model_says_it_cannot_follow_a_melody(backend, tmp_path):
     clip = load_audio(hummed(tmp_path), 60, sample_rate=None)
     with pytest.raises(InputError, match="follows text only"):
         backend.generate(MusicRequest(prompt="calm piano", seconds=0.1, model=TINY_ID), clip)
+
+
+def _codes_of(model, monkeypatch) -> list:
+    """The audio codes each run hands to EnCodec (the tiny codec makes nearly the same sound of any)."""
+    codes = []
+    decode = model.audio_encoder.decode
+    monkeypatch.setattr(model.audio_encoder, "decode", lambda c, *a, **k: codes.append(c.clone()) or decode(c, *a, **k))
+    return codes
+
+
+@pytest.mark.parametrize("guidance", [3.0, 1.0])
+def test_the_exact_speed_samples_the_same_codes_as_the_plain_library_call(backend, tiny_musicgen_path, monkeypatch,
+                                                                         guidance):
+    import torch
+    from transformers import AutoProcessor, MusicgenForConditionalGeneration
+
+    naive = MusicgenForConditionalGeneration.from_pretrained(tiny_musicgen_path, use_safetensors=True).eval()
+    processor = AutoProcessor.from_pretrained(tiny_musicgen_path)
+    naive_codes = _codes_of(naive, monkeypatch)
+    frames = round(0.1 * backend.frame_rate(naive))
+    torch.manual_seed(11)
+    naive.generate(**processor(text=["warm strings"], padding=True, return_tensors="pt"), do_sample=True,
+                   guidance_scale=guidance if guidance > 1 else None, temperature=1.0, top_k=250, max_new_tokens=frames)
+    model, _, _ = backend._model(TINY_ID, "exact")
+    studio_codes = _codes_of(model, monkeypatch)
+    result = backend.generate(MusicRequest(prompt="warm strings", seconds=0.1, guidance=guidance, seed=11,
+                                           model=TINY_ID, speed="exact"))
+    assert naive_codes[0].shape == studio_codes[0].shape and naive_codes[0].equal(studio_codes[0])
+    assert result.params["speed"] == "exact" and result.params["path"] == "float32"
+
+
+def test_the_fastest_speed_runs_an_int8_decoder_that_stays_close_to_float32(backend):
+    import torch
+
+    from studio.backends.musicgen_check import agreement
+
+    exact, processor, _ = backend._model(TINY_ID, "exact")
+    fast, _, _ = backend._model(TINY_ID, "fastest")
+    quantised = [m for m in fast.decoder.model.modules() if isinstance(m, torch.ao.nn.quantized.dynamic.Linear)]
+    assert len(quantised) == 2 * 10  # 2 layers: self and cross attention (4 each) and the 2 feed-forward Linears
+    assert all(m.weight().qscheme() == torch.per_channel_affine for m in quantised)
+    assert type(exact.decoder.model.decoder.layers[0].fc1) is torch.nn.Linear  # the float32 model is untouched
+    assert fast.text_encoder is exact.text_encoder and fast.audio_encoder is exact.audio_encoder
+    close = agreement(exact, fast, processor, "calm piano melody", steps=16)
+    assert close.steps == 16 and close.cosine_min > 0.99 and close.top1 > 0.9, close.line()
+    same = agreement(exact, exact, processor, "calm piano melody", steps=4)
+    assert same.cosine_min > 0.99999 and same.top1 == 1.0
+
+
+def test_the_fastest_speed_makes_audio_reports_progress_and_stops(backend):
+    steps = []
+    result = backend.generate(MusicRequest(prompt="calm piano melody", seconds=0.1, model=TINY_ID, speed="fastest"),
+                              progress=lambda done, total, preview=None: steps.append((done, total)))
+    assert result.params["speed"] == "fastest" and result.params["path"] == "int8 decoder"
+    assert np.isfinite(result.audio).all() and result.audio.std() > 0
+    assert steps[0] == (0, steps[-1][1]) and steps[-1][0] == steps[-1][1] and len(steps) > 3
+    token = CancelToken()
+
+    def stop_after_three(done, total, preview=None):
+        if done >= 3:
+            token.cancel()
+
+    with pytest.raises(Cancelled):
+        backend.generate(MusicRequest(prompt="slow drums", seconds=0.2, model=TINY_ID, speed="fastest"),
+                         progress=stop_after_three, cancel=token)

@@ -3,16 +3,22 @@
 The default is facebook/musicgen-small (downloaded on first use; CC-BY-NC-4.0 weights). Models of the
 MusicGen-Melody family (facebook/musicgen-melody) also follow a melody: any recording, reduced to its
 chroma by the model's own processor.
-The studio's path differs from the plain library call in two ways: the text encoder and the decoder
-run in bfloat16 on GPUs and on CPUs with native bfloat16 instructions (AVX512-BF16, AMX; elsewhere
-bfloat16 is emulated and slower than float32, so float32 it is), the EnCodec audio decoder always in
-float32, where its LSTM and convolutions keep their quality; and the work runs under
-`torch.inference_mode`. Progress and Stop hook into generation through a stopping criterion
-that is consulted after every audio frame.
+Two speeds, the person's choice (`MusicRequest.speed`):
+- "exact": the library's own float32 computation, token for token what `model.generate` gives for the
+  same seed;
+- "fastest": on a CPU the decoder's Linear layers run in int8 (weights quantised per output channel once,
+  activations per step: `torch.ao.quantization.quantize_dynamic`), which reads a quarter of the bytes per
+  audio frame the float32 decoder reads; the decoder is memory-bound at one frame a step, so this is
+  where the time goes (benchmarks/musicgen_speed.py prints the figures and how close its logits stay to
+  float32's). On a GPU, bfloat16 (float16 where bfloat16 is missing) for the text encoder and decoder.
+The EnCodec audio decoder always runs in float32, where its LSTM and convolutions keep their quality, and
+the work runs under `torch.inference_mode`. Progress and Stop hook into generation through a stopping
+criterion that is consulted after every audio frame.
 """
 
 from __future__ import annotations
 
+import copy
 import math
 import threading
 import time
@@ -39,6 +45,10 @@ from studio.runtime import (
 DEFAULT_MODEL = "facebook/musicgen-small"
 MAX_SECONDS = 30.0
 MAX_PROMPT_CHARS = 500
+SPEEDS = ("exact", "fastest")
+# int8 reads a quarter of float32's bytes per frame, and its guided logits stayed within cosine 0.996 of
+# float32's on the real-size architecture (benchmarks/musicgen_speed.py prints both).
+DEFAULT_SPEED = "fastest"
 
 
 @dataclass(frozen=True)
@@ -50,6 +60,7 @@ class MusicRequest:
     temperature: float = 1.0
     top_k: int = 250
     model: str = DEFAULT_MODEL
+    speed: str = DEFAULT_SPEED
 
     def validate(self) -> None:
         if not self.prompt.strip():
@@ -66,6 +77,8 @@ class MusicRequest:
             raise InputError(f"Top-k must be between 1 and 2048, not {self.top_k}.")
         if not 0 <= self.seed < 2**63:
             raise InputError(f"The seed must be a whole number from 0 up, not {self.seed}.")
+        if self.speed not in SPEEDS:
+            raise InputError(f"The speed must be 'exact' or 'fastest', not '{self.speed}'.")
 
 
 @dataclass
@@ -183,6 +196,58 @@ def follows_melody(model) -> bool:
     return model.config.model_type == "musicgen_melody"
 
 
+INT8 = "int8-decoder"
+
+
+def with_int8_decoder(model):
+    """A second view of `model` whose decoder layers' Linear weights are int8 (dynamic quantisation: the
+    activations are quantised per step), sharing the text encoder, EnCodec and the codebook heads with it.
+    The heads stay float32: they are a few percent of the bytes and write the logits directly."""
+    import warnings
+
+    import torch
+
+    with warnings.catch_warnings():  # torch.ao's notice that this API moves to torchao one day
+        warnings.simplefilter("ignore")
+        # One scale per output channel: per-tensor scales let a few large weights coarsen every other.
+        spec = {torch.nn.Linear: torch.ao.quantization.per_channel_dynamic_qconfig}
+        layers = torch.ao.quantization.quantize_dynamic(model.decoder.model, spec, dtype=torch.qint8)
+    decoder = _view(model.decoder, model=layers)
+    return _view(model, decoder=decoder)
+
+
+def _view(module, **replaced):
+    """A shallow copy of a torch module with some children replaced; the original is left as it was."""
+    view = copy.copy(module)
+    view._modules = {**module._modules, **replaced}
+    return view
+
+
+def _decoder_mb(model) -> float:
+    state = model.decoder.model.state_dict()
+    total = 0
+    for value in state.values():
+        if hasattr(value, "element_size"):
+            total += value.numel() * value.element_size()
+        elif isinstance(value, tuple):  # a packed quantised Linear: (weight, bias)
+            total += sum(v.numel() * v.element_size() for v in value if hasattr(v, "numel"))
+    return total / 1e6
+
+
+def _int8_linear() -> type:
+    import torch
+
+    return torch.ao.nn.quantized.dynamic.Linear
+
+
+def speed_path(model) -> str:
+    """What ran, in words, for the result's note: "float32", "int8 decoder", "bfloat16"."""
+    decoder = model.decoder.model
+    if any(isinstance(m, _int8_linear()) for m in decoder.modules()):
+        return "int8 decoder"
+    return str(next(decoder.parameters()).dtype).removeprefix("torch.")
+
+
 class _Watch:
     """A stopping criterion that never stops generation itself: it reports progress and honours Stop."""
 
@@ -209,14 +274,19 @@ class MusicBackend:
         self.dtype = dtype  # None: the studio's choice for the device (studio_dtype); or e.g. "float32"
         self._lock = threading.Lock()
 
-    def _model(self, model_id: str):
+    def _model(self, model_id: str, speed: str = "exact"):
+        """(model, processor, entry) for `speed`: float32 for "exact"; for "fastest" on a CPU the same
+        float32 model with an int8 decoder beside it, on a GPU the studio's half precision."""
         entry = self.catalog.get(model_id)
         if "music" not in entry.tasks:
             raise InputError(f"'{model_id}' is not a text-to-music model.")
         import torch
 
         device = torch_device(self.device)
-        dtype = getattr(torch, self.dtype) if self.dtype else studio_dtype(device)
+        if self.dtype:
+            dtype = getattr(torch, self.dtype)
+        else:
+            dtype = studio_dtype(device) if speed == "fastest" and device != "cpu" else torch.float32
 
         def load():
             path = hub.locate(entry, offline=self.offline)
@@ -225,7 +295,16 @@ class MusicBackend:
             size_mb = sum(p.numel() * p.element_size() for p in model.parameters()) / 1e6
             return (model, processor, entry), size_mb
 
-        return self.cache.get(CacheKey(model_id, str(dtype).removeprefix("torch."), device), load)
+        loaded = self.cache.get(CacheKey(model_id, str(dtype).removeprefix("torch."), device), load)
+        if speed != "fastest" or device != "cpu" or dtype != torch.float32:
+            return loaded
+        model, processor, entry = loaded
+
+        def quantise():
+            fast = with_int8_decoder(model)
+            return (fast, processor, entry), _decoder_mb(fast)
+
+        return self.cache.get(CacheKey(model_id, INT8, device), quantise)
 
     def frame_rate(self, model) -> float:
         audio = model.config.audio_encoder
@@ -245,12 +324,12 @@ class MusicBackend:
 
         request.validate()
         started = time.perf_counter()
-        model, processor, entry = self._model(request.model)
+        model, processor, entry = self._model(request.model, request.speed)
         if melody is not None and not follows_melody(model):
             raise InputError(f"{entry.name} follows text only; to follow a melody choose a MusicGen melody model "
                              "(e.g. facebook/musicgen-melody).")
-        device = next(model.decoder.parameters()).device
-        dtype = next(model.decoder.parameters()).dtype
+        device = next(model.audio_encoder.parameters()).device
+        dtype = next(model.text_encoder.parameters()).dtype
         rate = getattr(processor, "sampling_rate", None) or int(model.config.audio_encoder.sampling_rate)
         frames = max(1, int(round(request.seconds * self.frame_rate(model))))
         features: dict[str, Any] = {"text": [request.prompt], "padding": True, "return_tensors": "pt"}
@@ -282,6 +361,7 @@ class MusicBackend:
             "model_revision": entry.revision or "main",
             "licence": entry.licence,
             "dtype": str(dtype).removeprefix("torch."),
+            "path": speed_path(model),
             "sample_rate": int(model.config.audio_encoder.sampling_rate),
             "melody_seconds": round(melody.seconds, 2) if melody is not None else None,
         }

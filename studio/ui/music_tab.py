@@ -9,7 +9,7 @@ from functools import partial
 import gradio as gr
 
 from studio.backends.melody import MAX_BARS, MelodyRequest
-from studio.backends.musicgen import DEFAULT_MODEL, MAX_SECONDS, MusicRequest
+from studio.backends.musicgen import DEFAULT_MODEL, DEFAULT_SPEED, MAX_SECONDS, SPEEDS, MusicRequest
 from studio.media.melody_tokens import METERS, MODES, PITCH_NAMES
 from studio.media.synth import TIMBRES
 from studio.services import Studio
@@ -207,6 +207,9 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Textbox, g
                                 label="Length (seconds)")
             guidance = gr.Slider(1, 10, value=3, step=0.5, label="Guidance", info="how closely to follow the text")
             seed = gr.Number(value=0, precision=0, minimum=0, label="Seed")
+            speed = gr.Radio(list(SPEEDS), value=DEFAULT_SPEED, label="Speed", elem_id="music-speed",
+                             info="exact: the model's own float32 result; fastest: an int8 decoder on a CPU "
+                                  "(a quarter of the bytes per step; very close, not identical)")
             melody = gr.Audio(label="Melody to follow (optional; MusicGen melody models only)", type="filepath",
                               sources=["upload", "microphone"], elem_id="music-melody")
             with gr.Row():
@@ -227,12 +230,15 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Textbox, g
         guidance="1-10: how closely to follow the description",
         seed="the same seed and settings give the same audio",
         melody="optional recording whose tune to follow (MusicGen melody models only; a file)",
+        speed="'exact' (float32, the model's own result) or 'fastest' (int8 decoder on a CPU: quicker, not "
+              "identical)",
         returns="the WAV, its mel spectrogram, a summary",
     )
     def music(prompt: str | None, model: str | None, seconds: float, guidance: float, seed: float | None,
-                 melody: str | None, request: gr.Request, progress=gr.Progress()):
+              melody: str | None, speed: str | None, request: gr.Request, progress=gr.Progress()):
         music_request = MusicRequest(prompt=str(prompt or ""), seconds=float(seconds), guidance=float(guidance),
-                                     seed=int(seed or 0), model=model or DEFAULT_MODEL)
+                                     seed=int(seed or 0), model=model or DEFAULT_MODEL,
+                                     speed=speed or DEFAULT_SPEED)
         music_request.validate()
         if music_request.model not in studio.catalog:
             raise gr.Error(f"'{music_request.model}' is not in the model catalogue.")
@@ -242,11 +248,11 @@ def _musicgen_section(studio: Studio, stops: StopButtons) -> tuple[gr.Textbox, g
                                     progress=progress_reporter(progress, "Generating audio frames"), cancel=token)
         r = outcome.result
         text_info = (f"{len(r.audio) / r.sample_rate:.1f} s of audio in {r.seconds:.1f} s · seed {r.params['seed']} "
-                     f"· {r.params['model']} ({r.params['dtype']}) · licence {r.params['licence']} "
+                     f"· {r.params['model']} ({r.params['speed']}: {r.params['path']}) · licence {r.params['licence']} "
                      f"· gallery #{outcome.item.id}")
         return servable(outcome.file), servable(outcome.spectrogram), text_info
 
-    event = run.click(music, [prompt, model, seconds, guidance, seed, melody], [player, picture, info],
+    event = run.click(music, [prompt, model, seconds, guidance, seed, melody, speed], [player, picture, info],
                       api_name="music", concurrency_id="heavy")
 
     def stop_run(request: gr.Request) -> None:
