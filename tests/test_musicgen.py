@@ -220,3 +220,11 @@ def test_the_fastest_speed_makes_audio_reports_progress_and_stops(backend):
     with pytest.raises(Cancelled):
         backend.generate(MusicRequest(prompt="slow drums", seconds=0.2, model=TINY_ID, speed="fastest"),
                          progress=stop_after_three, cancel=token)
+
+
+def test_a_record_from_before_the_speed_choice_reruns_exact_and_a_newer_one_keeps_its_speed():
+    from studio.services.music import music_request_from
+
+    old = {"prompt": "calm piano", "seconds": 2.0, "guidance": 3.0, "seed": 4, "model": "musicgen-small"}
+    assert music_request_from(old).speed == "exact"
+    assert music_request_from({**old, "speed": "fastest"}).speed == "fastest"

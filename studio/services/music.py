@@ -213,7 +213,8 @@ def keep_music(
 
 
 def music_request_from(params: dict[str, Any]) -> MusicRequest:
-    return MusicRequest(**known_fields(MusicRequest, params))
+    # Records from before the speed choice were made at full precision: re-running one stays exact.
+    return MusicRequest(**{"speed": "exact", **known_fields(MusicRequest, params)})
 
 
 def analyse_file(path: Path, max_audio_seconds: float) -> AnalysisOutcome:
