@@ -262,6 +262,8 @@ def test_a_hires_resize_is_made_and_load_parameters_reads_it_back(client, app):
     path = app.files / "resized.png"
     made.save(path, pnginfo=_info(made))
     fields = client.predict(handle_file(str(path)), api_name="/image_read_parameters")
-    hires = list(fields[-2 - 3 * len(LOADED_FIELDS) - 7:-2 - 3 * len(LOADED_FIELDS)])
+    # The hires fields come before the flow models' shift and T5 length, then the units.
+    units_and_after = 2 + 3 * len(LOADED_FIELDS) + 2
+    hires = list(fields[-units_and_after - 7:-units_and_after])
     # On, the scale left as it was (the picture gives a size instead), upscaler, steps, strength, the resize.
     assert hires[0] is True and hires[2:] == ["Lanczos", 0, 0.0, 0, 96]

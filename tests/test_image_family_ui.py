@@ -15,6 +15,7 @@ from studio.backends.diffusion.model_defaults import architecture_of
 from studio.catalog import CatalogError, load_catalog
 from studio.model_folders import FLUX, SD1, SD3, SDXL
 from studio.runtime import ModelCache
+from studio.ui.controlnet_panel import LOADED_FIELDS
 from tests.tiny_families import build_tiny_flux, build_tiny_sd3
 
 SD15 = "stable-diffusion-v1-5/stable-diffusion-v1-5"
@@ -168,10 +169,12 @@ def test_the_shift_goes_from_the_api_to_the_picture_and_back(flow_app):
     parsed = read_a1111_parameters(shifted)
     assert parsed["Shift"] == "3" and parsed["Max sequence length"] == "64" and "Shift" not in read_a1111_parameters(own)
     loaded = client.predict(handle_file(shifted), api_name="/image_read_parameters")
-    assert loaded[2] == SCHNELL_ID and tuple(loaded[-4:-2]) == (3.0, 64)  # then the fast LCM switch and the note
-    assert client.predict(handle_file(own), api_name="/image_read_parameters")[-4:-2] == (0.0, 0)
+    # The shift and T5 length come before the three ControlNet units, the fast LCM switch and the note.
+    flow = slice(-2 - 3 * len(LOADED_FIELDS) - 2, -2 - 3 * len(LOADED_FIELDS))
+    assert loaded[2] == SCHNELL_ID and tuple(loaded[flow]) == (3.0, 64)
+    assert tuple(client.predict(handle_file(own), api_name="/image_read_parameters")[flow]) == (0.0, 0)
     # The same shift again makes the same picture: what the PNG carries reproduces it.
-    assert np.array_equal(pixels(client.predict(**common, shift=loaded[-4], max_sequence_length=loaded[-3])[1][0]["image"]),
+    assert np.array_equal(pixels(client.predict(**common, shift=loaded[flow][0], max_sequence_length=loaded[flow][1])[1][0]["image"]),
                           pixels(shifted))
 
 
