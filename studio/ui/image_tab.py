@@ -15,6 +15,7 @@ from studio.backends.diffusion import (
     DEFAULT_DECODER,
     DEFAULT_MODEL,
     DEFAULT_SAMPLER,
+    DEFAULT_SPEED,
     FULL_VAE,
     LCM_GUIDANCE,
     LCM_SAMPLER,
@@ -23,6 +24,7 @@ from studio.backends.diffusion import (
     MAX_BATCH_SIZE,
     MAX_EXTEND,
     SAMPLERS,
+    SPEEDS,
     ImageRequest,
     fields_from_parameters,
     fit_size,
@@ -60,7 +62,10 @@ IMAGE_SETTINGS = {
     "batch_size": f"pictures made together in each batch, 1-{MAX_BATCH_SIZE}",
     "fast_lcm": f"true: an SD 1.5 or SDXL model in few steps with its LCM-LoRA (sampler {LCM_SAMPLER}, "
                 f"{LCM_STEPS} steps, guidance {LCM_GUIDANCE:g}); false by default",
+    "speed": "exact (default): the model's own weights; fastest: on a CPU with OpenVINO, the UNet's weights "
+             "compressed to int8: quicker and lighter, the picture differs slightly (the result's note says which ran)",
 }
+SPEED_INFO = "fastest: int8 weights on OpenVINO (CPU): quicker and lighter; pictures differ slightly from exact"
 # The hires fix, as AUTOMATIC1111's txt2img has it (text to image only).
 HIRES_SETTINGS = {
     "hires": "true: hires fix: make the picture at width x height, upscale it, then redraw it bigger",
@@ -230,6 +235,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 fast_lcm_switch = gr.Checkbox(value=False, label=f"Fast (LCM, {LCM_STEPS} steps)",
                                               info="SD 1.5 / SDXL models: their LCM-LoRA (downloaded on first use), "
                                                    f"the {LCM_SAMPLER} sampler, guidance {LCM_GUIDANCE:g}")
+                speed = gr.Radio(list(SPEEDS), value=DEFAULT_SPEED, label="Speed", info=SPEED_INFO,
+                                 elem_id="image-speed")
                 with gr.Row():
                     width = gr.Slider(64, limit, value=native, step=8, label="Width", elem_id="image-width")
                     height = gr.Slider(64, limit, value=native, step=8, label="Height", elem_id="image-height")
@@ -318,7 +325,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 hires_steps: float, hires_strength: float, fast_lcm: bool, controlnet: str, control_type: str,
                 control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0, speed: str = DEFAULT_SPEED,
                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
                     seed, batch_count, batch_size)
@@ -326,8 +333,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                      hires_strength=float(hires_strength)) if hires else {}
         units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
                                   control_start, control_end)
-        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra), None,
-                       None, request, progress, controls)
+        yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units,
+                                  speed=speed or DEFAULT_SPEED, **extra), None, None, request, progress, controls)
 
     @user_errors
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
@@ -339,7 +346,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
                 controlnet: str, control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0, control_start: float = 0.0, control_end: float = 1.0,
-                request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
+                speed: str = DEFAULT_SPEED, request: gr.Request = None,
+                progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload an input picture first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
@@ -347,7 +355,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         units, controls = unit_of(studio, controlnet, control_type, control_picture, control_sketch, control_weight,
                                   control_start, control_end)
         image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm),
-                                   controlnets=units)
+                                   controlnets=units, speed=speed or DEFAULT_SPEED)
         yield from run(image_request, studio.open_image(picture), None, request, progress, controls)
 
     @user_errors
@@ -368,7 +376,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 padding: float, only_masked: bool, strength: float, fast_lcm: bool, controlnet: str,
                 control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
-                control_start: float = 0.0, control_end: float = 1.0,
+                control_start: float = 0.0, control_end: float = 1.0, speed: str = DEFAULT_SPEED,
                 request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         background = (picture or {}).get("background")
         if not background:
@@ -388,7 +396,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                   control_start, control_end)
         image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
                                    padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm),
-                                   controlnets=units)
+                                   controlnets=units, speed=speed or DEFAULT_SPEED)
         yield from run(image_request, loaded, loaded_mask, request, progress, controls)
 
     @user_errors
@@ -407,7 +415,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                  guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                  batch_count: float, batch_size: float, picture: str | None, extend_left: float,
                  extend_right: float, extend_top: float, extend_bottom: float, mask_blur: float, strength: float,
-                 fast_lcm: bool, request: gr.Request, progress=gr.Progress()):
+                 fast_lcm: bool, speed: str = DEFAULT_SPEED, request: gr.Request = None,
+                 progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload a picture to extend first.")
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
@@ -415,22 +424,22 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         image_request = request_of(
             "outpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
             extend_left=_whole(extend_left), extend_right=_whole(extend_right), extend_top=_whole(extend_top),
-            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm),
+            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm), speed=speed or DEFAULT_SPEED,
         )
         yield from run(image_request, studio.open_image(picture), None, request, progress)
 
     events = [
         # The fast LCM switch comes last, so calls written before it existed still fit.
-        # The ControlNet accordion's inputs come after it (outpainting has none).
-        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs], outputs,
+        # The ControlNet accordion's inputs come after it (outpainting has none); the speed last of all.
+        run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, speed], outputs,
                           api_name="txt2img", concurrency_id="heavy"),
-        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs], outputs,
+        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, speed], outputs,
                           api_name="img2img", concurrency_id="heavy"),
         run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
-                                    fast_lcm_switch, *control.inputs], outputs, api_name="inpaint",
+                                    fast_lcm_switch, *control.inputs, speed], outputs, api_name="inpaint",
                           concurrency_id="heavy"),
         run_outpaint.click(outpaint, [*common, outpaint_image, *sides, outpaint_blur, outpaint_strength,
-                                      fast_lcm_switch], outputs, api_name="outpaint", concurrency_id="heavy"),
+                                      fast_lcm_switch, speed], outputs, api_name="outpaint", concurrency_id="heavy"),
     ]
 
     def stop_run(request: gr.Request) -> None:
@@ -469,7 +478,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
                          strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
-                         *hires_inputs, fast_lcm_switch, modes, info]
+                         *hires_inputs, fast_lcm_switch, speed, modes, info]
 
     @user_errors
     @api_doc(
@@ -477,7 +486,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         png="a PNG with a 'parameters' text chunk",
         returns="prompt, negative prompt, model, decoder, sampler, steps, guidance, width, height, random seed "
                 "(false), seed, strengths, mask and outpaint settings, the hires fix (on, upscale, upscaler, steps, "
-                "strength), the fast LCM switch, then a note on what was loaded",
+                "strength), the fast LCM switch, the speed, then a note on what was loaded",
     )
     def image_read_parameters(png: str | None):
         if not png:
@@ -503,7 +512,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("strength"), get("strength"), get("mask_blur"), get("padding"), get("only_masked"),
             *(get(f"extend_{side}") for side in ("left", "right", "top", "bottom")), get("mask_blur"),
             values.get("hires_scale", 1) > 1, get("hires_scale"), get("hires_upscaler"), get("hires_steps"),
-            get("hires_strength"), bool(values.get("fast_lcm", False)),
+            get("hires_strength"), bool(values.get("fast_lcm", False)), values.get("speed", DEFAULT_SPEED),
             gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
 
