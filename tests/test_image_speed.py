@@ -119,6 +119,23 @@ def test_the_torch_unet_is_gone_once_openvino_has_it(catalog, tmp_path, monkeypa
     gc.collect()
     assert len(seen) == 1 and seen[0]() is None
     assert isinstance(model.pipe.unet, openvino_unet.OpenVinoUNet) and list(model.pipe.unet.parameters()) == []
+    # Nor are the IR file's pages kept resident beside OpenVINO's own copy of the weights.
+    ir_bin = next(tmp_path.glob("*/unet.bin"))
+    assert resident_kb(ir_bin) == 0
+    assert backend.generate(BASE).images[0].size == (64, 64)  # and it still runs: the copy is what computes
+
+
+def resident_kb(path) -> int:
+    """kB of this process's maps of `path` that are resident now (/proc/self/smaps)."""
+    target, total, inside = str(path.resolve()), 0, False
+    with open("/proc/self/smaps", encoding="utf-8", errors="replace") as smaps:
+        for line in smaps:
+            fields = line.split(maxsplit=5)
+            if "-" in fields[0] and len(fields) >= 5 and ":" in fields[3]:  # a map's header line
+                inside = len(fields) == 6 and fields[5].strip() == target
+            elif inside and fields[0] == "Rss:":
+                total += int(fields[1])
+    return total
 
 
 def test_the_command_line_takes_speed_fastest(models, tmp_path):  # noqa: F811 (the CLI's models fixture)
