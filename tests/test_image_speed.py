@@ -150,3 +150,22 @@ def test_the_command_line_takes_speed_fastest(models, tmp_path):  # noqa: F811 (
     assert read_a1111_parameters(out)["Speed"] == "fastest"
     wrong = studio_cli("image", "a red cat", "--speed", "ludicrous", models=models, data_dir=tmp_path / "data")
     assert wrong.returncode == 2 and "--speed" in wrong.stderr and "Traceback" not in wrong.stderr
+
+
+def test_the_api_takes_speed_fastest_and_the_picture_says_so(tmp_path, tiny_sd_path, tiny_taesd_path):
+    from gradio_client import Client, handle_file
+
+    from tests.image_models import write_models_file
+    from tests.running_app import RunningApp
+    from tests.test_image_app import pictures, settings
+
+    models_file = write_models_file(tmp_path, tiny_sd_path, tiny_taesd_path)
+    with RunningApp(tmp_path / "data", "--models-file", str(models_file), "--offline") as app:
+        client = Client(app.url, verbose=False)
+        result = client.predict(*settings(seed=5), speed="fastest", api_name="/txt2img")
+        assert "speed fastest" in result[2]
+        assert read_a1111_parameters(pictures(result)[0])["Speed"] == "fastest"
+        loaded = client.predict(handle_file(pictures(result)[0]), api_name="/image_read_parameters")
+        assert loaded[-3] == "fastest"  # the speed comes back into the form, before the mode and the note
+        exact = client.predict(*settings(seed=5), api_name="/txt2img")  # left out: exact, as before
+        assert "speed exact" in exact[2] and "Speed" not in read_a1111_parameters(pictures(exact)[0])

@@ -597,8 +597,9 @@ def describe(studio: Studio, outcome: ImageOutcome) -> str:
     ids = ", ".join(f"#{item.id}" for item in outcome.items)
     entry = studio.catalog.get(first["model"])
     licence = "" if entry.commercial_use else f" · licence: {entry.licence} (not for commercial use)"
+    speed = first.get("speed", DEFAULT_SPEED)  # which path ran: exact, or fastest (int8 weights)
     return (f"{len(records)} picture(s), {first['result_width']}x{first['result_height']} px, in "
-            f"{outcome.result.seconds:.2f} s · {seeds} · gallery {ids}{licence}")
+            f"{outcome.result.seconds:.2f} s · {seeds} · speed {speed} · gallery {ids}{licence}")
 
 
 def _whole(value: Any) -> int:
