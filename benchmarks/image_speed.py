@@ -328,6 +328,8 @@ def main() -> int:
         for round_ in range(args.rounds):
             for name in chosen:
                 results[name].append(child(name, folder, args.runs))
+                print(f"  {name}: {results[name][-1]['seconds']:.2f} s, peak RSS {results[name][-1]['peak_rss_mb']:.0f} MB",
+                      flush=True)
             print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]['seconds']:.2f} s" for n, r in results.items()),
                   flush=True)
         summary = {}
