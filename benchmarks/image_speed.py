@@ -1,23 +1,30 @@
-"""SD-Turbo text-to-image on this machine: a naive diffusers call against the studio's own path.
+"""SD-Turbo text-to-image on this machine: a naive diffusers call against the studio's own paths.
 
 The real-size architectures (SD-Turbo's UNet, VAE and OpenCLIP ViT-H text tower, and TAESD) are
 built from their published configs with random weights: speed does not depend on weight values, so
-no hub download is needed. Both paths load the same saved folder through their own loading code and
-run 512 px, 1 step, end to end to a PIL image, each in its own process so peak memory is its own:
+no hub download is needed. Every path loads the same saved folder through its own loading code and
+runs 512 px, 1 step, end to end to a PIL image, each in its own process so peak memory is its own:
 
-  (a) naive:  AutoPipelineForText2Image.from_pretrained(...) in float32, full VAE decode
-  (b) studio: studio.backends.diffusion as the studio runs it (TAESD decode, model kept warm in the
-              runtime cache, UNet and TAESD decoder on OpenVINO, converted once and kept on disk)
-  and for reference the studio's torch-only path (`--no-openvino`: bfloat16 and channels-last only
-  where the CPU has native bf16 instructions, else float32).
+  naive         AutoPipelineForText2Image.from_pretrained(...) in float32, full VAE decode
+  studio        studio.backends.diffusion as configured on this machine (TAESD decode, model kept warm in
+                the runtime cache; on a CPU with native bf16 torch in bf16, else the exact OpenVINO path)
+  studio-torch  the studio's torch-only path (`--no-openvino`)
+  exact         Speed "exact": UNet and TAESD's decoder on OpenVINO in fp32 (converted once, kept on disk)
+  exact-malloc  the same with the allocator settings (MALLOC_TRIM_THRESHOLD_, MALLOC_MMAP_MAX_) in its
+                environment
+  fastest-f32   the UNet's weights compressed to int8 (NNCF), computed in fp32
+  fastest       Speed "fastest": int8 weights, computed in bf16 where the CPU has native bf16
+and for "fastest" its closeness to "exact": PSNR and the largest difference of the decoded picture,
+same prompt and seed.
 
 The paths take turns, one process each, for --rounds rounds; each process's best call counts and the
-median over rounds is shown, so a busy spell on this shared machine hits all paths alike. Peak RSS is
-the kernel's high-water mark (it counts the file pages of memory-mapped weights, which the system
-can reclaim); peak anonymous memory is sampled every 20 ms and is what the process really holds.
-The first launch, which converts the UNet for OpenVINO, is timed on its own.
+median over rounds is shown, so a busy spell on this shared machine hits all paths alike (read the
+ratios, not the seconds). Peak RSS is the kernel's high-water mark (it counts the file pages of
+memory-mapped weights, which the system can reclaim); peak anonymous memory is sampled every 20 ms and
+is what the process really holds. The first launch, which converts the UNet for OpenVINO and then
+compresses it for "fastest", is timed on its own.
 
-    nice -n 5 python benchmarks/image_speed.py [--runs 2] [--rounds 3] [--keep DIR]
+    nice -n 5 python benchmarks/image_speed.py [--runs 2] [--rounds 3] [--keep DIR] [--paths a,b,...]
 """
 
 from __future__ import annotations
@@ -197,18 +204,39 @@ def studio_backend(folder: Path, openvino: bool = True) -> DiffusionBackend:
 def run_first_launch(folder: Path) -> dict:
     """Loading the model when its OpenVINO conversion is not on disk yet: what a user's first
     picture with a new model waits for."""
+    import torch
+
+    from studio.backends.diffusion import pipelines
+
+    pipelines.compute_dtype = lambda device: torch.float32  # the OpenVINO path, also on CPUs with native bf16
+    backend = studio_backend(folder)
     started = time.perf_counter()
-    model = studio_backend(folder).load(MODEL_ID)
-    return {"seconds": time.perf_counter() - started, "engine": model.engine, "peak_rss_mb": peak_rss_mb(),
+    model = backend.load(MODEL_ID)
+    converted = time.perf_counter()
+    backend.cache.clear()
+    fastest = backend.load(MODEL_ID, speed="fastest")
+    return {"seconds": converted - started, "compress_seconds": time.perf_counter() - converted,
+            "engine": f"{model.engine}; {fastest.engine}", "peak_rss_mb": peak_rss_mb(),
             "peak_anon_mb": ANONYMOUS.peak_mb}
 
 
-def run_studio(folder: Path, runs: int, openvino: bool = True) -> dict:
-    from studio.backends.diffusion import ImageRequest
+def run_studio(folder: Path, runs: int, openvino: bool = True, speed: str = "exact", fp32: bool = False,
+               bf16_compute: bool = True, picture: Path | None = None) -> dict:
+    """The studio's path. `fp32`: the fp32 pipeline even on a CPU with native bf16 (where the studio
+    otherwise runs torch in bf16), i.e. the exact OpenVINO path; `bf16_compute` False keeps "fastest"
+    computing in fp32 too. `picture`: where to keep the last picture's pixels (.npy)."""
+    import numpy as np
+    import torch
 
+    from studio.backends.diffusion import ImageRequest, pipelines
+
+    if fp32:
+        pipelines.compute_dtype = lambda device: torch.float32
+    if not bf16_compute:
+        pipelines.cpu_has_native_bf16 = lambda: False
     backend = studio_backend(folder, openvino)
     request = ImageRequest(PROMPT, model=MODEL_ID, decoder=DECODER_ID, steps=STEPS, guidance=0.0,
-                           width=SIZE, height=SIZE, seed=0)
+                           width=SIZE, height=SIZE, seed=0, speed=speed)
     times = []
     for run in range(runs + 1):  # the first call loads the models into the cache and warms up
         started = time.perf_counter()
@@ -216,22 +244,45 @@ def run_studio(folder: Path, runs: int, openvino: bool = True) -> dict:
         if run:
             times.append(time.perf_counter() - started)
     assert result.images[0].size == (SIZE, SIZE)
+    if picture is not None:
+        np.save(picture, np.asarray(result.images[0].convert("RGB")))
     record = result.params[0]
     return {"seconds": min(times), "all": times, "peak_rss_mb": peak_rss_mb(), "peak_anon_mb": ANONYMOUS.peak_mb,
             "engine": f"{record['engine']} {record['dtype']}, {record['decoder']}"}
 
 
+def psnr_and_max(a_file: Path, b_file: Path) -> tuple[float, int]:
+    """PSNR (dB) and the largest difference of one channel (0-255) between two pictures' pixels."""
+    import numpy as np
+
+    a, b = (np.load(f).astype(np.float64) for f in (a_file, b_file))
+    mse = float(((a - b) ** 2).mean())
+    return (float("inf") if mse == 0 else 10 * np.log10(255**2 / mse)), int(np.abs(a - b).max())
+
+
+# Allocator settings the studio sets where it starts (studio/allocator.py): measured as their own path.
+ALLOCATOR = {"MALLOC_TRIM_THRESHOLD_": "0", "MALLOC_MMAP_MAX_": "0"}
+# name: (label, function, extra environment)
 PATHS = {
-    "naive": ("(a) naive diffusers call", run_naive),
-    "studio": ("(b) studio path", run_studio),
-    "studio-torch": ("    studio, torch only", lambda folder, runs: run_studio(folder, runs, openvino=False)),
+    "naive": ("(a) naive diffusers call", run_naive, {}),
+    "studio": ("(b) studio, as configured here", run_studio, {}),
+    "studio-torch": ("    studio, torch only", lambda folder, runs: run_studio(folder, runs, openvino=False), {}),
+    "exact": ("(c) studio exact: OpenVINO fp32",
+              lambda folder, runs: run_studio(folder, runs, fp32=True, picture=folder / "exact.npy"), {}),
+    "exact-malloc": ("    exact, allocator settings", lambda folder, runs: run_studio(folder, runs, fp32=True), ALLOCATOR),
+    "fastest-f32": ("    int8 weights, fp32 compute",
+                    lambda folder, runs: run_studio(folder, runs, speed="fastest", bf16_compute=False,
+                                                    picture=folder / "fastest-f32.npy"), {}),
+    "fastest": ("(d) studio fastest", lambda folder, runs: run_studio(folder, runs, speed="fastest",
+                                                                      picture=folder / "fastest.npy"), {}),
 }
 
 
 def child(name: str, folder: Path, runs: int) -> dict:
+    extra = PATHS[name][2] if name in PATHS else {}
     done = subprocess.run(
         [sys.executable, __file__, "--only", name, "--folder", str(folder), "--runs", str(runs)],
-        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS="ignore"),
+        capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS="ignore", **extra),
     )
     if done.returncode:
         raise RuntimeError(f"{name} failed:\n{done.stderr[-3000:]}")
@@ -243,6 +294,9 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=2, help="timed calls per path after one warm-up (best is shown)")
     parser.add_argument("--keep", type=Path, help="build the random models here once and reuse them")
     parser.add_argument("--rounds", type=int, default=3, help="times each path runs, taking turns (median is shown)")
+    parser.add_argument("--paths", default=",".join(PATHS), help="which paths to measure, comma-separated")
+    parser.add_argument("--no-first-launch", action="store_true",
+                        help="keep the conversions a previous run left in --keep DIR and do not time them")
     parser.add_argument("--only", choices=[*PATHS, "first-launch"], help=argparse.SUPPRESS)  # one child process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -263,29 +317,42 @@ def main() -> int:
             build_random_sd_turbo(folder)
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
               f"{torch.backends.cpu.get_cpu_capability()}; {SIZE} px, {STEPS} step, end to end to a PIL image")
-        shutil.rmtree(folder / "openvino", ignore_errors=True)
-        first = child("first-launch", folder, args.runs)
-        print(f"first launch (converts the UNet for OpenVINO, once per model): load {first['seconds']:.1f} s, "
-              f"peak RSS {first['peak_rss_mb']:.0f} MB, peak anonymous {first['peak_anon_mb']:.0f} MB", flush=True)
-        results: dict[str, list[dict]] = {name: [] for name in PATHS}
+        if not args.no_first_launch:
+            shutil.rmtree(folder / "openvino", ignore_errors=True)
+            first = child("first-launch", folder, args.runs)
+            print(f"first launch (converts the UNet for OpenVINO, once per model): load {first['seconds']:.1f} s, "
+                  f"then int8 weights for 'fastest' {first['compress_seconds']:.1f} s, "
+                  f"peak RSS {first['peak_rss_mb']:.0f} MB, peak anonymous {first['peak_anon_mb']:.0f} MB", flush=True)
+        chosen = [name for name in args.paths.split(",") if name in PATHS]
+        results: dict[str, list[dict]] = {name: [] for name in chosen}
         for round_ in range(args.rounds):
-            for name in PATHS:
+            for name in chosen:
                 results[name].append(child(name, folder, args.runs))
+                print(f"  {name}: {results[name][-1]['seconds']:.2f} s, peak RSS {results[name][-1]['peak_rss_mb']:.0f} MB",
+                      flush=True)
             print(f"round {round_ + 1}: " + ", ".join(f"{n} {r[-1]['seconds']:.2f} s" for n, r in results.items()),
                   flush=True)
         summary = {}
-        for name, (label, _) in PATHS.items():
-            rounds = results[name]
+        for name in chosen:
+            label, rounds = PATHS[name][0], results[name]
             summary[name] = {key: statistics.median(r[key] for r in rounds)
                              for key in ("seconds", "peak_rss_mb", "peak_anon_mb")}
             print(f"{label:26} {summary[name]['seconds']:7.2f} s   peak RSS {summary[name]['peak_rss_mb']:6.0f} MB   "
                   f"peak anonymous {summary[name]['peak_anon_mb']:6.0f} MB   ({rounds[-1]['engine']}; best of "
                   f"{args.runs} per round: {', '.join(format(r['seconds'], '.2f') for r in rounds)} s)")
-        naive, studio, torch_only = summary["naive"], summary["studio"], summary["studio-torch"]
-        print(f"speed-up: {naive['seconds'] / studio['seconds']:.1f}x   (torch only: "
-              f"{naive['seconds'] / torch_only['seconds']:.1f}x)")
-        print(f"peak memory of the studio path: {studio['peak_rss_mb'] / naive['peak_rss_mb']:.2f}x the naive call's "
-              f"RSS, {studio['peak_anon_mb'] / naive['peak_anon_mb']:.2f}x its anonymous memory")
+        naive = summary.get("naive")
+        for name in chosen:
+            if naive is None or name == "naive":
+                continue
+            mine = summary[name]
+            print(f"{name:13} {naive['seconds'] / mine['seconds']:4.1f}x faster than naive; peak RSS "
+                  f"{mine['peak_rss_mb'] / naive['peak_rss_mb']:.2f}x naive's, anonymous "
+                  f"{mine['peak_anon_mb'] / naive['peak_anon_mb']:.2f}x")
+        for name in ("fastest", "fastest-f32"):
+            if name in chosen and "exact" in chosen:
+                psnr, biggest = psnr_and_max(folder / "exact.npy", folder / f"{name}.npy")
+                print(f"{name} against exact, same seed, decoded picture: PSNR {psnr:.1f} dB, max difference "
+                      f"{biggest}/255")
     finally:
         if args.keep is None:
             shutil.rmtree(folder, ignore_errors=True)

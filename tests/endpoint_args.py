@@ -114,12 +114,15 @@ def baseline(files: dict[str, dict]) -> dict[str, list[Any]]:
     return {
         # The image endpoints end with the fast LCM switch (off); txt2img's hires fix comes before it. Text to
         # image, image to image and inpainting then take the ControlNet accordion's values (no ControlNet); txt2img
-        # the hires resize (0, 0: by its scale); all four end with the flow models' shift and T5 prompt length.
-        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET, 0, 0, *MODELS_OWN_FLOW],
-        "img2img": [*image_settings(steps=2), photo, 0.5, False, *NO_CONTROLNET, *MODELS_OWN_FLOW],
-        "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False, *NO_CONTROLNET, *MODELS_OWN_FLOW],
+        # the hires resize (0, 0: by its scale); all four then take the flow models' shift and T5 prompt length,
+        # and the speed (exact) comes last of all.
+        "txt2img": [*image_settings(), True, 2.0, "Latent", 1, 0.5, False, *NO_CONTROLNET, 0, 0, *MODELS_OWN_FLOW,
+                    "exact"],
+        "img2img": [*image_settings(steps=2), photo, 0.5, False, *NO_CONTROLNET, *MODELS_OWN_FLOW, "exact"],
+        "inpaint": [*image_settings(steps=2), editor, photo, 4, 8, True, 1.0, False, *NO_CONTROLNET, *MODELS_OWN_FLOW,
+                    "exact"],
         "control_map_preview": ["canny", photo, None, 64, 64, 0, 0],
-        "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0, False, *MODELS_OWN_FLOW],
+        "outpaint": [*image_settings(steps=2), photo, 0, 16, 0, 0, 4, 1.0, False, *MODELS_OWN_FLOW, "exact"],
         "image_read_parameters": [files["png"]],
         "image_patterns": [5, "ocean", 1.0, 64, 64],
         "restyle": [photo, TINY_SD, TINY_TAESD, "watercolor painting", 0.5, 2, False, 3],

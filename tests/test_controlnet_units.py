@@ -188,7 +188,8 @@ def test_load_parameters_fills_two_units_and_their_thresholds_back(client, app):
     path = app.files / "two-units.png"
     made.save(path, pnginfo=_info(made))
     fields = client.predict(handle_file(str(path)), api_name="/image_read_parameters")
-    units = [list(fields[-2 - 3 * len(LOADED_FIELDS):-2][n * len(LOADED_FIELDS):][:len(LOADED_FIELDS)]) for n in range(3)]
+    # The units come before the fast LCM switch, the speed and the note.
+    units = [list(fields[-3 - 3 * len(LOADED_FIELDS):-3][n * len(LOADED_FIELDS):][:len(LOADED_FIELDS)]) for n in range(3)]
     assert units == [[TINY_CONTROLNET, "canny", 1.0, 0.0, 1.0, 20, 60],
                      [TINY_CONTROLNET_2, "scribble", 2.0, 0.0, 0.9, 32, 0],
                      ["", "canny", 1.0, 0.0, 1.0, 100, 200]]
@@ -263,7 +264,7 @@ def test_a_hires_resize_is_made_and_load_parameters_reads_it_back(client, app):
     made.save(path, pnginfo=_info(made))
     fields = client.predict(handle_file(str(path)), api_name="/image_read_parameters")
     # The hires fields come before the flow models' shift and T5 length, then the units.
-    units_and_after = 2 + 3 * len(LOADED_FIELDS) + 2
+    units_and_after = 3 + 3 * len(LOADED_FIELDS) + 2
     hires = list(fields[-units_and_after - 7:-units_and_after])
     # On, the scale left as it was (the picture gives a size instead), upscaler, steps, strength, the resize.
     assert hires[0] is True and hires[2:] == ["Lanczos", 0, 0.0, 0, 96]

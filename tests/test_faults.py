@@ -453,9 +453,9 @@ def write_args(model: str = BUILTIN_TEXT, max_new: int = 5, keep: bool = False, 
 def txt2img_args(model: str) -> list:
     # ... then the hires fix (off, upscale, upscaler, steps, strength), the fast LCM switch (off), the
     # ControlNet accordion (none), the hires fix's resize (0, 0: by its scale), the shift and T5 prompt length
-    # (the model's own)
+    # (the model's own), and the speed (exact)
     return [model, "tiny-taesd", "a red cat", "", "Euler", 1, 0.0, 64, 64, False, 7, 1, 1, False, 2, "Latent", 0, 0.5,
-            False, *NO_CONTROLNET, 0, 0, 0, 0]
+            False, *NO_CONTROLNET, 0, 0, 0, 0, "exact"]
 
 
 def test_a_damaged_model_fails_its_request_and_the_studio_serves_the_next(app):

@@ -169,8 +169,8 @@ def test_the_shift_goes_from_the_api_to_the_picture_and_back(flow_app):
     parsed = read_a1111_parameters(shifted)
     assert parsed["Shift"] == "3" and parsed["Max sequence length"] == "64" and "Shift" not in read_a1111_parameters(own)
     loaded = client.predict(handle_file(shifted), api_name="/image_read_parameters")
-    # The shift and T5 length come before the three ControlNet units, the fast LCM switch and the note.
-    flow = slice(-2 - 3 * len(LOADED_FIELDS) - 2, -2 - 3 * len(LOADED_FIELDS))
+    # The shift and T5 length come before the three ControlNet units, the fast LCM switch, the speed and the note.
+    flow = slice(-3 - 3 * len(LOADED_FIELDS) - 2, -3 - 3 * len(LOADED_FIELDS))
     assert loaded[2] == SCHNELL_ID and tuple(loaded[flow]) == (3.0, 64)
     assert tuple(client.predict(handle_file(own), api_name="/image_read_parameters")[flow]) == (0.0, 0)
     # The same shift again makes the same picture: what the PNG carries reproduces it.

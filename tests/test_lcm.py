@@ -263,7 +263,8 @@ def test_the_image_tabs_api_takes_the_switch_and_loading_the_png_turns_it_on(bac
         made = files[0]["image"]
         assert np.array_equal(pixels(Image.open(made)), pixels(backend.generate(with_fast_lcm(BASE)).images[0]))
         loaded = client.predict(handle_file(made), api_name="/image_read_parameters")
-        assert (loaded[4], loaded[5], loaded[6]) == ("LCM", 4, 1.0) and loaded[-2] is True  # the switch, before the note
+        # The switch, then the speed (exact), before the note.
+        assert (loaded[4], loaded[5], loaded[6]) == ("LCM", 4, 1.0) and loaded[-3] is True and loaded[-2] == "exact"
         with pytest.raises(Exception, match="already a few-step model"):
             client.predict(TINY_TURBO, *settings[1:], True, api_name="/txt2img")
 

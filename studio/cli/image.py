@@ -11,7 +11,15 @@ from dataclasses import replace
 from functools import reduce
 from pathlib import Path
 
-from studio.backends.diffusion import DEFAULT_DECODER, DEFAULT_MODEL, DEFAULT_SAMPLER, FULL_VAE, SAMPLERS
+from studio.backends.diffusion import (
+    DEFAULT_DECODER,
+    DEFAULT_MODEL,
+    DEFAULT_SAMPLER,
+    DEFAULT_SPEED,
+    FULL_VAE,
+    SAMPLERS,
+    SPEEDS,
+)
 from studio.backends.diffusion.hires import BUILTIN_UPSCALERS, DEFAULT_STRENGTH, DEFAULT_UPSCALER
 from studio.backends.diffusion.lora_tags import parse_lora_argument, reweight_lora
 from studio.backends.diffusion.loras import LORA_SUFFIX, LoraLibrary
@@ -79,6 +87,9 @@ def add_parsers(commands) -> None:
                             help=f"SD 1.5 / SDXL models in {LCM_STEPS} steps: their LCM-LoRA (downloaded on first "
                                  f"use), the {LCM_SAMPLER} sampler and guidance {LCM_GUIDANCE:g}, unless "
                                  "--steps/--guidance say otherwise")
+        parser.add_argument("--speed", choices=list(SPEEDS), default=DEFAULT_SPEED,
+                            help="exact (default): the model's own weights; fastest: on a CPU with OpenVINO, the "
+                                 "UNet's weights compressed to int8: quicker and lighter, the picture differs slightly")
         parser.add_argument("--shift", type=float, default=0.0,
                             help="SD 3.x / FLUX: the flow sampler's timestep shift (default 0: the model's own)")
         parser.add_argument("--max-sequence-length", type=int, default=0, metavar="TOKENS",
@@ -176,7 +187,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     units, controls = cli_controlnet.units(args, studio) if mode != "outpaint" else ((), [])
     base = ImageRequest(
         prompt=prompts[0], mode=mode, negative_prompt=args.negative, model=args.model, steps=steps,
-        guidance=guidance, width=width, height=height, seed=args.seed, sampler=sampler, fast_lcm=args.fast_lcm,
+        guidance=guidance, width=width, height=height, seed=args.seed, sampler=sampler, fast_lcm=args.fast_lcm, speed=args.speed,
         batch_size=args.batch_size, batch_count=args.batch_count, strength=strength, decoder=args.decoder,
         shift=args.shift, max_sequence_length=args.max_sequence_length, controlnets=units, **extra,
     )
@@ -195,7 +206,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     # Settings every item shares are checked once (with a stand-in prompt and the largest seed), and the
     # model is loaded once: a wrong size or a missing model is one error, not one per item.
     replace(base, prompt="-", seed=max(args.seeds) if args.seeds else base.seed).validate()
-    studio.image.load(args.model, stage=StageLine())
+    studio.image.load(args.model, stage=StageLine(), speed=args.speed)
     items = cli_batch.plan(prompts, args.seeds, args.seed)
     notes_shown: set[str] = set()
 

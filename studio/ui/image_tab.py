@@ -15,6 +15,7 @@ from studio.backends.diffusion import (
     DEFAULT_DECODER,
     DEFAULT_MODEL,
     DEFAULT_SAMPLER,
+    DEFAULT_SPEED,
     FULL_VAE,
     LCM_GUIDANCE,
     LCM_SAMPLER,
@@ -23,6 +24,7 @@ from studio.backends.diffusion import (
     MAX_BATCH_SIZE,
     MAX_EXTEND,
     SAMPLERS,
+    SPEEDS,
     ImageRequest,
     fields_from_parameters,
     fit_size,
@@ -61,7 +63,10 @@ IMAGE_SETTINGS = {
     "batch_size": f"pictures made together in each batch, 1-{MAX_BATCH_SIZE}",
     "fast_lcm": f"true: an SD 1.5 or SDXL model in few steps with its LCM-LoRA (sampler {LCM_SAMPLER}, "
                 f"{LCM_STEPS} steps, guidance {LCM_GUIDANCE:g}); false by default",
+    "speed": "exact (default): the model's own weights; fastest: on a CPU with OpenVINO, the UNet's weights "
+             "compressed to int8: quicker and lighter, the picture differs slightly (the result's note says which ran)",
 }
+SPEED_INFO = "fastest: int8 weights on OpenVINO (CPU): quicker and lighter; pictures differ slightly from exact"
 # The hires fix, as AUTOMATIC1111's txt2img has it (text to image only).
 HIRES_SETTINGS = {
     "hires": "true: hires fix: make the picture at width x height, upscale it, then redraw it bigger",
@@ -241,6 +246,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 fast_lcm_switch = gr.Checkbox(value=False, label=f"Fast (LCM, {LCM_STEPS} steps)",
                                               info="SD 1.5 / SDXL models: their LCM-LoRA (downloaded on first use), "
                                                    f"the {LCM_SAMPLER} sampler, guidance {LCM_GUIDANCE:g}")
+                speed = gr.Radio(list(SPEEDS), value=DEFAULT_SPEED, label="Speed", info=SPEED_INFO,
+                                 elem_id="image-speed")
                 with gr.Row():
                     width = gr.Slider(64, limit, value=native, step=8, label="Width", elem_id="image-width")
                     height = gr.Slider(64, limit, value=native, step=8, label="Height", elem_id="image-height")
@@ -333,7 +340,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 control_weight: float = 1.0,
                 control_start: float = 0.0, control_end: float = 1.0, hires_resize_x: float = 0,
                 hires_resize_y: float = 0, shift: float = 0.0, max_sequence_length: float = 0,
-                request: gr.Request = None,
+                speed: str = DEFAULT_SPEED, request: gr.Request = None,
                 progress=gr.Progress(),  # type: ignore[assignment]
                 more_controls: tuple[Any, ...] = ()):
         settings = (model, decoder, prompt, negative_prompt, sampler, steps, guidance, width, height, random_seed,
@@ -344,7 +351,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
                                             control_weight, control_start, control_end), more_controls)
         yield from run(request_of("txt2img", settings, fast_lcm=bool(fast_lcm), controlnets=units, **extra,
-                                  **flow_fields(shift, max_sequence_length)), None, None, request, progress, controls)
+                                  speed=speed or DEFAULT_SPEED, **flow_fields(shift, max_sequence_length)),
+                       None, None, request, progress, controls)
 
     @user_errors
     @api_doc("Redraw a picture following a prompt (image to image).", returns=IMAGE_RETURNS, **IMAGE_SETTINGS,
@@ -357,7 +365,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 batch_count: float, batch_size: float, picture: str | None, strength: float, fast_lcm: bool,
                 controlnet: str, control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0, control_start: float = 0.0, control_end: float = 1.0,
-                shift: float = 0.0, max_sequence_length: float = 0,
+                shift: float = 0.0, max_sequence_length: float = 0, speed: str = DEFAULT_SPEED,
                 request: gr.Request = None, progress=gr.Progress(),  # type: ignore[assignment]
                 more_controls: tuple[Any, ...] = ()):
         if not picture:
@@ -367,7 +375,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         units, controls = units_of(studio, (controlnet, control_type, control_picture, control_sketch,
                                             control_weight, control_start, control_end), more_controls)
         image_request = request_of("img2img", settings, strength=float(strength), fast_lcm=bool(fast_lcm),
-                                   controlnets=units, **flow_fields(shift, max_sequence_length))
+                                   controlnets=units, speed=speed or DEFAULT_SPEED,
+                                   **flow_fields(shift, max_sequence_length))
         yield from run(image_request, studio.open_image(picture), None, request, progress, controls)
 
     @user_errors
@@ -390,7 +399,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 control_type: str, control_picture: str | None = None, control_sketch: dict | None = None,
                 control_weight: float = 1.0,
                 control_start: float = 0.0, control_end: float = 1.0, shift: float = 0.0,
-                max_sequence_length: float = 0,
+                max_sequence_length: float = 0, speed: str = DEFAULT_SPEED,
                 request: gr.Request = None, progress=gr.Progress(),  # type: ignore[assignment]
                 more_controls: tuple[Any, ...] = ()):
         background = (picture or {}).get("background")
@@ -411,7 +420,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                             control_weight, control_start, control_end), more_controls)
         image_request = request_of("inpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
                                    padding=_whole(padding), only_masked=bool(only_masked), fast_lcm=bool(fast_lcm),
-                                   controlnets=units, **flow_fields(shift, max_sequence_length))
+                                   controlnets=units, speed=speed or DEFAULT_SPEED,
+                                   **flow_fields(shift, max_sequence_length))
         yield from run(image_request, loaded, loaded_mask, request, progress, controls)
 
     @user_errors
@@ -430,7 +440,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                  guidance: float, width: float, height: float, random_seed: bool, seed: float | None,
                  batch_count: float, batch_size: float, picture: str | None, extend_left: float,
                  extend_right: float, extend_top: float, extend_bottom: float, mask_blur: float, strength: float,
-                 fast_lcm: bool, shift: float = 0.0, max_sequence_length: float = 0,
+                 fast_lcm: bool, shift: float = 0.0, max_sequence_length: float = 0, speed: str = DEFAULT_SPEED,
                  request: gr.Request = None, progress=gr.Progress()):  # type: ignore[assignment]
         if not picture:
             raise gr.Error("Upload a picture to extend first.")
@@ -439,24 +449,26 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
         image_request = request_of(
             "outpaint", settings, strength=float(strength), mask_blur=_whole(mask_blur),
             extend_left=_whole(extend_left), extend_right=_whole(extend_right), extend_top=_whole(extend_top),
-            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm), **flow_fields(shift, max_sequence_length),
+            extend_bottom=_whole(extend_bottom), fast_lcm=bool(fast_lcm), speed=speed or DEFAULT_SPEED,
+            **flow_fields(shift, max_sequence_length),
         )
         yield from run(image_request, studio.open_image(picture), None, request, progress)
 
     events = [
         # The fast LCM switch comes last, so calls written before it existed still fit.
         # The ControlNet accordion's inputs come after it (outpainting has none): unit 0's first seven, and
-        # after every other input, its thresholds and units 1 and 2 (`control.more`); the flow models' two last.
+        # after every other input, its thresholds and units 1 and 2 (`control.more`); then the flow models' two,
+        # and the speed last of all.
         run_txt2img.click(txt2img, [*common, *hires_inputs, fast_lcm_switch, *control.inputs, *control.more,
-                                    *hires_resize, *flow.inputs], outputs, api_name="txt2img", concurrency_id="heavy"),
-        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, *control.more,
-                                    *flow.inputs], outputs, api_name="img2img", concurrency_id="heavy"),
-        run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
-                                    fast_lcm_switch, *control.inputs, *control.more, *flow.inputs], outputs,
-                          api_name="inpaint",
+                                    *hires_resize, *flow.inputs, speed], outputs, api_name="txt2img",
                           concurrency_id="heavy"),
+        run_img2img.click(img2img, [*common, init_image, strength, fast_lcm_switch, *control.inputs, *control.more,
+                                    *flow.inputs, speed], outputs, api_name="img2img", concurrency_id="heavy"),
+        run_inpaint.click(inpaint, [*common, editor, mask_upload, mask_blur, padding, only_masked, inpaint_strength,
+                                    fast_lcm_switch, *control.inputs, *control.more, *flow.inputs, speed], outputs,
+                          api_name="inpaint", concurrency_id="heavy"),
         run_outpaint.click(outpaint, [*common, outpaint_image, *sides, outpaint_blur, outpaint_strength,
-                                      fast_lcm_switch, *flow.inputs], outputs, api_name="outpaint",
+                                      fast_lcm_switch, *flow.inputs, speed], outputs, api_name="outpaint",
                            concurrency_id="heavy"),
     ]
 
@@ -495,7 +507,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     parameter_outputs = [prompt, negative, model, decoder, sampler, steps, guidance, width, height, random_seed, seed,
                          strength, inpaint_strength, mask_blur, padding, only_masked, *sides, outpaint_blur,
                          *hires_inputs, *hires_resize, *flow.inputs, *control.loaded_fields, fast_lcm_switch,
-                         modes, info]
+                         speed, modes, info]
 
     @user_errors
     @api_doc(
@@ -505,7 +517,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 "(false), seed, strengths, mask and outpaint settings, the hires fix (on, upscale, upscaler, steps, "
                 "strength, resize width, resize height), the shift and T5 prompt length (0: the model's own), "
                 "ControlNet units 0-2 (model, type, weight, start, end, threshold A, threshold B), the fast LCM "
-                "switch, then a note on what was loaded",
+                "switch, the speed, then a note on what was loaded",
     )
     def image_read_parameters(png: str | None):
         if not png:
@@ -540,7 +552,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
             get("hires_scale"), get("hires_upscaler"), get("hires_steps"), get("hires_strength"),
             get("hires_resize_x"), get("hires_resize_y"), values.get("shift", 0.0), values.get("max_sequence_length", 0),
             *(units if units is not None else [gr.skip()] * len(control.loaded_fields)),
-            bool(values.get("fast_lcm", False)),
+            bool(values.get("fast_lcm", False)), values.get("speed", DEFAULT_SPEED),
             gr.Tabs(selected=values["mode"]) if "mode" in values else gr.skip(), message,
         ]
 
@@ -634,8 +646,9 @@ def describe(studio: Studio, outcome: ImageOutcome) -> str:
     ids = ", ".join(f"#{item.id}" for item in outcome.items)
     entry = studio.catalog.get(first["model"])
     licence = "" if entry.commercial_use else f" · licence: {entry.licence} (not for commercial use)"
+    speed = first.get("speed", DEFAULT_SPEED)  # which path ran: exact, or fastest (int8 weights)
     return (f"{len(records)} picture(s), {first['result_width']}x{first['result_height']} px, in "
-            f"{outcome.result.seconds:.2f} s · {seeds} · gallery {ids}{licence}")
+            f"{outcome.result.seconds:.2f} s · {seeds} · speed {speed} · gallery {ids}{licence}")
 
 
 def _whole(value: Any) -> int:

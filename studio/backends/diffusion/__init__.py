@@ -24,6 +24,7 @@ from studio.backends.diffusion.request import (
     DEFAULT_DECODER,
     DEFAULT_MODEL,
     DEFAULT_SAMPLER,
+    DEFAULT_SPEED,
     FULL_VAE,
     LCM_GUIDANCE,
     LCM_SAMPLER,
@@ -38,6 +39,7 @@ from studio.backends.diffusion.request import (
     MAX_STEPS,
     MODES,
     SAMPLERS,
+    SPEEDS,
     ImageRequest,
     ImageResult,
     steps_for_strength,
@@ -45,9 +47,9 @@ from studio.backends.diffusion.request import (
 )
 
 __all__ = [
-    "DEFAULT_DECODER", "DEFAULT_MODEL", "DEFAULT_SAMPLER", "FULL_VAE", "LCM_GUIDANCE", "LCM_SAMPLER",
+    "DEFAULT_DECODER", "DEFAULT_MODEL", "DEFAULT_SAMPLER", "DEFAULT_SPEED", "FULL_VAE", "LCM_GUIDANCE", "LCM_SAMPLER",
     "LCM_STEPS", "MAX_BATCH_COUNT", "MAX_BATCH_SIZE",
-    "MAX_EXTEND", "MAX_GUIDANCE", "MAX_IMAGES", "MAX_PROMPT_CHARS", "MAX_SEED", "MAX_STEPS", "MODES", "SAMPLERS",
+    "MAX_EXTEND", "MAX_GUIDANCE", "MAX_IMAGES", "MAX_PROMPT_CHARS", "MAX_SEED", "MAX_STEPS", "MODES", "SAMPLERS", "SPEEDS",
     "DiffusionBackend", "ImageRequest", "ImageResult", "LoadedModel", "a1111_parameters", "compute_dtype",
     "fields_from_parameters", "fit_size", "steps_for_strength", "with_fast_lcm",
 ]

@@ -9,7 +9,15 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from studio import __version__
-from studio.backends.diffusion.request import DEFAULT_DECODER, DEFAULT_SAMPLER, FULL_VAE, MODES, SAMPLERS
+from studio.backends.diffusion.request import (
+    DEFAULT_DECODER,
+    DEFAULT_SAMPLER,
+    DEFAULT_SPEED,
+    FULL_VAE,
+    MODES,
+    SAMPLERS,
+    SPEEDS,
+)
 from studio.catalog import Catalog
 from studio.media.png_info import format_a1111_parameters
 
@@ -70,6 +78,8 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
             f"{lora['name'].translate(LORA_NAME_SYMBOLS)}: {lora['hash']}" for lora in loras
         ) if loras else None,
         "Fast LCM": params["lcm_lora"]["name"] if params.get("lcm_lora") else None,
+        # The "fastest" speed (int8 UNet weights) makes another picture than the exact path: said, to make it again.
+        "Speed": params.get("speed") if params.get("speed", DEFAULT_SPEED) != DEFAULT_SPEED else None,
         # Embeddings likewise (A1111's hash of an embedding is the sha256 of the whole file).
         "TI hashes": ", ".join(
             f"{e['name'].translate(LORA_NAME_SYMBOLS)}: {e['hash']}" for e in params["embeddings"]
@@ -150,6 +160,8 @@ def fields_from_parameters(
         notes.append(f"The model '{parsed['Model']}' is not in the catalogue; add it to your models file to use it.")
     if parsed.get("Fast LCM"):  # the fast LCM switch was on: its LoRA comes from the catalogue again
         values["fast_lcm"] = True
+    if parsed.get("Speed") in SPEEDS:
+        values["speed"] = parsed["Speed"]
     units, unit_notes = controlnet_units(parsed, catalog)
     if units:
         values["controlnets"] = units

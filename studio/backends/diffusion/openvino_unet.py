@@ -18,6 +18,7 @@ import contextlib
 import ctypes
 import gc
 import hashlib
+import io
 import json
 import logging
 import os
@@ -58,6 +59,9 @@ SOURCE_FILE = "source.json"  # the weight files a conversion came from, to tell 
 # This path is the studio's fp32 one: OpenVINO's CPU plugin would otherwise run in bf16 on CPUs
 # with native bf16, and the pictures would move away from torch's by more than rounding.
 CPU_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
+MADV_DONTNEED = 4  # Linux's madvise advice: drop these pages now
+# The "fastest" speed's UNet: its weights compressed to int8 beside the exact conversion (NNCF).
+COMPRESSED_FILE = "unet-int8.xml"
 
 
 def available() -> bool:
@@ -102,16 +106,33 @@ def weights_key(weights: list[Path]) -> str:
 class OpenVinoUNet:
     """Stands in for a diffusers UNet2DConditionModel: same call, same config, no torch weights."""
 
-    def __init__(self, ir_file: Path, config: Any):
+    def __init__(self, ir_file: Path, config: Any, cpu_config: dict[str, Any] | None = None):
         import openvino as ov
 
         self.config = config
         self.dtype = torch.float32
         self.device = torch.device("cpu")
-        self.memory_mb = 2 * ir_file.with_suffix(".bin").stat().st_size / 2**20  # fp16 on disk, fp32 in use
-        self._compiled = ov.Core().compile_model(str(ir_file), "CPU", CPU_CONFIG)
+        # fp16 on disk is fp32 in use; int8 weights stay int8.
+        grows = 1 if ir_file.name == COMPRESSED_FILE else 2
+        self.memory_mb = grows * ir_file.with_suffix(".bin").stat().st_size / 2**20
+        self._compiled = ov.Core().compile_model(str(ir_file), "CPU", cpu_config or CPU_CONFIG)
         self._request = self._compiled.create_infer_request()
         self._lock = threading.Lock()  # one infer request; concurrent runs take turns
+        self._settle(ir_file.with_suffix(".bin"))
+
+    def _settle(self, weights_file: Path) -> None:
+        """OpenVINO reads the IR's weights through a memory map and makes its own copy to compute with at
+        the first call, keeping the map: the file's pages would stay resident beside that copy (1.7 GB
+        for SD-Turbo's UNet). A tiny first call here makes the copy now, while the rest of the model is
+        not loaded yet, and the map's pages are then handed back; were any read again, the kernel would
+        read them from the file."""
+        config = self.config
+        # A small latent every down-sampling divides.
+        side = max(8, 2 ** (len(getattr(config, "block_out_channels", (0, 0, 0, 0))) - 1))
+        with torch.inference_mode():
+            self(torch.zeros(1, config.in_channels, side, side), torch.tensor([1.0]),
+                 torch.zeros(1, 77, config.cross_attention_dim))
+        drop_mapped_pages(weights_file)
 
     def __call__(
         self,
@@ -220,21 +241,66 @@ def converted_unet_file(cache_root: Path, weights: list[Path]) -> Path:
     return cache_root / weights_key(weights) / "unet.xml"
 
 
-def load_converted_unet(ir_file: Path) -> OpenVinoUNet | None:
-    """The kept conversion with its config, or None if there is none yet."""
+def load_converted_unet(ir_file: Path, fastest: bool = False, native_bf16: bool = False) -> OpenVinoUNet | None:
+    """The kept conversion with its config, or None if there is none yet. `fastest`: its int8 twin
+    (made once from it, see `compress_unet`), computed in bf16 where the CPU has `native_bf16`."""
     from diffusers.configuration_utils import FrozenDict
 
     config_file = ir_file.with_name("config.json")
     if not (ir_file.exists() and config_file.exists()):
         return None
-    return OpenVinoUNet(ir_file, FrozenDict(json.loads(config_file.read_text(encoding="utf-8"))))
+    config = FrozenDict(json.loads(config_file.read_text(encoding="utf-8")))
+    if not fastest:
+        return OpenVinoUNet(ir_file, config)
+    return OpenVinoUNet(compress_unet(ir_file), config, fastest_config(native_bf16))
+
+
+def fastest_config(native_bf16: bool) -> dict[str, Any]:
+    """The "fastest" speed's CPU settings: bf16 compute where the CPU runs it natively."""
+    return {**CPU_CONFIG, "INFERENCE_PRECISION_HINT": "bf16" if native_bf16 else "f32"}
+
+
+def fastest_available() -> bool:
+    try:
+        import nncf  # noqa: F401
+    except ImportError:
+        return False
+    return True
+
+
+def compress_unet(ir_file: Path) -> Path:
+    """The kept conversion's twin with int8 weights (NNCF's asymmetric per-channel compression of every
+    matrix multiplication and convolution), written once beside it and pruned with it. Half the fp16
+    file; the CPU plugin keeps the weights int8 and widens them as it computes."""
+    target = ir_file.with_name(COMPRESSED_FILE)
+    if target.exists():
+        return target
+    import nncf
+    import openvino as ov
+
+    log.info("compressing the UNet's weights to int8 in %s (once per model)", ir_file.parent)
+    nncf.set_log_level(logging.WARNING)  # its statistics table would land in the CLI's --json output
+    scratch = Path(tempfile.mkdtemp(prefix=".compressing-", dir=ir_file.parent))
+    try:
+        with contextlib.redirect_stdout(io.StringIO()):  # and so would its progress bar
+            compressed = nncf.compress_weights(ov.Core().read_model(str(ir_file)),
+                                               mode=nncf.CompressWeightsMode.INT8_ASYM)
+        ov.save_model(compressed, scratch / target.name, compress_to_fp16=False)
+        del compressed
+        for name in (target.with_suffix(".bin").name, target.name):  # the .xml last: only then is it finished
+            os.replace(scratch / name, target.parent / name)
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+        release_freed_memory()
+    return target
 
 
 def accelerate_unet(pipe: Any, ir_file: Path, weights: list[Path] | None = None,
-                    stage: StageCallback = no_stage) -> OpenVinoUNet:
+                    stage: StageCallback = no_stage, fastest: bool = False, native_bf16: bool = False) -> OpenVinoUNet:
     """Swap `pipe.unet` for its OpenVINO twin, converting it first if this is its first use (told to
     `stage` as PREPARING, with progress; `weights` are recorded, and older conversions of them pruned).
-    The torch UNet is freed before OpenVINO compiles, so the two never sit in memory together."""
+    The torch UNet is freed before OpenVINO compiles, so the two never sit in memory together.
+    `fastest`: the int8 twin (see `load_converted_unet`)."""
     converting = not ir_file.exists()
     if converting:
         log.info("converting the UNet for OpenVINO into %s (once per model)", ir_file.parent)
@@ -245,7 +311,7 @@ def accelerate_unet(pipe: Any, ir_file: Path, weights: list[Path] | None = None,
             prune_stale_conversions(ir_file.parent.parent)
     pipe.unet = None
     release_freed_memory()
-    twin = load_converted_unet(ir_file)
+    twin = load_converted_unet(ir_file, fastest, native_bf16)
     if twin is None:
         raise RuntimeError(f"the conversion in {ir_file.parent} is incomplete")
     pipe.unet = twin
@@ -309,6 +375,25 @@ def accelerate_taesd(vae: Any) -> None:
         model = ov.convert_model(vae.decoder, example_input=(example,))
     compiled = ov.Core().compile_model(model, "CPU", CPU_CONFIG)
     vae.decoder = OpenVinoModule(compiled)
+
+
+def drop_mapped_pages(path: Path) -> int:
+    """Tell the kernel this process no longer needs the resident pages of its read-only maps of `path`
+    (they are dropped at once and read from the file again if touched). The number of maps told."""
+    target = str(path.resolve())
+    told = 0
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL("libc.so.6", use_errno=True)
+        libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+        with open("/proc/self/maps", encoding="utf-8", errors="replace") as maps:
+            regions = [line.split(maxsplit=5) for line in maps]
+        for fields in regions:
+            # Only read-only maps: a private writable one may hold changes the file does not.
+            if len(fields) == 6 and fields[5].strip() == target and "w" not in fields[1]:
+                start, end = (int(value, 16) for value in fields[0].split("-"))
+                if libc.madvise(start, end - start, MADV_DONTNEED) == 0:
+                    told += 1
+    return told
 
 
 def release_freed_memory() -> None:

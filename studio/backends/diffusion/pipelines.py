@@ -31,6 +31,7 @@ from studio.backends.diffusion.loading import from_single_file, no_safety_checke
 from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, load_loras, lora_tags
 from studio.backends.diffusion.prompts import SCHEDULE_KEY, final_inputs, scheduled_inputs, switched_tensors
 from studio.backends.diffusion.request import (
+    DEFAULT_SPEED,
     FULL_VAE,
     HIRES_FIELDS,
     LCM_MAX_GUIDANCE,
@@ -74,7 +75,8 @@ class LoadedModel:
     native_size: int  # the resolution it was trained at, px
     latent_rgb: tuple | None  # preview factors for its latent space, if known
     accepts_taesd: bool
-    engine: str = "torch"  # what runs the UNet: "torch" or "openvino <version>"
+    engine: str = "torch"  # what runs the UNet: "torch" or "openvino <version>" (+ " int8" for "fastest")
+    speed: str = DEFAULT_SPEED  # the path it runs: "exact", or "fastest" (request.SPEEDS)
     # Held while a run uses the pipeline: LoRAs change its shared modules for the length of a run.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -148,6 +150,14 @@ class DiffusionBackend:
             self.openvino_dir is not None and device == "cpu" and dtype == torch.float32 and openvino_unet.available()
         )
 
+    def fastest_possible(self, device: str) -> bool:
+        """The "fastest" speed needs OpenVINO on a CPU and NNCF to compress the UNet's weights."""
+        import torch
+
+        from studio.backends.diffusion import openvino_unet
+
+        return self.uses_openvino(device, torch.float32) and openvino_unet.fastest_available()
+
     @property
     def device(self) -> str:
         return torch_device(self.requested_device)
@@ -213,15 +223,23 @@ class DiffusionBackend:
         except (StudioError, OSError, ValueError, KeyError, TypeError):
             return 512
 
-    def load(self, model_id: str, torch_unet: bool = False, stage: StageCallback = no_stage) -> LoadedModel:
+    def load(self, model_id: str, torch_unet: bool = False, stage: StageCallback = no_stage,
+             speed: str = DEFAULT_SPEED) -> LoadedModel:
         """The model, loaded once. `torch_unet` asks for a copy whose UNet is torch's even where
         OpenVINO runs the usual one (LoRAs change torch modules); it is kept beside it in the cache.
-        `stage` hears of a first OpenVINO conversion, the one wait a person should be told about."""
+        `stage` hears of a first OpenVINO conversion, the one wait a person should be told about.
+        `speed` "fastest" asks for the int8 OpenVINO UNet where this machine can run it (fp32 elsewhere, so
+        that also on CPUs with native bf16 it is OpenVINO's); elsewhere the exact model comes back."""
         entry = self.catalog.get(model_id)
         if entry.family != "diffusers" or not set(entry.tasks) & {"txt2img", "img2img", "inpaint", "restyle"}:
             raise InputError(f"'{entry.name}' is not an image generation model.")
         device = self.device
         dtype = compute_dtype(device)
+        if speed == "fastest" and not torch_unet and self.fastest_possible(device):
+            import torch
+
+            key = CacheKey(model_id, "float32", device, variant="fastest")
+            return self.cache.get(key, lambda: self._load(entry, torch.float32, device, stage=stage, fastest=True))
         if torch_unet and self.uses_openvino(device, dtype):
             key = CacheKey(model_id, dtype_name(dtype), device, variant="torch")
             return self.cache.get(key, lambda: self._load(entry, dtype, device, openvino=False))
@@ -229,18 +247,18 @@ class DiffusionBackend:
         return self.cache.get(key, lambda: self._load(entry, dtype, device, stage=stage))
 
     def _load(self, entry: ModelEntry, dtype, device: str, openvino: bool = True,
-              stage: StageCallback = no_stage) -> tuple[LoadedModel, float]:
+              stage: StageCallback = no_stage, fastest: bool = False) -> tuple[LoadedModel, float]:
         where = hub.locate(entry, offline=self.offline)
         # Refused in one sentence before a model too big for this machine's free memory starts loading.
         memory.check_fits(entry.name, where, entry.variant, dtype, self.free_memory_mb)
         log.info("loading %s from %s", entry.id, where)
         quiet_loading()
         with loading_errors(entry.name, where):
-            return self._load_from(entry, where, dtype, device, openvino=openvino, stage=stage)
+            return self._load_from(entry, where, dtype, device, openvino=openvino, stage=stage, fastest=fastest)
 
     def _load_from(
         self, entry: ModelEntry, where: Path, dtype, device: str, openvino: bool = True,
-        stage: StageCallback = no_stage,
+        stage: StageCallback = no_stage, fastest: bool = False,
     ) -> tuple[LoadedModel, float]:
         import torch
         from diffusers import DiffusionPipeline
@@ -249,7 +267,7 @@ class DiffusionBackend:
         openvino = openvino and self.uses_openvino(device, dtype) and (where.is_file() or (where / "unet").is_dir())
         converted_file, weights, converted = None, None, None
         if openvino:
-            converted_file, weights, converted = self._converted_unet(entry, where)
+            converted_file, weights, converted = self._converted_unet(entry, where, fastest)
         if where.is_file():
             pipe = from_single_file(entry, where, dtype, self.offline, self._downloaded_folder)
             revision = f"file:{where.name}"
@@ -280,14 +298,16 @@ class DiffusionBackend:
         if openvino:
             from studio.backends.diffusion import openvino_unet
 
+            ran = f"openvino {openvino_unet.version()}" + (" int8" if fastest else "")
             if converted is not None:
                 pipe.unet = converted
-                engine = f"openvino {openvino_unet.version()}"
+                engine = ran
             elif converted_file is not None and getattr(pipe, "unet", None) is not None \
                     and openvino_unet.unet_is_supported(pipe.unet):
                 try:
-                    openvino_unet.accelerate_unet(pipe, converted_file, weights, stage)
-                    engine = f"openvino {openvino_unet.version()}"
+                    openvino_unet.accelerate_unet(pipe, converted_file, weights, stage, fastest=fastest,
+                                                  native_bf16=cpu_has_native_bf16())
+                    engine = ran
                 except Exception as exc:  # noqa: BLE001 (a speed-up only: torch still runs the model)
                     log.warning("OpenVINO could not take the UNet of %s (%s); using torch", entry.id, first_line(exc))
                     if pipe.unet is None:  # it failed after freeing the torch UNet
@@ -310,6 +330,7 @@ class DiffusionBackend:
             latent_rgb=latent_rgb,
             accepts_taesd=is_sd_latent,
             engine=engine,
+            speed="fastest" if fastest and engine.endswith(" int8") else DEFAULT_SPEED,
         )
         return loaded, size_mb
 
@@ -321,7 +342,8 @@ class DiffusionBackend:
         except StudioError:
             return None
 
-    def _converted_unet(self, entry: ModelEntry, where: Path) -> tuple[Path | None, list[Path] | None, Any]:
+    def _converted_unet(self, entry: ModelEntry, where: Path,
+                        fastest: bool = False) -> tuple[Path | None, list[Path] | None, Any]:
         """Where this model's OpenVINO UNet is kept, the files it comes from, and the UNet itself if it
         was converted before."""
         from studio.backends.diffusion import openvino_unet
@@ -332,7 +354,8 @@ class DiffusionBackend:
             converted_file = openvino_unet.converted_unet_file(self.openvino_dir, weights)
             if where.is_file():  # a single file loads whole; accelerate_unet swaps its UNet afterwards
                 return converted_file, weights, None
-            return converted_file, weights, openvino_unet.load_converted_unet(converted_file)
+            return converted_file, weights, openvino_unet.load_converted_unet(converted_file, fastest,
+                                                                              cpu_has_native_bf16())
         except Exception as exc:  # noqa: BLE001 (a speed-up only: torch still runs the model)
             log.warning("OpenVINO could not read the kept UNet of %s (%s); using torch", entry.id, first_line(exc))
             return None, None, None
@@ -404,7 +427,7 @@ class DiffusionBackend:
         # A hires fix's second pass counts in the same progress as the first.
         per_batch = request.steps_run + request.hires_steps_run
         progress(0, per_batch * request.batch_count)
-        model = self.load(request.model, stage=preparing)
+        model = self.load(request.model, stage=preparing, speed=request.speed)
         family = families.family_of(model.pipe)
         families.check_request(family, request, model.entry.name)
         notes: list[str] = []
@@ -423,6 +446,11 @@ class DiffusionBackend:
             what = "LoRAs" if loras or fast else "ControlNets"
             model = self.load(request.model, torch_unet=True)
             notes.append(f"With {what} the UNet ran on {model.engine} (OpenVINO runs it only without them).")
+        if request.speed != model.speed:  # the record and the note say which path ran
+            notes.append(speed_note(request.speed, model))
+            request = replace(request, speed=model.speed)
+        elif model.speed == "fastest":
+            notes.append(speed_note(request.speed, model))
         # Embeddings whose names stand as words in either prompt, each file read once.
         embeddings = load_embeddings(self.embeddings, self.cache, request.prompt, request.negative_prompt)
         families.check_embeddings(family, [e.name for e in embeddings], model.entry.name)
@@ -737,11 +765,22 @@ class DiffusionBackend:
             params["lcm_lora"] = {"name": fast.weights.name, "weight": fast.weight, "hash": fast.weights.short_hash}
         else:
             params.pop("fast_lcm")  # off: records stay as they were before the switch existed
+        if params["speed"] == DEFAULT_SPEED:
+            params.pop("speed")  # exact: records stay as they were before the choice existed
         if units:  # each ControlNet with its model's name and hash (its pictures are added when kept)
             params["controlnets"] = units
         else:
             params.pop("controlnets")  # none: records stay as they were before ControlNets
         return params
+
+
+def speed_note(asked: str, model: LoadedModel) -> str:
+    """What the result says about the "fastest" speed: that it ran, or why the exact path ran instead."""
+    if model.speed == "fastest":
+        return (f"Speed: fastest ({model.engine}, int8 weights): quicker and lighter, and the picture differs "
+                "slightly from the exact path's.")
+    return (f"Speed: exact ({model.engine}); '{asked}' runs only where OpenVINO runs this model's UNet on a CPU, "
+            "with NNCF installed, and without LoRAs or ControlNets.")
 
 
 def networks_record(loras: Sequence[AppliedLora], embeddings: Sequence[Embedding]) -> dict[str, Any]:

@@ -42,6 +42,12 @@ LCM_SAMPLER = "LCM"
 LCM_STEPS = 4
 LCM_GUIDANCE = 1.0
 LCM_MAX_GUIDANCE = 2.0
+# "Speed: exact / fastest". exact: the model's own weights at full precision. fastest: where OpenVINO runs
+# the UNet on a CPU, its weights compressed to int8 (and bf16 compute on CPUs with native bf16): quicker and
+# lighter, but the pictures move beyond rounding (benchmarks/image_speed.py measures how far), so the
+# user chooses it.
+SPEEDS = ("exact", "fastest")
+DEFAULT_SPEED = "exact"
 MAX_STEPS = 150
 MAX_GUIDANCE = 30.0
 MAX_BATCH_SIZE = 8
@@ -154,6 +160,7 @@ class ImageRequest:
     shift: float = 0.0  # the sampler's timestep shift
     max_sequence_length: int = 0  # the T5 prompt length, tokens
     controlnets: tuple[ControlUnit, ...] = ()  # ControlNets steering the run, each with its own picture
+    speed: str = DEFAULT_SPEED  # one of SPEEDS
 
     def __post_init__(self) -> None:
         # Records hold ControlNets as dicts; a request always holds units.
@@ -180,6 +187,8 @@ class ImageRequest:
         if self.fast_lcm and self.sampler != LCM_SAMPLER:
             raise InputError(f"The fast LCM switch runs the {LCM_SAMPLER} sampler, not {self.sampler}; "
                              f"choose {LCM_SAMPLER} or turn the switch off.")
+        if self.speed not in SPEEDS:
+            raise InputError(f"The speed must be one of {', '.join(SPEEDS)}, not '{self.speed}'.")
         _whole("batch size", self.batch_size, 1, MAX_BATCH_SIZE, "images made together")
         _whole("batch count", self.batch_count, 1, MAX_BATCH_COUNT, "batches made one after another")
         if self.batch_size * self.batch_count > MAX_IMAGES:
