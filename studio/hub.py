@@ -55,6 +55,8 @@ def locate(entry: ModelEntry, *, offline: bool, download_if_missing: bool = True
         return entry.path
     if entry.source != "download" or not entry.repo:
         raise StudioError(f"'{entry.id}' is built in; it needs no download.")
+    if entry.base and entry.files:  # one transformer file from a repo of many (a GGUF quantisation)
+        return _transformer_file(entry, offline=offline, download_if_missing=download_if_missing)
     cached = _from_cache(entry)
     if cached is not None:
         return cached
@@ -82,6 +84,21 @@ def _from_cache(entry: ModelEntry) -> Path | None:
     if not any(folder.rglob("*.safetensors")) and not any(folder.rglob("*.gguf")) and not any(folder.rglob("*.onnx")):
         return None
     return folder
+
+
+def _transformer_file(entry: ModelEntry, *, offline: bool, download_if_missing: bool) -> Path:
+    """The entry's one file in the cache (another quantisation of the same repo does not count), or
+    fetched through `download` (its progress, Stop and disk check) when allowed."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(entry.repo, entry.files[0], revision=entry.revision)
+    if isinstance(cached, str):
+        return Path(cached)
+    if offline:
+        raise ModelUnavailable(missing_message(entry, "the studio is running offline"))
+    if not download_if_missing:
+        raise ModelUnavailable(missing_message(entry, "it has not been downloaded yet"))
+    return download(entry) / entry.files[0]
 
 
 def locate_file(entry: ModelEntry, *, offline: bool) -> Path:
