@@ -34,10 +34,11 @@ from tests.tiny_families import build_tiny_flux
 ROOT = Path(__file__).resolve().parent.parent
 BASE_ID, GGUF_ID, SCHNELL = "tiny-flux-schnell", "tiny-flux-q8", "black-forest-labs/FLUX.1-schnell"
 TASKS = '["txt2img", "img2img", "inpaint", "restyle"]'
-# Measured on the tiny FLUX at 256 px, 1 step, seeds 7-10: 48.5-48.7 dB against the unquantised transformer
-# (Q8_0 keeps 8 bits per weight with one scale per 32-weight block, so each layer's output moves by well under
-# 1%), while another seed's picture scores 14.5-14.7 dB. 40 dB (an RMS error of 2.5 of 255 levels) leaves
-# 8 dB of room for other CPUs' rounding and still fails any picture that is not the same one, slightly rounded.
+# Measured on the tiny FLUX at 256 px, 1 step, seeds 7-10, against the unquantised transformer: 48.5-48.7 dB
+# in bf16 (CPUs with native bf16, like this one) and 57.3-57.4 dB in fp32 (Q8_0 keeps 8 bits per weight with
+# one scale per 32-weight block, so each layer's output moves by well under 1%), while another seed's picture
+# scores 14.5-14.7 dB. 40 dB (an RMS error of 2.5 of 255 levels) leaves 8 dB of room below the bf16 figure and
+# still fails any picture that is not the same one, slightly rounded.
 MIN_PSNR_DB = 40.0
 
 
@@ -124,6 +125,30 @@ def test_a_q8_transformer_makes_nearly_the_unquantised_picture(backend, seed):
     assert not np.array_equal(pixels(quantised), pixels(full))  # it really ran on the rounded weights
     assert psnr(quantised, full) > MIN_PSNR_DB
     assert psnr(other, full) < MIN_PSNR_DB - 10  # the bar tells pictures apart
+
+
+def test_an_sd3_transformer_in_gguf_runs_the_same_way(tmp_path):
+    """SD 3.x transformers load from GGUF through the same code (diffusers' SD3 single-file loader). The tiny
+    MMDiT is 16 wide, so only its 32-wide layers are whole Q8_0 blocks; measured 44-45 dB in bf16."""
+    from safetensors.torch import load_file
+
+    from tests.tiny_families import build_tiny_sd3
+
+    base = build_tiny_sd3(tmp_path / "sd3")
+    state = load_file(str(base / "transformer" / "diffusion_pytorch_model.safetensors"))
+    quantised_file = write_gguf(state, tmp_path / "tiny-sd3-Q8_0.gguf")
+    assert sum(info["dtype"] == "Q8_0" for info in gguf_header(quantised_file).values()) >= 4
+    models = models_file(tmp_path, {"sd3": {"path": str(base)}, "sd3-q8": {"path": str(quantised_file), "base": "sd3"}})
+    sd3 = DiffusionBackend(ModelCache(4096), load_catalog(models), device="cpu", offline=True)
+
+    def request(model: str, seed: int = 7) -> ImageRequest:
+        return ImageRequest(prompt="a red cat", model=model, steps=2, guidance=2.0, width=64, height=64, seed=seed,
+                            decoder="full")
+
+    quantised, full = sd3.generate(request("sd3-q8")).images[0], sd3.generate(request("sd3")).images[0]
+    assert not np.array_equal(pixels(quantised), pixels(full))
+    assert psnr(quantised, full) > MIN_PSNR_DB
+    assert psnr(sd3.generate(request("sd3", seed=107)).images[0], full) < MIN_PSNR_DB - 10
 
 
 def test_the_transformer_stays_quantised_and_the_record_names_the_file_and_its_hash(backend, files):
