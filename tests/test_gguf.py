@@ -13,9 +13,6 @@ studio reads from a header (the family and the base model), on a header-sized fi
 from __future__ import annotations
 
 import hashlib
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -31,7 +28,6 @@ from studio.runtime import ModelCache
 from studio.settings import Settings
 from tests.tiny_families import build_tiny_flux
 
-ROOT = Path(__file__).resolve().parent.parent
 BASE_ID, GGUF_ID, SCHNELL = "tiny-flux-schnell", "tiny-flux-q8", "black-forest-labs/FLUX.1-schnell"
 TASKS = '["txt2img", "img2img", "inpaint", "restyle"]'
 # Measured on the tiny FLUX at 256 px, 1 step, seeds 7-10, against the unquantised transformer: 48.5-48.7 dB
@@ -117,8 +113,7 @@ def test_the_written_file_is_a_quantised_flux_transformer(files):
     assert (found.family, found.problem) == (FLUX, None)
 
 
-@pytest.mark.parametrize("seed", [7, 8])
-def test_a_q8_transformer_makes_nearly_the_unquantised_picture(backend, seed):
+def test_a_q8_transformer_makes_nearly_the_unquantised_picture(backend, seed=7):
     quantised = backend.generate(flux(GGUF_ID, seed=seed)).images[0]
     full = backend.generate(flux(BASE_ID, seed=seed)).images[0]
     other = backend.generate(flux(BASE_ID, seed=seed + 100)).images[0]
@@ -339,22 +334,22 @@ def test_a_gguf_llm_in_the_unet_folder_is_not_offered(tmp_path):
         path_entry(tmp_path / "smollm.gguf", set())
 
 
-def test_the_terminal_runs_a_gguf_file_with_a_base_model(files, tmp_path):
+def test_the_terminal_runs_a_gguf_file_with_a_base_model(files, tmp_path, capsys):
+    from studio.cli.main import main
+
     models = models_file(tmp_path / "catalogue", {BASE_ID: {"path": str(files["base"])}})
-    env = dict(os.environ, STUDIO_DATA_DIR=str(tmp_path / "data"), STUDIO_OFFLINE="1", STUDIO_MODELS_FILE=str(models))
-    common = ["--seed", "7", "--steps", "1", "--size", "256x256", "--decoder", "full", "--no-gallery"]
-
-    def cli(*args: str) -> subprocess.CompletedProcess:
-        return subprocess.run([sys.executable, "-m", "studio", "image", "a red cat", *common, *args], cwd=ROOT,
-                              env=env, capture_output=True, text=True, timeout=300)
-
+    common = ["--data-dir", str(tmp_path / "data"), "--models-file", str(models), "--offline"]
+    options = ["--seed", "7", "--steps", "1", "--size", "256x256", "--decoder", "full", "--no-gallery"]
     out = tmp_path / "q8.png"
-    done = cli("--model", str(files["gguf"]), "--base-model", BASE_ID, "--out", str(out))
-    assert done.returncode == 0, done.stderr
+    code = main([*common, "image", "a red cat", *options, "--model", str(files["gguf"]), "--base-model", BASE_ID,
+                 "--out", str(out)])
+    assert code == 0, capsys.readouterr().err
     assert np.asarray(Image.open(out)).shape == (256, 256, 3)
+    capsys.readouterr()
     for args, words in ((("--model", str(files["gguf"])), "come from black-forest-labs/FLUX.1-schnell"),
                         (("--model", str(files["gguf"]), "--base-model", "nope"), "--base-model nope: not in"),
                         (("--model", BASE_ID, "--base-model", BASE_ID), "goes with a transformer file")):
-        done = cli(*args, "--out", str(tmp_path / "x.png"))
-        assert done.returncode == 2 and words in done.stderr, done.stderr
-        assert len(done.stderr.strip().splitlines()) == 1 and "Traceback" not in done.stderr
+        code = main([*common, "image", "a red cat", *options, *args, "--out", str(tmp_path / "x.png")])
+        error = capsys.readouterr().err
+        assert code == 2 and words in error, error
+        assert len(error.strip().splitlines()) == 1 and "Traceback" not in error
