@@ -182,3 +182,38 @@ def test_hosted_visitors_cannot_download_or_delete(tmp_path):
         with pytest.raises(StudioError, match="Only the operator"):
             act(TAESD)
     assert {row.state for row in studio.models.rows()} >= {"built in"}
+
+
+
+def test_a_gguf_quantisation_downloads_alone_and_a_cut_resumes_inside_it(tmp_path):
+    """A catalogue GGUF transformer is one file of a repo holding several quantisations: only that file is
+    fetched (and the model card), a server dying in the middle of it is resumed from the bytes on disk,
+    and the studio then finds the file itself, not the repo's folder."""
+    import random
+
+    repo = tmp_path / "city96-schnell-gguf"
+    repo.mkdir()
+    (repo / "README.md").write_text("---\nlicense: apache-2.0\n---\n")
+    wanted, other = "flux1-schnell-Q4_K_S.gguf", "flux1-schnell-Q8_0.gguf"
+    data = random.Random(3).randbytes(640 * 1024)
+    (repo / wanted).write_bytes(data)
+    (repo / other).write_bytes(b"never fetched" * 100)
+    served = LoopbackHub({"city96/FLUX.1-schnell-gguf": repo}, cut_after={wanted: 200_000}).start()
+    try:
+        result = in_child(served, tmp_path, f"""
+            {SMALL_CHUNKS}
+            from studio import hub
+            entry = studio.catalog.get("flux1-schnell-gguf-Q4_K_S")
+            result["before"] = studio.models.row(entry).state
+            studio.models.download("flux1-schnell-gguf-Q4_K_S")
+            result["after"] = studio.models.row(entry).state
+            result["located"] = str(hub.locate(entry, offline=True))
+        """)
+    finally:
+        served.stop()
+    asked = [r for r in served.requests if r.startswith("GET") and wanted in r]
+    assert len(asked) == 2 and "Range" not in asked[0], asked
+    assert 0 < int(asked[1].split("Range: bytes=")[1].rstrip("-")) <= 200_000
+    assert not any(other in r for r in served.requests if r.startswith("GET"))
+    assert (result["before"], result["after"]) == ("not here", "downloaded")
+    assert Path(result["located"]).name == wanted and Path(result["located"]).read_bytes() == data
