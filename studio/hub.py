@@ -177,8 +177,54 @@ def download(
                 "(only formats the studio never loads, such as pickles)."
             )
         check_disk_space(entry, sum(f.file_size or 0 for f in planned if f.will_download))
+        if entry.base and entry.files:  # one big transformer file: resumable across runs, then the small rest
+            _resumable_file(entry, progress, cancel)
+            progress = _no_bytes_progress
         return Path(snapshot_download(entry.repo, revision=entry.revision, allow_patterns=allow,
                                       ignore_patterns=ignore, tqdm_class=_progress_bars(progress, cancel)))
+
+
+def _resumable_file(entry: ModelEntry, progress: Callable[[int, int], None], cancel: CancelToken) -> None:
+    """The entry's one file fetched into the cache's blobs through a partial file of a fixed name, so a
+    download stopped or broken in one run continues from the bytes on disk in the next (huggingface_hub's
+    own partial files belong to one process and are deleted when it fails). snapshot_download then finds
+    the blob and only links it."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    assert entry.repo is not None
+    meta = get_hf_file_metadata(hf_hub_url(entry.repo, entry.files[0], revision=entry.revision))
+    if not meta.etag or not meta.location:
+        return  # nothing to name the blob by: snapshot_download fetches it as usual
+    blobs = cache_folder() / ("models--" + entry.repo.replace("/", "--")) / "blobs"
+    blob = blobs / meta.etag
+    if blob.exists():
+        return
+    blobs.mkdir(parents=True, exist_ok=True)
+    partial = blobs / f"{meta.etag}.studio-partial"
+
+    class FileProgress(hub_tqdm):
+        # Counted here, from the bytes already on disk: a bar hidden (no terminal) keeps no count of its own.
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.bytes_done = int(kwargs.get("initial") or 0)
+            progress(self.bytes_done, int(meta.size or 0))
+
+        def update(self, n: float | None = 1) -> bool | None:
+            cancel.raise_if_cancelled()
+            self.bytes_done += int(n or 0)
+            progress(self.bytes_done, int(meta.size or 0))
+            return super().update(n)
+
+    with open(partial, "ab") as handle:
+        http_get(meta.location, handle, resume_size=handle.tell(), headers=build_hf_headers(),
+                 expected_size=meta.size, displayed_filename=entry.files[0], tqdm_class=FileProgress)
+    if meta.size is not None and partial.stat().st_size != meta.size:
+        partial.unlink()  # not the file the hub has (it changed meanwhile?): start afresh next time
+        raise ModelUnavailable(missing_message(entry, "the downloaded file did not have the size the hub gives"))
+    partial.replace(blob)
 
 
 READ_BYTES = 2**20

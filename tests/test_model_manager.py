@@ -217,3 +217,53 @@ def test_a_gguf_quantisation_downloads_alone_and_a_cut_resumes_inside_it(tmp_pat
     assert not any(other in r for r in served.requests if r.startswith("GET"))
     assert (result["before"], result["after"]) == ("not here", "downloaded")
     assert Path(result["located"]).name == wanted and Path(result["located"]).read_bytes() == data
+
+
+def test_a_gguf_download_stopped_in_one_run_continues_inside_its_half_written_file_in_the_next(tmp_path):
+    """Stopped in the middle of the file in one process, the download goes on in a new process from the
+    bytes already on disk: the hub is asked only for the rest (a Range from where it stopped)."""
+    import random
+
+    repo = tmp_path / "city96-schnell-gguf"
+    repo.mkdir()
+    wanted = "flux1-schnell-Q4_K_S.gguf"
+    data = random.Random(4).randbytes(640 * 1024)
+    (repo / wanted).write_bytes(data)
+    served = LoopbackHub({"city96/FLUX.1-schnell-gguf": repo}, chunk_delay=0.1, chunk_bytes=32768).start()
+    try:
+        first = in_child(served, tmp_path, f"""
+            {SMALL_CHUNKS}
+            from studio.errors import Cancelled
+            from studio.runtime import CancelToken
+            token = CancelToken()
+            seen = []
+            def report(done, total):
+                seen.append(done)
+                if done >= 200_000:
+                    token.cancel()
+            try:
+                studio.models.download("flux1-schnell-gguf-Q4_K_S", report, token)
+            except Cancelled:
+                result["stopped"] = True
+            result["state"] = studio.models.row(studio.catalog.get("flux1-schnell-gguf-Q4_K_S")).state
+            result["last"] = seen[-1]
+        """)
+        served.chunk_delay = 0.0
+        second = in_child(served, tmp_path, """
+            from studio import hub
+            seen = []
+            studio.models.download("flux1-schnell-gguf-Q4_K_S", lambda done, total: seen.append((done, total)))
+            entry = studio.catalog.get("flux1-schnell-gguf-Q4_K_S")
+            result["state"] = studio.models.row(entry).state
+            result["located"] = str(hub.locate(entry, offline=True))
+            result["first_seen"] = seen[0]
+        """)
+    finally:
+        served.stop()
+    assert (first["stopped"], first["state"]) == (True, "partly here")
+    asked = [r for r in served.requests if r.startswith("GET") and wanted in r]
+    assert len(asked) == 2 and "Range" not in asked[0] and "Range: bytes=" in asked[1], asked
+    resumed_at = int(asked[1].split("Range: bytes=")[1].rstrip("-"))
+    assert 200_000 <= resumed_at < len(data)  # continued inside the file, not restarted
+    assert second["first_seen"] == [resumed_at, len(data)]  # the progress counts on from the bytes on disk
+    assert second["state"] == "downloaded" and Path(second["located"]).read_bytes() == data
