@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from studio.backends.diffusion import DiffusionBackend, ImageRequest, memory
+from studio.backends.diffusion import DiffusionBackend, ImageRequest, families, memory
 from studio.backends.diffusion.flow_files import base_model
 from studio.catalog import load_catalog, path_entry
 from studio.errors import StudioError
@@ -169,6 +169,7 @@ def test_a_file_dropped_in_models_unet_runs_with_the_base_its_tensors_name(files
     entry = catalog.get("flux-q8")
     assert entry.name == "flux-q8 (FLUX)" and entry.path == unet / "flux-q8.gguf"
     dropped = DiffusionBackend(ModelCache(4096), catalog, device="cpu", offline=True)
+    assert dropped.native_size("flux-q8") == families.FLOW_NATIVE_SIZE  # told before loading: FLUX's 1024 px
     picture = dropped.generate(flux("flux-q8")).images[0]
     assert np.array_equal(pixels(picture), pixels(backend.generate(flux(GGUF_ID)).images[0]))
 

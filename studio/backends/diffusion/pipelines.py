@@ -27,7 +27,7 @@ from studio.backends.diffusion import controlnet, families, hires, lcm, memory
 from studio.backends.diffusion import embeddings as ti
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
-from studio.backends.diffusion.flow_files import base_parts, file_hash
+from studio.backends.diffusion.flow_files import base_parts, file_hash, flow_family
 from studio.backends.diffusion.loading import from_single_file, no_safety_checker, quiet_loading
 from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, load_loras, lora_tags
 from studio.backends.diffusion.prompts import SCHEDULE_KEY, final_inputs, scheduled_inputs, switched_tensors
@@ -195,6 +195,8 @@ class DiffusionBackend:
         try:
             entry = self.catalog.get(model_id)
             where = hub.locate(entry, offline=True, download_if_missing=False)
+            if where.is_file() and flow_family(where):  # an SD 3.x or FLUX transformer file (GGUF among them)
+                return families.FLOW_NATIVE_SIZE
             if not (where / "unet").is_dir() and (where / "transformer").is_dir():  # SD 3.x, FLUX
                 config = json.loads((where / "transformer" / "config.json").read_text(encoding="utf-8"))
                 sample = config.get("sample_size")
