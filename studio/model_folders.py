@@ -122,7 +122,7 @@ def gguf_header(path: Path) -> dict:
     except OSError:
         raise
     except Exception as exc:  # the reader fails on damaged files with whatever numpy or struct raises
-        raise ValueError(f"not a readable GGUF file ({exc.__class__.__name__}: {exc})") from None
+        raise ValueError(str(exc) or exc.__class__.__name__) from None
 
 
 def weights_header(path: Path) -> dict:
