@@ -11,7 +11,7 @@ from __future__ import annotations
 import importlib.metadata
 import re
 import tomllib
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from studio.errors import StudioError
@@ -93,6 +93,9 @@ class ModelEntry:
     files: tuple[str, ...] = ()  # paths inside `package` (or under assets/ when package is None)
     path: Path | None = None  # local folder or single file, for user entries
     config: Path | None = None  # single-file diffusers checkpoints: a folder with the matching configs
+    # A transformer file alone (a GGUF FLUX, say): the catalogue id of the model whose text encoders and VAE it
+    # runs with. None: told from the file's tensors (FLUX.1-dev if it reads a guidance input, and so on).
+    base: str | None = None
     description: str = ""
     gated: bool = False  # the hub shows the files only to logged-in users who accepted the licence
     image: ImageDefaults | None = None  # image models: their kind and their model card's settings
@@ -359,6 +362,33 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
     ),
 )
 
+def _flux_gguf(quantisation: str, size_mb: float, what: str) -> ModelEntry:
+    """One of city96's GGUF quantisations of the FLUX.1-schnell transformer: the file alone, run with the
+    text encoders and VAE of FLUX.1-schnell itself (downloaded as that model)."""
+    return ModelEntry(
+        id=f"flux1-schnell-gguf-{quantisation}",
+        name=f"FLUX.1 [schnell] GGUF {quantisation}",
+        family="diffusers",
+        tasks=("txt2img", "img2img", "inpaint", "restyle"),
+        licence="Apache-2.0",
+        size_mb=size_mb,
+        source="download",
+        repo="city96/FLUX.1-schnell-gguf",
+        files=(f"flux1-schnell-{quantisation}.gguf",),
+        base="black-forest-labs/FLUX.1-schnell",
+        image=ImageDefaults(FLUX, steps=4, guidance=0.0, size=1024),
+        description=f"The FLUX.1-schnell transformer quantised to {quantisation} ({what}); its text encoders and VAE "
+                    "come from FLUX.1 [schnell], which must be downloaded too. 4 steps, guidance 0.",
+    )
+
+
+# Quantised transformers: the file sizes city96's model card lists.
+GGUF_ENTRIES: tuple[ModelEntry, ...] = (
+    _flux_gguf("Q4_K_S", 6780, "4-bit: a third of the full transformer's memory, a little detail lost"),
+    _flux_gguf("Q8_0", 12700, "8-bit: half the full transformer's memory, pictures almost the same"),
+)
+
+
 # `image`: the steps, guidance and size each model card gives (SD 1.5's gives none: AUTOMATIC1111's usual 25 at 7).
 DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
     ModelEntry(
@@ -428,6 +458,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         description="Distilled SDXL: 1-4 steps at 512 px; needs more memory than SD-Turbo.",
     ),
     *FLOW_ENTRIES,
+    *GGUF_ENTRIES,
     ModelEntry(
         id="latent-consistency/lcm-lora-sdv1-5",
         name="LCM-LoRA for SD 1.5",
@@ -548,7 +579,7 @@ ANNOTATOR_ENTRIES: tuple[ModelEntry, ...] = (
 
 
 _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",
-              "variant", "description", "commercial_use", "file", "config", "steps", "guidance", "size"}
+              "variant", "description", "commercial_use", "file", "config", "steps", "guidance", "size", "base"}
 
 
 class Catalog:
@@ -607,9 +638,10 @@ def _with_local_copies(entries: list[ModelEntry], user: list[ModelEntry]) -> lis
     return [copies.get(entry.id, entry) for entry in entries] + [e for e in user if e.id not in copies]
 
 
-def path_entry(path: Path, taken: set[str]) -> ModelEntry:
+def path_entry(path: Path, taken: set[str], base: str | None = None) -> ModelEntry:
     """An entry for a model the operator names by its path: a diffusers pipeline folder or a
-    single-file .safetensors checkpoint. Only the person at the terminal gets to do this."""
+    single-file .safetensors checkpoint (or .gguf transformer, with `base` the model whose other parts it
+    runs with, if not the one its tensors suggest). Only the person at the terminal gets to do this."""
     path = Path(path).expanduser().resolve()
     if not path.exists():
         raise CatalogError(f"{path} does not exist.")
@@ -624,7 +656,7 @@ def path_entry(path: Path, taken: set[str]) -> ModelEntry:
     entries, skipped = _file_entries([inspect_checkpoint(path)], set(taken))
     if not entries:
         raise CatalogError(skipped[0] if skipped else f"{path} is not a .safetensors checkpoint.")
-    return entries[0]
+    return replace(entries[0], base=base) if base else entries[0]
 
 
 def folder_entries(folders: tuple[Path, ...], taken: set[str]) -> tuple[list[ModelEntry], tuple[str, ...]]:
@@ -725,6 +757,10 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         files = (name,)
     elif family == "llama.cpp" and has_repo:
         raise CatalogError(f"{where}: a llama.cpp hub entry needs file = \"name.gguf\" (which quantisation).")
+    base_id = table.get("base")
+    if base_id is not None and (not isinstance(base_id, str) or not _MODEL_ID.match(base_id) or ".." in base_id):
+        raise CatalogError(f"{where}: base must be the id of the model whose other parts the file runs with, "
+                           "e.g. base = \"black-forest-labs/FLUX.1-schnell\".")
     try:
         size_mb = float(table.get("size_mb", 0))
     except (TypeError, ValueError):
@@ -745,6 +781,7 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         files=files,
         path=path,
         config=(base / Path(table["config"]).expanduser()) if "config" in table else None,
+        base=base_id,
         description=str(table.get("description", "")),
         image=image,
     )

@@ -55,6 +55,8 @@ def locate(entry: ModelEntry, *, offline: bool, download_if_missing: bool = True
         return entry.path
     if entry.source != "download" or not entry.repo:
         raise StudioError(f"'{entry.id}' is built in; it needs no download.")
+    if entry.base and entry.files:  # one transformer file from a repo of many (a GGUF quantisation)
+        return _transformer_file(entry, offline=offline, download_if_missing=download_if_missing)
     cached = _from_cache(entry)
     if cached is not None:
         return cached
@@ -82,6 +84,21 @@ def _from_cache(entry: ModelEntry) -> Path | None:
     if not any(folder.rglob("*.safetensors")) and not any(folder.rglob("*.gguf")) and not any(folder.rglob("*.onnx")):
         return None
     return folder
+
+
+def _transformer_file(entry: ModelEntry, *, offline: bool, download_if_missing: bool) -> Path:
+    """The entry's one file in the cache (another quantisation of the same repo does not count), or
+    fetched through `download` (its progress, Stop and disk check) when allowed."""
+    from huggingface_hub import try_to_load_from_cache
+
+    cached = try_to_load_from_cache(entry.repo, entry.files[0], revision=entry.revision)
+    if isinstance(cached, str):
+        return Path(cached)
+    if offline:
+        raise ModelUnavailable(missing_message(entry, "the studio is running offline"))
+    if not download_if_missing:
+        raise ModelUnavailable(missing_message(entry, "it has not been downloaded yet"))
+    return download(entry) / entry.files[0]
 
 
 def locate_file(entry: ModelEntry, *, offline: bool) -> Path:
@@ -142,7 +159,7 @@ def download(
 ) -> Path:
     """Fetch `entry` into the Hugging Face cache: `progress(bytes done, bytes in all)` as it goes,
     Stop honoured between chunks. The disk space is checked first. A stopped or broken download
-    leaves its partial files, and the next try resumes from them."""
+    leaves its partial weights files, and the next try (in this run or a later one) continues inside them."""
     from huggingface_hub import constants, snapshot_download
 
     if entry.source != "download" or not entry.repo:
@@ -159,9 +176,66 @@ def download(
                 f"The hub repository '{entry.repo}' offers no safetensors, GGUF or ONNX weights for this model "
                 "(only formats the studio never loads, such as pickles)."
             )
-        check_disk_space(entry, sum(f.file_size or 0 for f in planned if f.will_download))
+        fetching = [f for f in planned if f.will_download]
+        total = sum(f.file_size or 0 for f in fetching)
+        check_disk_space(entry, total)
+        # The small files first (configs, the model card), then each weights file through a partial file that
+        # outlives this run; the last pass only links the weights into the snapshot.
+        light = [f.filename for f in fetching if not f.filename.endswith(SAFE_WEIGHTS)]
+        if light:
+            snapshot_download(entry.repo, revision=entry.revision, allow_patterns=light,
+                              tqdm_class=_progress_bars(lambda done, _all: progress(done, total), cancel))
+        done = sum(f.file_size or 0 for f in fetching if f.filename in light)
+        for weights in (f for f in fetching if f.filename.endswith(SAFE_WEIGHTS)):
+            _resumable_file(entry, weights.filename, lambda got, _all, before=done: progress(before + got, total),
+                            cancel)
+            done += weights.file_size or 0
         return Path(snapshot_download(entry.repo, revision=entry.revision, allow_patterns=allow,
-                                      ignore_patterns=ignore, tqdm_class=_progress_bars(progress, cancel)))
+                                      ignore_patterns=ignore, tqdm_class=_progress_bars(_no_bytes_progress, cancel)))
+
+
+def _resumable_file(entry: ModelEntry, filename: str, progress: Callable[[int, int], None],
+                    cancel: CancelToken) -> None:
+    """One weights file fetched into the cache's blobs through a partial file of a fixed name, so a download
+    stopped or broken in one run continues from the bytes on disk in the next (huggingface_hub 2.4's own
+    partial files belong to one process and are deleted when it fails). snapshot_download then finds the
+    blob and only links it."""
+    from huggingface_hub import get_hf_file_metadata, hf_hub_url
+    from huggingface_hub.file_download import http_get
+    from huggingface_hub.utils import build_hf_headers
+    from huggingface_hub.utils import tqdm as hub_tqdm
+
+    assert entry.repo is not None
+    meta = get_hf_file_metadata(hf_hub_url(entry.repo, filename, revision=entry.revision))
+    if not meta.etag or not meta.location:
+        return  # nothing to name the blob by: snapshot_download fetches it as usual
+    blobs = cache_folder() / ("models--" + entry.repo.replace("/", "--")) / "blobs"
+    blob = blobs / meta.etag
+    if blob.exists():
+        return
+    blobs.mkdir(parents=True, exist_ok=True)
+    partial = blobs / f"{meta.etag}.studio-partial"
+
+    class FileProgress(hub_tqdm):
+        # Counted here, from the bytes already on disk: a bar hidden (no terminal) keeps no count of its own.
+        def __init__(self, *args: Any, **kwargs: Any):
+            super().__init__(*args, **kwargs)
+            self.bytes_done = int(kwargs.get("initial") or 0)
+            progress(self.bytes_done, int(meta.size or 0))
+
+        def update(self, n: float | None = 1) -> bool | None:
+            cancel.raise_if_cancelled()
+            self.bytes_done += int(n or 0)
+            progress(self.bytes_done, int(meta.size or 0))
+            return super().update(n)
+
+    with open(partial, "ab") as handle:
+        http_get(meta.location, handle, resume_size=handle.tell(), headers=build_hf_headers(),
+                 expected_size=meta.size, displayed_filename=filename, tqdm_class=FileProgress)
+    if meta.size is not None and partial.stat().st_size != meta.size:
+        partial.unlink()  # not the file the hub has (it changed meanwhile?): start afresh next time
+        raise ModelUnavailable(missing_message(entry, "the downloaded file did not have the size the hub gives"))
+    partial.replace(blob)
 
 
 READ_BYTES = 2**20

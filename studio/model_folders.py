@@ -28,7 +28,8 @@ A1111_LAYOUT = {
     "vaes": ("models/VAE",),
 }
 COMFYUI_LAYOUT = {
-    "checkpoints": ("models/checkpoints",),
+    # unet/ and diffusion_models/ hold transformers alone (FLUX, SD 3.5), GGUF-quantised ones among them.
+    "checkpoints": ("models/checkpoints", "models/unet", "models/diffusion_models"),
     "loras": ("models/loras",),
     "embeddings": ("models/embeddings",),
     "upscalers": ("models/upscale_models",),
@@ -36,7 +37,10 @@ COMFYUI_LAYOUT = {
     "vaes": ("models/vae",),
 }
 KINDS = tuple(A1111_LAYOUT)
-CHECKPOINT_SUFFIXES = (".safetensors", ".ckpt", ".pt", ".pth", ".bin")
+CHECKPOINT_SUFFIXES = (".safetensors", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
+# Where the studio's own data folder keeps single files: whole checkpoints, and transformers alone in
+# ComfyUI's folder names (a GGUF FLUX transformer is usually dropped in unet/).
+OWN_CHECKPOINT_FOLDERS = ("checkpoints", "unet", "diffusion_models")
 # A header bigger than this is not a checkpoint's (real ones are a few hundred KB).
 MAX_HEADER_BYTES = 64 * 2**20
 
@@ -101,6 +105,29 @@ def safetensors_header(path: Path) -> dict:
     if not isinstance(header, dict):
         raise ValueError("not a safetensors file")
     return header
+
+
+def gguf_header(path: Path) -> dict:
+    """A .gguf file's tensors as a safetensors-like header: name -> {"shape" (torch's order), "dtype" (the
+    GGML type's name: F32, F16, Q8_0, Q4_K...), "bytes" (as stored)}. Metadata only; no weights read."""
+    try:
+        from gguf import GGUFReader
+
+        reader = GGUFReader(str(path))
+        return {
+            tensor.name: {"shape": [int(side) for side in reversed(tensor.shape)], "dtype": tensor.tensor_type.name,
+                          "bytes": int(tensor.n_bytes)}
+            for tensor in reader.tensors
+        }
+    except OSError:
+        raise
+    except Exception as exc:  # the reader fails on damaged files with whatever numpy or struct raises
+        raise ValueError(str(exc) or exc.__class__.__name__) from None
+
+
+def weights_header(path: Path) -> dict:
+    """The tensor header of a .safetensors or .gguf file (raises ValueError for a damaged one)."""
+    return gguf_header(path) if path.suffix.lower() == ".gguf" else safetensors_header(path)
 
 
 def _shape(header: dict, name: str) -> list[int] | None:
@@ -184,16 +211,19 @@ def scan_checkpoints(folders: tuple[Path, ...] | list[Path]) -> list[FoundCheckp
 def inspect_checkpoint(path: Path) -> FoundCheckpoint:
     """A file's family from its header. Pickled checkpoints are named as refused, never opened."""
     size_mb = path.stat().st_size / 2**20
-    if path.suffix.lower() != ".safetensors":
+    suffix = path.suffix.lower()
+    if suffix not in (".safetensors", ".gguf"):
         return FoundCheckpoint(path, None, False, size_mb,
                                f"{path.name} is a pickle checkpoint; the studio loads .safetensors files only")
     try:
-        header = safetensors_header(path)
+        header = weights_header(path)
     except (OSError, ValueError) as exc:
-        return FoundCheckpoint(path, None, False, size_mb, f"{path.name} is not a readable .safetensors file ({exc})")
+        return FoundCheckpoint(path, None, False, size_mb, f"{path.name} is not a readable {suffix} file ({exc})")
     family = checkpoint_family(header)
     problem = None
-    if family is None:
+    if suffix == ".gguf" and family not in (SD3, FLUX):
+        problem = f"{path.name} is not a FLUX or SD 3.x transformer (the only GGUF image models the studio loads)"
+    elif family is None:
         problem = f"{path.name} is not a whole image checkpoint (a LoRA, a VAE or another part?)"
     elif family not in LOADABLE_FAMILIES:
         problem = f"{path.name} is a {family} checkpoint, which the studio does not load from one file"

@@ -109,8 +109,12 @@ class Settings:
 
     @property
     def checkpoint_folders(self) -> tuple[Path, ...]:
-        """Where single-file checkpoints are listed from: the studio's own folder, then other tools'."""
-        return (self.data_dir / "models" / "checkpoints", *self.tool_folders("checkpoints"))
+        """Where single-file checkpoints are listed from: the studio's own folders (checkpoints, and unet and
+        diffusion_models for transformers alone), then other tools'."""
+        from studio.model_folders import OWN_CHECKPOINT_FOLDERS
+
+        own = tuple(self.data_dir / "models" / name for name in OWN_CHECKPOINT_FOLDERS)
+        return (*own, *self.tool_folders("checkpoints"))
 
     @property
     def lora_folders(self) -> tuple[Path, ...]:

@@ -120,7 +120,7 @@ class LoopbackHub:
         for offset in range(start, end, self.chunk_bytes):
             handler.wfile.write(data[offset:min(offset + self.chunk_bytes, end)])
             handler.wfile.flush()
-            if self.chunk_delay and file.suffix == ".safetensors":
+            if self.chunk_delay and file.suffix in (".safetensors", ".gguf"):
                 time.sleep(self.chunk_delay)
         if cut is not None:  # the server dies mid-file: the connection closes short of Content-Length
             handler.close_connection = True

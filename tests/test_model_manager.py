@@ -119,10 +119,11 @@ def test_stop_ends_a_download_within_a_chunk_and_download_again_fetches_only_the
         result["then"] = studio.models.row(studio.catalog.get("{TAESD}")).state
     """)
     assert result == {"stopped": True, "state": "partly here", "then": "downloaded"}
-    # What was finished before Stop is kept: the second run fetched only the file that was in flight.
+    # What was finished before Stop is kept: the second try fetched only the rest of the file that was in flight.
     fetched = [r.split("/")[-1] for r in hub.requests if r.startswith("GET") and "/resolve/" in r]
-    assert sorted(fetched) == ["config.json", "diffusion_pytorch_model.safetensors",
-                               "diffusion_pytorch_model.safetensors"], fetched
+    assert [f.split()[0] for f in fetched] == ["config.json", "diffusion_pytorch_model.safetensors",
+                                               "diffusion_pytorch_model.safetensors"], fetched
+    assert "Range" not in fetched[1] and int(fetched[2].split("bytes=")[1].rstrip("-")) > 20000, fetched
 
 
 def test_a_full_disk_is_refused_before_the_first_byte(hub, tmp_path):
@@ -182,3 +183,88 @@ def test_hosted_visitors_cannot_download_or_delete(tmp_path):
         with pytest.raises(StudioError, match="Only the operator"):
             act(TAESD)
     assert {row.state for row in studio.models.rows()} >= {"built in"}
+
+
+
+def test_a_gguf_quantisation_downloads_alone_and_a_cut_resumes_inside_it(tmp_path):
+    """A catalogue GGUF transformer is one file of a repo holding several quantisations: only that file is
+    fetched (and the model card), a server dying in the middle of it is resumed from the bytes on disk,
+    and the studio then finds the file itself, not the repo's folder."""
+    import random
+
+    repo = tmp_path / "city96-schnell-gguf"
+    repo.mkdir()
+    (repo / "README.md").write_text("---\nlicense: apache-2.0\n---\n")
+    wanted, other = "flux1-schnell-Q4_K_S.gguf", "flux1-schnell-Q8_0.gguf"
+    data = random.Random(3).randbytes(640 * 1024)
+    (repo / wanted).write_bytes(data)
+    (repo / other).write_bytes(b"never fetched" * 100)
+    served = LoopbackHub({"city96/FLUX.1-schnell-gguf": repo}, cut_after={wanted: 200_000}).start()
+    try:
+        result = in_child(served, tmp_path, f"""
+            {SMALL_CHUNKS}
+            from studio import hub
+            entry = studio.catalog.get("flux1-schnell-gguf-Q4_K_S")
+            result["before"] = studio.models.row(entry).state
+            studio.models.download("flux1-schnell-gguf-Q4_K_S")
+            result["after"] = studio.models.row(entry).state
+            result["located"] = str(hub.locate(entry, offline=True))
+        """)
+    finally:
+        served.stop()
+    asked = [r for r in served.requests if r.startswith("GET") and wanted in r]
+    assert len(asked) == 2 and "Range" not in asked[0], asked
+    assert 0 < int(asked[1].split("Range: bytes=")[1].rstrip("-")) <= 200_000
+    assert not any(other in r for r in served.requests if r.startswith("GET"))
+    assert (result["before"], result["after"]) == ("not here", "downloaded")
+    assert Path(result["located"]).name == wanted and Path(result["located"]).read_bytes() == data
+
+
+def test_a_gguf_download_stopped_in_one_run_continues_inside_its_half_written_file_in_the_next(tmp_path):
+    """Stopped in the middle of the file in one process, the download goes on in a new process from the
+    bytes already on disk: the hub is asked only for the rest (a Range from where it stopped)."""
+    import random
+
+    repo = tmp_path / "city96-schnell-gguf"
+    repo.mkdir()
+    wanted = "flux1-schnell-Q4_K_S.gguf"
+    data = random.Random(4).randbytes(640 * 1024)
+    (repo / wanted).write_bytes(data)
+    served = LoopbackHub({"city96/FLUX.1-schnell-gguf": repo}, chunk_delay=0.1, chunk_bytes=32768).start()
+    try:
+        first = in_child(served, tmp_path, f"""
+            {SMALL_CHUNKS}
+            from studio.errors import Cancelled
+            from studio.runtime import CancelToken
+            token = CancelToken()
+            seen = []
+            def report(done, total):
+                seen.append(done)
+                if done >= 200_000:
+                    token.cancel()
+            try:
+                studio.models.download("flux1-schnell-gguf-Q4_K_S", report, token)
+            except Cancelled:
+                result["stopped"] = True
+            result["state"] = studio.models.row(studio.catalog.get("flux1-schnell-gguf-Q4_K_S")).state
+            result["last"] = seen[-1]
+        """)
+        served.chunk_delay = 0.0
+        second = in_child(served, tmp_path, """
+            from studio import hub
+            seen = []
+            studio.models.download("flux1-schnell-gguf-Q4_K_S", lambda done, total: seen.append((done, total)))
+            entry = studio.catalog.get("flux1-schnell-gguf-Q4_K_S")
+            result["state"] = studio.models.row(entry).state
+            result["located"] = str(hub.locate(entry, offline=True))
+            result["first_seen"] = seen[0]
+        """)
+    finally:
+        served.stop()
+    assert (first["stopped"], first["state"]) == (True, "partly here")
+    asked = [r for r in served.requests if r.startswith("GET") and wanted in r]
+    assert len(asked) == 2 and "Range" not in asked[0] and "Range: bytes=" in asked[1], asked
+    resumed_at = int(asked[1].split("Range: bytes=")[1].rstrip("-"))
+    assert 200_000 <= resumed_at < len(data)  # continued inside the file, not restarted
+    assert second["first_seen"] == [resumed_at, len(data)]  # the progress counts on from the bytes on disk
+    assert second["state"] == "downloaded" and Path(second["located"]).read_bytes() == data

@@ -77,7 +77,10 @@ def add_parsers(commands) -> None:
                                 help="0..1: how far to move from the input (default 1 to paint, 0.5 for img2img)")
         parser.add_argument("--negative", default="", help="what the picture should not show")
         parser.add_argument("--model", default=DEFAULT_MODEL, help=f"a catalogue id (default {DEFAULT_MODEL}; see `models`), or the path of a "
-                                 "diffusers model folder or a .safetensors checkpoint")
+                                 "diffusers model folder, a .safetensors checkpoint or a .gguf FLUX / SD 3.x transformer")
+        parser.add_argument("--base-model", default=None, metavar="ID",
+                            help="for a transformer file given as --model PATH: the catalogue model whose text "
+                                 "encoders and VAE it runs with (default: the one its tensors suggest)")
         parser.add_argument("--seed", type=int, help="the same seed and settings give the same picture (default random)")
         parser.add_argument("--steps", type=int, default=None, help="denoising steps (default 1; 2 for img2img)")
         parser.add_argument("--guidance", type=float, default=None,
@@ -159,7 +162,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
     out = _destination(args, mode)
 
     studio = Studio(settings)
-    args.model = model_argument(studio.catalog, args.model)
+    args.model = model_argument(studio.catalog, args.model, args.base_model)
     picture = studio.open_image(args.input) if mode != "txt2img" else None
     mask = studio.open_image(args.mask) if mode == "inpaint" else None
     if args.size:
@@ -243,16 +246,23 @@ def _sampling(args: argparse.Namespace, mode: str) -> tuple[int, float, str]:
     return steps, args.guidance if args.guidance is not None else 0.0, args.sampler or DEFAULT_SAMPLER
 
 
-def model_argument(catalog: Catalog, given: str) -> str:
-    """`--model` as a catalogue id; a path names the operator's own folder or file, listed for this run."""
+def model_argument(catalog: Catalog, given: str, base: str | None = None) -> str:
+    """`--model` as a catalogue id; a path names the operator's own folder or file, listed for this run
+    (a transformer file with `base`, the catalogue model whose other parts it runs with, if given)."""
+    if base is not None and base not in catalog:
+        raise InputError(f"--base-model {base}: not in the catalogue (see `python -m studio models`)")
     if given in catalog:
+        if base is not None:
+            raise InputError("--base-model goes with a transformer file given as --model PATH, not a catalogue id")
         return given
     path = Path(given).expanduser()
     if not path.exists():
         raise InputError(f"--model {given}: not in the catalogue (see `python -m studio models`) and no such file "
                          "or folder")
+    if base is not None and not path.is_file():
+        raise InputError("--base-model goes with a transformer file given as --model PATH, not a model folder")
     taken = {entry.id for entry in catalog.entries()}
-    return catalog.add(path_entry(path, taken)).id
+    return catalog.add(path_entry(path, taken, base)).id
 
 
 def _lora_files(given: list[str], settings: Settings) -> tuple[Settings, list[tuple[str, float]]]:

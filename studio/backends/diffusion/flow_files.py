@@ -1,10 +1,12 @@
-"""SD 3.x and FLUX.1 from single .safetensors files.
+"""SD 3.x and FLUX.1 from single .safetensors or .gguf files.
 
 Artists mostly have FLUX and SD 3.5 as a transformer alone (flux1-dev.safetensors from Black Forest
 Labs, fine-tunes from Civitai): the text encoders and VAE come from the base model's diffusers folder,
 which the studio finds as a downloaded catalogue model (or the entry's `config` folder). A whole
 checkpoint (transformer, encoders and VAE in one file, as ComfyUI saves them) loads by itself, with the
-configs diffusers fetches once.
+configs diffusers fetches once. A GGUF file (the community's Q4/Q8 quantisations) is always a transformer
+alone: diffusers keeps its weights quantised and dequantises each layer's as it runs (GGUFQuantizationConfig),
+in either key layout (Black Forest Labs' original names, or diffusers' own, loaded as they are).
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from pathlib import Path
 
 from studio.catalog import ModelEntry
 from studio.errors import StudioError
-from studio.model_folders import FLUX, SD3, checkpoint_family, safetensors_header
+from studio.model_folders import FLUX, SD3, checkpoint_family, weights_header
 
 # The base model whose other parts a transformer file is used with.
 FLUX_SCHNELL, FLUX_DEV = "black-forest-labs/FLUX.1-schnell", "black-forest-labs/FLUX.1-dev"
@@ -26,7 +28,7 @@ OTHER_PARTS = ("first_stage_model.", "vae.", "text_encoders.", "cond_stage_model
 def flow_family(path: Path) -> str | None:
     """SD 3.x or FLUX for a single file of either, else None (headers only)."""
     try:
-        family = checkpoint_family(safetensors_header(path))
+        family = checkpoint_family(weights_header(path))
     except (OSError, ValueError):
         return None
     return family if family in (SD3, FLUX) else None
@@ -43,6 +45,27 @@ def base_model(header: dict, family: str) -> str:
     return SD35_LARGE if len(blocks) > 24 else SD35_MEDIUM
 
 
+def base_id_of(entry: ModelEntry, header: dict, family: str) -> str:
+    """The catalogue model whose text encoders and VAE a transformer file runs with: the entry's `base`, or
+    the one its tensors suggest."""
+    return getattr(entry, "base", None) or base_model(header, family)
+
+
+def base_location(entry: ModelEntry, header: dict, family: str, name: str,
+                  base_folder: Callable[[str], Path | None]) -> Path:
+    """The folder of a transformer file's base model, or one sentence saying which base is missing."""
+    config = getattr(entry, "config", None)
+    base_id = base_id_of(entry, header, family)
+    base = Path(config) if config else base_folder(base_id)
+    if base is None:
+        raise StudioError(
+            f"{name} holds only a {family} transformer; its text encoders and VAE come from {base_id}, which is "
+            f"not on this machine. Download it (python -m studio download {base_id}, or the Models tab), or add "
+            f"config = \"/folder/of/{base_id.split('/')[-1]}\" to its entry in your models file."
+        )
+    return base
+
+
 def load_flow_file(
     entry: ModelEntry, path: Path, family: str, dtype, offline: bool, base_folder: Callable[[str], Path | None]
 ):
@@ -57,10 +80,11 @@ def load_flow_file(
 
     from studio.errors import first_line
 
-    header = safetensors_header(path)
+    header = weights_header(path)
     pipeline_class = FluxPipeline if family == FLUX else StableDiffusion3Pipeline
     config = getattr(entry, "config", None)
-    if any(name.startswith(OTHER_PARTS) for name in header):
+    quantised = path.suffix.lower() == ".gguf"
+    if not quantised and any(name.startswith(OTHER_PARTS) for name in header):
         try:
             return pipeline_class.from_single_file(
                 str(path), dtype=dtype, config=str(config) if config else None,
@@ -72,23 +96,48 @@ def load_flow_file(
                 f"this machine ({first_line(exc)}). Run the studio once with internet, or add "
                 f"config = \"/folder/of/a/{family}/diffusers/model\" to its entry in your models file."
             ) from None
-    base_id = base_model(header, family)
-    base = Path(config) if config else base_folder(base_id)
-    if base is None:
-        raise StudioError(
-            f"{path.name} holds only a {family} transformer; its text encoders and VAE come from {base_id}, which is "
-            f"not on this machine. Download it (python -m studio download {base_id}, or the Models tab), or add "
-            f"config = \"/folder/of/{base_id.split('/')[-1]}\" to its entry in your models file."
-        )
+    base = base_location(entry, header, family, path.name, base_folder)
     transformer_class = FluxTransformer2DModel if family == FLUX else SD3Transformer2DModel
+    extra = {}
+    if quantised:
+        from diffusers import GGUFQuantizationConfig
+
+        # The weights stay in their quantised blocks; each layer is dequantised to `dtype` as it runs.
+        extra["quantization_config"] = GGUFQuantizationConfig(compute_dtype=dtype)
     try:
         transformer = transformer_class.from_single_file(
-            str(path), config=str(base), subfolder="transformer", torch_dtype=dtype, local_files_only=True,
+            str(path), config=str(base), subfolder="transformer", torch_dtype=dtype, local_files_only=True, **extra,
         )
         return pipeline_class.from_pretrained(
             base, transformer=transformer, dtype=dtype, use_safetensors=True, local_files_only=True,
         )
-    except (OSError, ValueError, KeyError, RuntimeError) as exc:
+    except (OSError, ValueError, KeyError, RuntimeError, IndexError) as exc:
         raise StudioError(
             f"The {family} transformer {path.name} does not fit the base model at {base} ({first_line(exc)})."
         ) from None
+
+
+def base_parts(entry: ModelEntry, path: Path, base_folder: Callable[[str], Path | None]) -> list[Path]:
+    """The weight files of the base model's other parts (text encoders, VAE) a transformer file runs with, for
+    the memory check; none for a pipeline folder, a whole checkpoint, or a base not on this machine (loading
+    says so in its own sentence)."""
+    from studio.backends.diffusion.memory import weight_files
+
+    if not path.is_file() or (family := flow_family(path)) is None:
+        return []
+    try:
+        header = weights_header(path)
+        if path.suffix.lower() != ".gguf" and any(name.startswith(OTHER_PARTS) for name in header):
+            return []
+        base = base_location(entry, header, family, path.name, base_folder)
+        return [f for f in weight_files(base, None) if f.parent.name != "transformer"]
+    except (StudioError, OSError, ValueError):
+        return []
+
+
+def file_hash(path: Path) -> str:
+    """A weights file's sha256, its first 10 hex digits (AUTOMATIC1111's model hash)."""
+    import hashlib
+
+    with open(path, "rb") as handle:
+        return hashlib.file_digest(handle, "sha256").hexdigest()[:10]

@@ -61,11 +61,15 @@ def from_single_file(
     matching model configs for it: from `config` in the entry (a diffusers folder), or fetched from
     the hub once (cached afterwards). SD 3.x and FLUX files go to flow_files (a transformer alone is
     used with its base model's other parts, found by `base_folder(model_id)`)."""
-    if path.suffix.lower() != ".safetensors":
-        raise StudioError(f"{path.name}: the studio loads single-file checkpoints only as .safetensors.")
+    if path.suffix.lower() not in (".safetensors", ".gguf"):
+        raise StudioError(f"{path.name}: the studio loads single-file checkpoints only as .safetensors (or .gguf "
+                          "for FLUX and SD 3.x transformers).")
     from studio.backends.diffusion.flow_files import flow_family, load_flow_file
 
     family = flow_family(path)
+    if family is None and path.suffix.lower() == ".gguf":
+        raise StudioError(f"{path.name} is not a FLUX or SD 3.x transformer in GGUF (a damaged file, or another "
+                          "kind of model), so the studio cannot load it.")
     if family is not None:
         return load_flow_file(entry, path, family, dtype, offline, base_folder)
     pipeline_class = _single_file_class(path)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from studio.backends.diffusion.families import Family, family_named
 from studio.catalog import ImageDefaults, ModelEntry
-from studio.model_folders import FLUX, SD1, SD2, SD3, SDXL, checkpoint_family, safetensors_header
+from studio.model_folders import FLUX, SD1, SD2, SD3, SDXL, checkpoint_family, weights_header
 
 # (architecture, distilled guidance) -> steps, guidance, size: what a model without its own figures gets.
 FAMILY_DEFAULTS: dict[tuple[str, bool], tuple[int, float, int]] = {
@@ -62,13 +62,13 @@ def defaults_of(entry: ModelEntry, where: Callable[[], Path | None]) -> ModelDef
 
 
 def architecture_of(where: Path) -> tuple[str, bool] | None:
-    """(architecture, distilled guidance) of a pipeline folder or a single .safetensors file, from configs
+    """(architecture, distilled guidance) of a pipeline folder or a single .safetensors or .gguf file, from configs
     and headers only; None for anything else."""
     from studio.backends.diffusion.flow_files import FLUX_DEV, base_model
 
     try:
         if where.is_file():
-            header = safetensors_header(where)
+            header = weights_header(where)
             found = checkpoint_family(header)
             if found is None:
                 return None

@@ -27,6 +27,7 @@ from studio.backends.diffusion import controlnet, families, hires, lcm, memory, 
 from studio.backends.diffusion import embeddings as ti
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
+from studio.backends.diffusion.flow_files import base_parts, file_hash, flow_family
 from studio.backends.diffusion.loading import from_single_file, no_safety_checker, quiet_loading
 from studio.backends.diffusion.loras import AppliedLora, LoraLibrary, applied, load_loras, lora_tags
 from studio.backends.diffusion.prompts import SCHEDULE_KEY, final_inputs, scheduled_inputs, switched_tensors
@@ -77,6 +78,8 @@ class LoadedModel:
     accepts_taesd: bool
     engine: str = "torch"  # what runs the UNet: "torch" or "openvino <version>" (+ " int8" for "fastest")
     speed: str = DEFAULT_SPEED  # the path it runs: "exact", or "fastest" (request.SPEEDS)
+    # Said in every result's notes when the model runs with model CPU offload (a GPU too small for it).
+    placement_note: str = ""
     # Held while a run uses the pipeline: LoRAs change its shared modules for the length of a run.
     lock: threading.Lock = field(default_factory=threading.Lock, repr=False, compare=False)
 
@@ -132,8 +135,9 @@ class DiffusionBackend:
         # Upscaler models (GANs) a hires fix may use besides the built-in ones, by name.
         self.upscale_picture = upscale_picture
         self.upscaler_names = upscaler_names
-        # Free memory before a model loads, MB (a test may stand in for the machine's).
+        # Free memory before a model loads, MB: RAM and the CUDA GPU's (a test may stand in for the machine's).
         self.free_memory_mb: Callable[[], float] = memory.available_mb
+        self.free_gpu_mb: Callable[[], float] = memory.gpu_free_mb
 
     def hires_upscalers(self) -> list[str]:
         """The upscalers a hires fix can use: latent and PIL ones, then any upscaler models."""
@@ -214,6 +218,8 @@ class DiffusionBackend:
         try:
             entry = self.catalog.get(model_id)
             where = hub.locate(entry, offline=True, download_if_missing=False)
+            if where.is_file() and flow_family(where):  # an SD 3.x or FLUX transformer file (GGUF among them)
+                return families.FLOW_NATIVE_SIZE
             if not (where / "unet").is_dir() and (where / "transformer").is_dir():  # SD 3.x, FLUX
                 config = json.loads((where / "transformer" / "config.json").read_text(encoding="utf-8"))
                 sample = config.get("sample_size")
@@ -249,20 +255,24 @@ class DiffusionBackend:
     def _load(self, entry: ModelEntry, dtype, device: str, openvino: bool = True,
               stage: StageCallback = no_stage, fastest: bool = False) -> tuple[LoadedModel, float]:
         where = hub.locate(entry, offline=self.offline)
-        # Refused in one sentence before a model too big for this machine's free memory starts loading.
-        memory.check_fits(entry.name, where, entry.variant, dtype, self.free_memory_mb)
+        # Refused in one sentence before a model too big for this machine's free memory starts loading; on a
+        # GPU too small for it but with RAM enough, offloaded. A transformer file counts its base's other parts.
+        files = memory.weight_files(where, entry.variant) + base_parts(entry, where, self._downloaded_folder)
+        fit = memory.check_fits(entry.name, files, dtype, self.free_memory_mb, device, self.free_gpu_mb)
         log.info("loading %s from %s", entry.id, where)
         quiet_loading()
         with loading_errors(entry.name, where):
-            return self._load_from(entry, where, dtype, device, openvino=openvino, stage=stage, fastest=fastest)
+            return self._load_from(entry, where, dtype, device, openvino=openvino, stage=stage, fastest=fastest,
+                                   fit=fit)
 
     def _load_from(
         self, entry: ModelEntry, where: Path, dtype, device: str, openvino: bool = True,
-        stage: StageCallback = no_stage, fastest: bool = False,
+        stage: StageCallback = no_stage, fastest: bool = False, fit: memory.Fit | None = None,
     ) -> tuple[LoadedModel, float]:
         import torch
         from diffusers import DiffusionPipeline
 
+        fit = fit or memory.Fit(0.0)
         # OpenVINO takes UNets only: flow models' transformers stay on torch.
         openvino = openvino and self.uses_openvino(device, dtype) and (where.is_file() or (where / "unet").is_dir())
         converted_file, weights, converted = None, None, None
@@ -271,6 +281,8 @@ class DiffusionBackend:
         if where.is_file():
             pipe = from_single_file(entry, where, dtype, self.offline, self._downloaded_folder)
             revision = f"file:{where.name}"
+            if where.suffix.lower() == ".gguf":  # which quantisation of which weights, told apart by its hash
+                revision += f" sha256:{file_hash(where)}"
         else:
             variant = entry.variant if entry.variant and any(where.rglob(f"*.{entry.variant}.safetensors")) else None
             try:
@@ -289,7 +301,10 @@ class DiffusionBackend:
                     f"with safetensors weights ({first_line(exc)})."
                 ) from None
             revision = entry.revision or (where.name if where.parent.name == "snapshots" else "local")
-        pipe = pipe.to(device)
+        if fit.placement == memory.OFFLOAD:
+            pipe.enable_model_cpu_offload(device=device)  # kept in RAM; each part on the GPU while it runs
+        else:
+            pipe = pipe.to(device)
         pipe.set_progress_bar_config(disable=True)
         if device == "cpu" and dtype == torch.bfloat16 and getattr(pipe, "unet", None) is not None:
             # oneDNN's bf16 convolutions want channels-last; in fp32 it measured slower here.
@@ -311,7 +326,7 @@ class DiffusionBackend:
                 except Exception as exc:  # noqa: BLE001 (a speed-up only: torch still runs the model)
                     log.warning("OpenVINO could not take the UNet of %s (%s); using torch", entry.id, first_line(exc))
                     if pipe.unet is None:  # it failed after freeing the torch UNet
-                        return self._load_from(entry, where, dtype, device, openvino=False)
+                        return self._load_from(entry, where, dtype, device, openvino=False, fit=fit)
         vae_config = pipe.vae.config
         scaling = float(getattr(vae_config, "scaling_factor", SD_VAE_SCALING))
         is_sd_latent = vae_config.latent_channels == 4 and abs(scaling - SD_VAE_SCALING) < 1e-4
@@ -331,6 +346,7 @@ class DiffusionBackend:
             accepts_taesd=is_sd_latent,
             engine=engine,
             speed="fastest" if fastest and engine.endswith(" int8") else DEFAULT_SPEED,
+            placement_note=fit.note(entry.name) if fit else "",
         )
         return loaded, size_mb
 
@@ -430,7 +446,7 @@ class DiffusionBackend:
         model = self.load(request.model, stage=preparing, speed=request.speed)
         family = families.family_of(model.pipe)
         families.check_request(family, request, model.entry.name)
-        notes: list[str] = []
+        notes: list[str] = [model.placement_note] if model.placement_note else []
         # <lora:...> tags of both prompts (as AUTOMATIC1111 reads them), each file read once.
         loras = load_loras(self.loras, self.cache, lora_tags(request.prompt, request.negative_prompt))
         # The fast LCM switch: the model's LCM-LoRA goes on first, through the same machinery.
