@@ -18,6 +18,7 @@ from studio.errors import StudioError
 from studio.model_folders import (
     FLUX,
     IMAGE_TASKS,
+    PICKLE_SUFFIXES,
     SD1,
     SD2,
     SD3,
@@ -53,7 +54,6 @@ TASKS = (
 )
 # Only these formats are ever loaded: no pickle, ever.
 SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
-PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
 # A model id is a name people pick from a list: one word or owner/name, never a path or a link.
 _MODEL_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}(/[A-Za-z0-9][A-Za-z0-9._-]{0,95})?$")

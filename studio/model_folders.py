@@ -38,6 +38,8 @@ COMFYUI_LAYOUT = {
 }
 KINDS = tuple(A1111_LAYOUT)
 CHECKPOINT_SUFFIXES = (".safetensors", ".gguf", ".ckpt", ".pt", ".pth", ".bin")
+# Pickled weights: named as refused, never opened.
+PICKLE_SUFFIXES = (".bin", ".pt", ".pth", ".ckpt", ".pkl", ".pickle")
 # Where the studio's own data folder keeps single files: whole checkpoints, and transformers alone in
 # ComfyUI's folder names (a GGUF FLUX transformer is usually dropped in unet/).
 OWN_CHECKPOINT_FOLDERS = ("checkpoints", "unet", "diffusion_models")
@@ -212,9 +214,12 @@ def inspect_checkpoint(path: Path) -> FoundCheckpoint:
     """A file's family from its header. Pickled checkpoints are named as refused, never opened."""
     size_mb = path.stat().st_size / 2**20
     suffix = path.suffix.lower()
-    if suffix not in (".safetensors", ".gguf"):
+    if suffix in PICKLE_SUFFIXES:
         return FoundCheckpoint(path, None, False, size_mb,
                                f"{path.name} is a pickle checkpoint; the studio loads .safetensors files only")
+    if suffix not in (".safetensors", ".gguf"):
+        return FoundCheckpoint(path, None, False, size_mb, f"{path.name} is not a model file; the studio loads "
+                               ".safetensors checkpoints and .gguf transformers")
     try:
         header = weights_header(path)
     except (OSError, ValueError) as exc:

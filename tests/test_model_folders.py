@@ -213,3 +213,15 @@ def test_the_terminal_may_name_a_model_folder_by_its_path(tmp_path, tiny_sd_path
         done = _cli("image", "a cat", "--model", bad, *common, "--out", str(out), data=tmp_path / "data",
                     models=models)
         assert done.returncode == 2 and words in done.stderr and len(done.stderr.strip().splitlines()) == 1
+
+
+def test_a_file_that_is_no_model_is_named_as_such_and_a_pickle_as_a_pickle(tmp_path):
+    from studio.model_folders import inspect_checkpoint
+
+    notes = tmp_path / "notes.txt"
+    notes.write_text("not weights", encoding="utf-8")
+    pickled = tmp_path / "old.pth"
+    pickled.write_bytes(b"\x80\x04")
+    assert inspect_checkpoint(notes).problem == ("notes.txt is not a model file; the studio loads .safetensors "
+                                                 "checkpoints and .gguf transformers")
+    assert "old.pth is a pickle checkpoint" in inspect_checkpoint(pickled).problem
