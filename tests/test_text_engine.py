@@ -91,6 +91,12 @@ def test_start_runs_the_build_once_in_a_session_of_its_own(tmp_path, monkeypatch
     monkeypatch.setattr(text_engine, "_has", lambda requirement: True)
     assert text_engine.start(WANTED, tmp_path / "elsewhere") == "The text engine is installed."
     assert len(started) == 1
+    # The child finds the studio from where it starts (a build that could not import it never ran).
+    monkeypatch.undo()
+    clean = {k: v for k, v in subprocess.os.environ.items() if k != "PYTHONPATH"}
+    found = subprocess.run([sys.executable, "-c", "import studio.backends.text_engine"], cwd=kwargs["cwd"],
+                           capture_output=True, text=True, env=clean)
+    assert found.returncode == 0, found.stderr
 
 
 def test_the_build_records_its_outcome(tmp_path, monkeypatch):

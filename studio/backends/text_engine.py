@@ -28,6 +28,8 @@ PACKAGE, MODULE = "llama-cpp-python", "llama_cpp"
 CMAKE_ARGS = "-DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_SERVER=OFF -DLLAMA_BUILD_TESTS=OFF"
 BUILD_CPU_SECONDS = 17 * 60  # measured for that trimmed build on this project's 2-core machine
 READY, BUILDING, FAILED, MISSING = "ready", "building", "failed", "missing"
+# Where `python -m studio...` finds the package: the folder that holds studio/.
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
 
 def status_file(prefix: Path | None = None) -> Path:
@@ -131,7 +133,7 @@ def start(requirement: str, prefix: Path | None = None) -> str:
     with open(log, "w") as out:
         child = subprocess.Popen([sys.executable, "-m", "studio.backends.text_engine", "build", requirement, str(path)],
                                  stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                 start_new_session=True, cwd=Path(__file__).resolve().parent.parent)
+                                 start_new_session=True, cwd=PROJECT_ROOT)
     path.write_text(json.dumps({"state": BUILDING, "pid": child.pid, "started": time.time(),
                                 "expected": expected_seconds(), "requirement": requirement, "log": str(log)}),
                     encoding="utf-8")
