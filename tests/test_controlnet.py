@@ -321,10 +321,19 @@ def test_the_parameters_carry_each_controlnet_as_automatic1111_s_extension_write
     # Another tool's picture with a preprocessor the studio lacks, or a model it does not have (by name or by
     # hash: tiny files all share the hash of nothing, so the mystery model gets one of its own): said, left off.
     foreign = parse_a1111_parameters(re.sub(r"Model: scribble \[[0-9a-f]+\]", "Model: control_sd15_mystery [0badc0de]",
-                                            text.replace("Module: canny", "Module: depth_midas")))
+                                            text.replace("Module: canny", "Module: reference_only")))
     values, notes = fields_from_parameters(foreign, backend.catalog)
     assert "controlnets" not in values and len(notes) == 2
-    assert "depth_midas" in notes[0] and "control_sd15_mystery" in notes[1]
+    assert "reference_only" in notes[0] and "control_sd15_mystery" in notes[1]
+    # A preprocessor the studio has a stand-in for: that one, at its own settings, and said.
+    similar = parse_a1111_parameters(text.replace("Module: canny", "Module: depth_midas")
+                                     .replace("Module: scribble_xdog", "Module: dw_openpose_full"))
+    values, notes = fields_from_parameters(similar, backend.catalog)
+    assert [(u["control_type"], u.get("threshold_a")) for u in values["controlnets"]] == [("depth", None),
+                                                                                        ("openpose", None)]
+    assert notes == ["ControlNet 0: 'depth_midas' was drawn as 'depth': Depth Anything V2 in place of its depth "
+                     "estimator.", "ControlNet 1: 'dw_openpose_full' was drawn as 'openpose': ViTPose's body in "
+                     "place of DWPose's, without hands and face."]
 
 
 @pytest.fixture(scope="module")
@@ -475,6 +484,15 @@ def test_the_app_s_endpoints_take_a_controlnet_picture_or_a_drawn_scribble(tmp_p
         assert "alwayson_scripts.controlnet" not in json.dumps(info.get("studio_not_honoured", []))
         made = Image.open(io.BytesIO(base64.b64decode(answer.json()["images"][0])))
         assert 'ControlNet 0: "Module: canny, Model: canny [' in made.text["parameters"]
-        body["alwayson_scripts"]["controlnet"]["args"][0]["module"] = "depth_midas"
+        # A module the studio has no twin of is drawn by its nearest one, and the answer says so.
+        body["alwayson_scripts"]["controlnet"]["args"][0]["module"] = "lineart_realistic"
+        stood_in = httpx.post(f"{app.url}sdapi/v1/txt2img", json=body, timeout=300)
+        assert stood_in.status_code == 200, stood_in.text[:300]
+        not_honoured = json.loads(stood_in.json()["info"])["studio_not_honoured"]
+        assert any("'lineart_realistic' was drawn as 'lineart'" in note for note in not_honoured), not_honoured
+        made = Image.open(io.BytesIO(base64.b64decode(stood_in.json()["images"][0])))
+        assert 'ControlNet 0: "Module: lineart_standard, Model: canny [' in made.text["parameters"]
+        # One it has nothing like is refused, naming it.
+        body["alwayson_scripts"]["controlnet"]["args"][0]["module"] = "reference_only"
         refused = httpx.post(f"{app.url}sdapi/v1/txt2img", json=body, timeout=60)
-        assert refused.status_code >= 400 and "depth_midas" in refused.text
+        assert refused.status_code >= 400 and "reference_only" in refused.text

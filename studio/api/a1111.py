@@ -332,7 +332,7 @@ class A1111Api:
         unhonoured += [f"alwayson_scripts.{name}" for name, value in scripts.items()
                        if _script_on(value) and name.lower() != "controlnet"]
         script = next((value for name, value in scripts.items() if name.lower() == "controlnet"), None)
-        controlnets, controls = units_from_script(self.studio, script)
+        controlnets, controls = units_from_script(self.studio, script, unhonoured)
         seed = fields.whole("seed", -1, -1, MAX_SEED)
         values: dict[str, Any] = dict(
             prompt=fields.text("prompt", "", 100_000),

@@ -8,7 +8,7 @@ import re
 from typing import Any
 
 from studio.api.pictures import open_sent_picture
-from studio.backends.diffusion.control_maps import BY_MODULE, CONTROL_TYPES
+from studio.backends.diffusion.control_maps import BY_MODULE, CONTROL_TYPES, type_of_module
 from studio.backends.diffusion.metadata import match_controlnet
 from studio.backends.diffusion.request import MAX_CONTROLNETS, ControlUnit
 from studio.errors import InputError
@@ -18,8 +18,10 @@ from studio.services import Studio
 _HASH = re.compile(r"\s*\[[0-9a-fA-F]+\]$")
 
 
-def units_from_script(studio: Studio, script: Any) -> tuple[tuple[ControlUnit, ...], list[LoadedImage | None]]:
-    """The enabled units of the script's `args`, each with its picture (None: the input picture)."""
+def units_from_script(studio: Studio, script: Any, unhonoured: list[str] | None = None,
+                      ) -> tuple[tuple[ControlUnit, ...], list[LoadedImage | None]]:
+    """The enabled units of the script's `args`, each with its picture (None: the input picture); a
+    module drawn by the studio's nearest preprocessor is noted in `unhonoured`."""
     args = script.get("args") if isinstance(script, dict) else None
     if not args:
         return (), []
@@ -33,10 +35,12 @@ def units_from_script(studio: Studio, script: Any) -> tuple[tuple[ControlUnit, .
         if unit.get("enabled", True) is False or unit.get("model") in (None, "", "None"):
             continue
         module = str(unit.get("module", "none"))
-        kind = BY_MODULE.get(module) or (module if module in CONTROL_TYPES else None)
+        kind, difference = type_of_module(module)
         if kind is None:
             raise InputError(f"'{where}.module': the preprocessor '{module[:60]}' is not one the studio has "
                              f"({', '.join(BY_MODULE)}).")
+        if difference and unhonoured is not None:
+            unhonoured.append(f"{where}.module ({difference})")
         named = _HASH.sub("", str(unit["model"])).strip()
         model = match_controlnet(named, studio.catalog)
         if model is None:
@@ -48,7 +52,9 @@ def units_from_script(studio: Studio, script: Any) -> tuple[tuple[ControlUnit, .
         units.append(ControlUnit(
             model=model, control_type=kind, weight=_number(unit, "weight", 1.0),
             start=_number(unit, "guidance_start", 0.0), end=_number(unit, "guidance_end", 1.0),
-            threshold_a=_threshold(unit, "threshold_a", kind, 0), threshold_b=_threshold(unit, "threshold_b", kind, 1),
+            # A stand-in preprocessor's settings mean other things than the module's: its defaults apply.
+            threshold_a=None if difference else _threshold(unit, "threshold_a", kind, 0),
+            threshold_b=None if difference else _threshold(unit, "threshold_b", kind, 1),
         ))
     return tuple(units), pictures
 

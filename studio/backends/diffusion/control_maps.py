@@ -57,6 +57,37 @@ ANNOTATED = frozenset({"depth", "openpose"})
 Annotate = Callable[[str, np.ndarray], np.ndarray]
 # AUTOMATIC1111 module names -> the studio's, for reading parameters back.
 BY_MODULE = {t.module: t.name for t in CONTROL_TYPES.values()}
+# The extension's full names for two of the same preprocessors.
+BY_MODULE.update({"lineart_standard (from white bg & black line)": "lineart",
+                  "invert (from white bg & black line)": "invert"})
+# AUTOMATIC1111 modules the studio has no twin of, drawn by its nearest preprocessor: the ControlNet
+# models they feed were trained on maps of the same kind, so a picture still follows them. What differs.
+SIMILAR_MODULES: dict[str, tuple[str, str]] = {
+    **{name: ("depth", "Depth Anything V2 in place of its depth estimator")
+       for name in ("depth_midas", "depth_zoe", "depth_leres", "depth_leres++", "depth_anything",
+                    "depth_hand_refiner")},
+    "openpose_full": ("openpose", "the body only, without hands and face"),
+    "openpose_hand": ("openpose", "the body only, without hands"),
+    "dw_openpose_full": ("openpose", "ViTPose's body in place of DWPose's, without hands and face"),
+    **{name: ("lineart", "a difference of Gaussians in place of the trained line extractor")
+       for name in ("lineart_realistic", "lineart_coarse", "lineart_anime", "lineart_anime_denoise")},
+    **{name: ("scribble", "XDoG strokes in place of the trained edge detector")
+       for name in ("scribble_pidinet", "scribble_hed", "softedge_pidinet", "softedge_hed", "softedge_pidisafe",
+                    "softedge_hedsafe", "softedge_teed", "softedge_anyline")},
+    **{name: ("tile", "plain resampling, without the colour fix")
+       for name in ("tile_colorfix", "tile_colorfix+sharp")},
+}
+
+
+def type_of_module(module: str) -> tuple[str | None, str | None]:
+    """The studio's control type for an AUTOMATIC1111 module name (or the studio's own type name), and
+    what differs where it is only the nearest one; (None, None) for a module it has nothing like."""
+    if module in BY_MODULE:
+        return BY_MODULE[module], None
+    if module in CONTROL_TYPES:
+        return module, None
+    kind, difference = SIMILAR_MODULES.get(module, (None, None))
+    return kind, (f"'{module}' was drawn as '{kind}': {difference}" if kind else None)
 
 
 def control_type(name: str) -> ControlType:

@@ -210,7 +210,7 @@ def _number(value: Any, default: float | None) -> str | None:
 def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dict[str, Any]], list[str]]:
     """`ControlNet N` entries (AUTOMATIC1111's extension, or ours) as the request's ControlNets, each
     model found in the catalogue by the name AUTOMATIC1111 lists it under; notes on what was not."""
-    from studio.backends.diffusion.control_maps import BY_MODULE, CONTROL_TYPES
+    from studio.backends.diffusion.control_maps import type_of_module
 
     units: list[dict[str, Any]] = []
     notes: list[str] = []
@@ -222,10 +222,12 @@ def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dic
             if colon:
                 fields[name.strip().lower()] = value.strip()
         module = fields.get("module", "none")
-        kind = BY_MODULE.get(module) or (module if module in CONTROL_TYPES else None)
+        kind, difference = type_of_module(module)
         if kind is None:
             notes.append(f"{key} used the preprocessor '{module}', which the studio does not have; left off.")
             continue
+        if difference:
+            notes.append(f"{key}: {difference}.")
         digest = re.search(r"\[([0-9a-fA-F]+)\]$", fields.get("model", ""))
         named = re.sub(r"\s*\[[0-9a-fA-F]+\]$", "", fields.get("model", "")).strip()
         model = match_controlnet(named, catalog, digest.group(1) if digest else None)
@@ -234,8 +236,10 @@ def controlnet_units(parsed: dict[str, str], catalog: Catalog) -> tuple[list[dic
             continue
         unit: dict[str, Any] = {"model": model, "control_type": kind}
         try:
+            # A stand-in preprocessor's thresholds mean other things than the module's: its defaults apply.
+            thresholds = () if difference else (("threshold_a", "threshold a"), ("threshold_b", "threshold b"))
             for field_name, key_name in (("weight", "weight"), ("start", "guidance start"), ("end", "guidance end"),
-                                         ("threshold_a", "threshold a"), ("threshold_b", "threshold b")):
+                                         *thresholds):
                 if fields.get(key_name) is not None and float(fields[key_name]) != -1:  # -1: A1111's unused
                     unit[field_name] = float(fields[key_name])
         except ValueError:
