@@ -26,6 +26,7 @@ from studio.errors import InputError, StudioError
 from studio.media.png_info import parse_a1111_parameters
 from studio.model_folders import FLUX, inspect_checkpoint
 from studio.runtime import ModelCache
+from tests.image_models import TINY_SD, write_models_file
 from tests.tiny_families import build_tiny_flux, build_tiny_sd3
 
 SD3_ID, SCHNELL_ID, DEV_ID = "tiny-sd3", "tiny-flux-schnell", "tiny-flux-dev"
@@ -298,3 +299,40 @@ def test_a_lora_applies_to_flux_through_its_own_loader(folders, tmp_path):
     assert np.abs(pixels(with_lora.images[0]) - pixels(plain)).mean() > 0.5
     # Taken off again for the next run without it: the plain picture comes back exactly.
     assert np.array_equal(pixels(backend.generate(flux()).images[0]), pixels(plain))
+
+
+def test_automatic1111_callers_reach_flux_guidance_shift_and_t5_length(folders, tmp_path, tiny_sd_path,
+                                                                      tiny_taesd_path):
+    """Forge's `distilled_cfg_scale` is FLUX.1 [dev]'s guidance; `shift` and `max_sequence_length` reach the
+    flow models; each is said not to be honoured on a model without it."""
+    from studio.api.a1111 import A1111Api
+    from studio.api.fields import Fields
+    from studio.api.gate import Caller, Gate
+    from studio.catalog import load_catalog as read_models
+    from studio.services import Studio
+    from studio.settings import Settings
+
+    models = write_models_file(tmp_path / "models", tiny_sd_path, tiny_taesd_path)
+    models.write_text(models.read_text(encoding="utf-8") + "".join(
+        f'\n[[model]]\nid = "{model_id}"\nname = "{model_id}"\nfamily = "diffusers"\ntasks = {TASKS}\npath = "{path}"\n'
+        for model_id, path in folders.items()), encoding="utf-8")
+    assert read_models(models).get(DEV_ID).path
+    studio = Studio(Settings(data_dir=tmp_path / "data", models_file=models, offline=True, device="cpu"))
+    api = A1111Api(Gate(studio))
+
+    def asked(model: str, **body) -> tuple[ImageRequest, list[str]]:
+        unhonoured: list[str] = []
+        fields = Fields({"prompt": "a red cat", "override_settings": {"sd_model_checkpoint": model}, **body})
+        request = api._request(fields, "txt2img", Caller("127.0.0.1", None), unhonoured)[0]
+        return request, unhonoured
+
+    request, unhonoured = asked(DEV_ID, cfg_scale=1, distilled_cfg_scale=3.5, shift=2.5, max_sequence_length=128)
+    assert (request.guidance, request.shift, request.max_sequence_length, unhonoured) == (3.5, 2.5, 128, [])
+    request, unhonoured = asked(DEV_ID, cfg_scale=7, distilled_cfg_scale=2)
+    assert request.guidance == 2 and unhonoured == ["cfg_scale=7 (FLUX takes distilled_cfg_scale; true CFG is "
+                                                    "not offered)"]
+    request, unhonoured = asked(SCHNELL_ID, distilled_cfg_scale=3.5, shift=3)
+    assert request.shift == 3 and unhonoured == ["distilled_cfg_scale"]
+    request, unhonoured = asked(TINY_SD, shift=3, max_sequence_length=256, cfg_scale=5)
+    assert (request.guidance, request.shift, request.max_sequence_length) == (5, 0.0, 0)
+    assert unhonoured == ["shift", "max_sequence_length"]

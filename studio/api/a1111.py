@@ -41,7 +41,7 @@ from studio.backends.diffusion import (
 )
 from studio.backends.diffusion.hires import DEFAULT_UPSCALER, LATENT_UPSCALERS
 from studio.backends.diffusion.loras import file_header, file_metadata
-from studio.errors import Cancelled, InputError
+from studio.errors import Cancelled, InputError, StudioError
 from studio.media.images import LoadedImage
 from studio.media.png_info import A1111_KEY, parse_a1111_parameters
 from studio.services.image import ImageOutcome
@@ -349,6 +349,7 @@ class A1111Api:
             batch_count=fields.whole("n_iter", 1, 1, 10_000),
             controlnets=controlnets,
         )
+        values.update(self._flow_fields(fields, model, values["guidance"], unhonoured))
         image = mask = None
         if endpoint == "txt2img" and fields.flag("enable_hr", False):
             values.update(hires_fields(fields, unhonoured))
@@ -378,6 +379,34 @@ class A1111Api:
                               only_masked=fields.flag("inpaint_full_res", True),
                               padding=fields.whole("inpaint_full_res_padding", 32, 0, 512))
         return ImageRequest(**values), image, mask, controls
+
+    def _flow_fields(self, fields: Fields, model: str, cfg_scale: float, unhonoured: list[str]) -> dict[str, Any]:
+        """SD 3.x and FLUX.1 settings: Forge's `distilled_cfg_scale` (FLUX.1 [dev]'s guidance, where its
+        `cfg_scale` is a true CFG the studio does not offer), and the studio's own `shift` and
+        `max_sequence_length` (the Image tab's fields). Each is noted as not honoured on a model without it."""
+        try:
+            family = self.studio.image.model_defaults(model).family
+        except StudioError:
+            family = None  # a model the run itself will refuse, in its own words
+        values: dict[str, Any] = {}
+        if fields.present("distilled_cfg_scale"):
+            distilled = fields.real("distilled_cfg_scale", 3.5, 0, 1_000)
+            if family is not None and family.guidance == "distilled":
+                values["guidance"] = distilled
+                if fields.present("cfg_scale") and cfg_scale != 1:
+                    unhonoured.append(f"cfg_scale={cfg_scale:g} ({family.name} takes distilled_cfg_scale; "
+                                      "true CFG is not offered)")
+            else:
+                unhonoured.append("distilled_cfg_scale")
+        for name, read in (("shift", lambda: fields.real("shift", 0.0, 0, 1_000)),
+                           ("max_sequence_length", lambda: fields.whole("max_sequence_length", 0, 0, 100_000))):
+            if not fields.present(name):
+                continue
+            if family is not None and family.flow:
+                values[name] = read()
+            else:
+                unhonoured.append(name)
+        return values
 
     def _sampler(self, fields: Fields, unhonoured: list[str]) -> str:
         name = fields.text("sampler_name", "", 200) or fields.text("sampler_index", "", 200) or "Euler"
