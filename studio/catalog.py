@@ -397,30 +397,39 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
     ),
 )
 
-def _flux_gguf(quantisation: str, size_mb: float, what: str) -> ModelEntry:
-    """One of city96's GGUF quantisations of the FLUX.1-schnell transformer: the file alone, run with the
-    text encoders and VAE of FLUX.1-schnell itself (downloaded as that model)."""
+def _flux_gguf(quantisation: str, size_mb: float, what: str, dev: bool = False) -> ModelEntry:
+    """One of city96's GGUF quantisations of a FLUX.1 transformer ([schnell], or [dev] with its distilled guidance
+    and non-commercial licence): the file alone, run with the text encoders and VAE of that FLUX.1 model itself
+    (downloaded as that model)."""
+    variant, label = ("dev", "[dev]") if dev else ("schnell", "[schnell]")
+    base = f"black-forest-labs/FLUX.1-{variant}"
+    settings = ("about 28 steps, distilled guidance 3.5" if dev else "4 steps, guidance 0")
+    gate = " (gated: accept its licence on the hub first)" if dev else ""
     return ModelEntry(
-        id=f"flux1-schnell-gguf-{quantisation}",
-        name=f"FLUX.1 [schnell] GGUF {quantisation}",
+        id=f"flux1-{variant}-gguf-{quantisation}",
+        name=f"FLUX.1 {label} GGUF {quantisation}",
         family="diffusers",
         tasks=("txt2img", "img2img", "inpaint", "restyle"),
-        licence="Apache-2.0",
+        licence="FLUX.1 [dev] Non-Commercial License" if dev else "Apache-2.0",
+        commercial_use=not dev,
         size_mb=size_mb,
         source="download",
-        repo="city96/FLUX.1-schnell-gguf",
-        files=(f"flux1-schnell-{quantisation}.gguf",),
-        base="black-forest-labs/FLUX.1-schnell",
-        image=ImageDefaults(FLUX, steps=4, guidance=0.0, size=1024, cpu_step=FLUX_GGUF_STEP),
-        description=f"The FLUX.1-schnell transformer quantised to {quantisation} ({what}); its text encoders and VAE "
-                    "come from FLUX.1 [schnell], which must be downloaded too. 4 steps, guidance 0.",
+        repo=f"city96/FLUX.1-{variant}-gguf",
+        files=(f"flux1-{variant}-{quantisation}.gguf",),
+        base=base,
+        image=ImageDefaults(FLUX, steps=28 if dev else 4, guidance=3.5 if dev else 0.0, size=1024,
+                            distilled_guidance=dev, cpu_step=FLUX_GGUF_STEP),
+        description=f"The FLUX.1-{variant} transformer quantised to {quantisation} ({what}); its text encoders and "
+                    f"VAE come from FLUX.1 {label}, which must be downloaded too{gate}. {settings.capitalize()}.",
     )
 
 
-# Quantised transformers: the file sizes city96's model card lists.
+# Quantised transformers: the file sizes city96's model cards list.
 GGUF_ENTRIES: tuple[ModelEntry, ...] = (
     _flux_gguf("Q4_K_S", 6780, "4-bit: a third of the full transformer's memory, a little detail lost"),
     _flux_gguf("Q8_0", 12700, "8-bit: half the full transformer's memory, pictures almost the same"),
+    _flux_gguf("Q4_K_S", 6810, "4-bit: a third of the full transformer's memory, a little detail lost", dev=True),
+    _flux_gguf("Q8_0", 12700, "8-bit: half the full transformer's memory, pictures almost the same", dev=True),
 )
 
 
