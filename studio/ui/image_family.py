@@ -133,7 +133,7 @@ def step_note(studio: Studio, model_id: Any, width: Any, height: Any, steps: Any
                                           int(batch_size), int(batch_count))
     except (StudioError, TypeError, ValueError):
         told = None
-    return gr.update(value=told.sentence() if told else "", visible=told is not None)
+    return gr.update(value=f"**{told.headline()}** {told.basis()}" if told else "", visible=told is not None)
 
 
 def step_label(studio: Studio, label: str, model_id: str, width: int, height: int, steps: int, guidance: float,

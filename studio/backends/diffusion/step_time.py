@@ -38,19 +38,25 @@ class StepEstimate:
         """All the steps of all the batches (loading, text encoders and decoding not counted)."""
         return self.seconds * self.steps * self.batches
 
-    def sentence(self) -> str:
-        """The estimate in plain words, with where its figure comes from."""
+    def headline(self) -> str:
+        """How long a step and the run's steps will take, in plain words."""
         many = f" for {self.pictures} pictures at once" if self.pictures > 1 else ""
         text = (f"Estimate: on this CPU a step takes about {duration(self.seconds)} at {self.width}×{self.height}"
                 f"{many}, so {self.steps} step{'s' if self.steps != 1 else ''} ≈ "
                 f"{duration(self.seconds * self.steps)}")
         if self.batches > 1:
             text += f" and {self.batches} batches ≈ {duration(self.total)}"
+        return text + "."
+
+    def basis(self) -> str:
+        """Where the figure comes from and how it was scaled (and what may make this machine slower)."""
         figure = self.figure
-        text = (f"{text}. Based on {figure.what}, timed on {figure.cpu} at {figure.size}×{figure.size} "
-                f"({figure.source}), scaled to this size and this machine's {self.threads} "
-                f"core{'s' if self.threads != 1 else ''}.")
+        text = (f"Based on {figure.what}, timed on {figure.cpu} at {figure.size}×{figure.size} ({figure.source}), "
+                f"scaled to this size and this machine's {self.threads} core{'s' if self.threads != 1 else ''}.")
         return f"{text} {self.caveat}" if self.caveat else text
+
+    def sentence(self) -> str:
+        return f"{self.headline()} {self.basis()}"
 
 
 def passes_per_picture(guidance_kind: str, guidance: float) -> int:
