@@ -129,6 +129,10 @@ def test_the_image_tabs_note_follows_a_flow_model_and_its_size(backend):
     label = image_family.step_label(studio, "Text to image: step", SCHNELL, 512, 512, 4, 0.0)
     assert label == f"Text to image: step (about {duration(140.0 * 2 / threads)} each on this CPU, an estimate)"
     assert image_family.step_label(studio, "Text to image: step", "nope", 512, 512, 4, 0.0) == "Text to image: step"
+    # With --ray the steps run on the cluster's machines: this CPU's estimate would mislead, so none.
+    remote = SimpleNamespace(image=backend, cluster=object())
+    assert image_family.step_note(remote, SCHNELL, 512, 512, 4, 0, 1, 1)["visible"] is False
+    assert image_family.step_label(remote, "Text to image: step", SCHNELL, 512, 512, 4, 0.0) == "Text to image: step"
 
 
 # -- the terminal -----------------------------------------------------------------------------------

@@ -244,6 +244,8 @@ def _say_estimate(studio, request, runs: int = 1) -> None:
     from studio import limits
     from studio.backends.diffusion import families
 
+    if studio.cluster is not None:  # with --ray the steps run on the cluster's machines, not this CPU
+        return
     try:
         request.validate()
         limits.check_image(request, studio.settings)

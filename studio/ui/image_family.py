@@ -128,19 +128,27 @@ def step_note(studio: Studio, model_id: Any, width: Any, height: Any, steps: Any
     """An update for the note under the size: how long a step of the picked model will take on this CPU at this
     size (an estimate, with where its figure comes from); hidden on a GPU, for a model without a timed figure,
     and while a field holds something the run will refuse (the run explains that)."""
+    told = None
     try:
-        told = studio.image.step_estimate(model_id, int(width), int(height), int(steps), float(guidance),
-                                          int(batch_size), int(batch_count))
+        if not on_cluster(studio):
+            told = studio.image.step_estimate(model_id, int(width), int(height), int(steps), float(guidance),
+                                              int(batch_size), int(batch_count))
     except (StudioError, TypeError, ValueError):
         told = None
     return gr.update(value=f"**{told.headline()}** {told.basis()}" if told else "", visible=told is not None)
+
+
+def on_cluster(studio: Studio) -> bool:
+    """With --ray the steps run on the cluster's machines, whose speed this one's CPU does not tell."""
+    return getattr(studio, "cluster", None) is not None
 
 
 def step_label(studio: Studio, label: str, model_id: str, width: int, height: int, steps: int, guidance: float,
                batch_size: int = 1) -> str:
     """A run's progress text with its estimated step time on this CPU, or as it was."""
     try:
-        told = studio.image.step_estimate(model_id, width, height, steps, guidance, batch_size)
+        told = None if on_cluster(studio) else studio.image.step_estimate(model_id, width, height, steps, guidance,
+                                                                           batch_size)
     except (StudioError, TypeError, ValueError):
         return label
     return f"{label} (about {duration(told.seconds)} each on this CPU, an estimate)" if told else label
