@@ -169,6 +169,13 @@ def test_the_terminal_says_a_long_cpu_runs_step_time_in_one_line_before_it(schne
         f"note: Estimate: on this CPU a step takes about {duration(step)} at 256×256, so 4 steps ≈ "
         f"{duration(4 * step)}."), err
     assert "benchmarks/flow_step.py" in said[0]
+    # A hires fix's second pass is said too: its steps at the bigger size.
+    code = main([*common, "--steps", "1", "--size", "256x256", "--hires", "2", "--hires-steps", "2",
+                 "--hires-upscaler", "Lanczos", "--out", str(tmp_path / "h.png")])
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if "Estimate" in line]
+    assert code == 0 and len(said) == 1, err
+    assert said[0].endswith(f"The hires fix's 2 more step(s) at 512×512 add about {duration(2 * 4 * step)}."), err
     # A run shorter than the bar is not worth a line (the bar raised past this run's 4 steps).
     monkeypatch.setattr(step_time, "WORTH_SAYING_SECONDS", 4 * step + 1)
     code = main([*common, "--steps", "4", "--size", "256x256", "--out", str(tmp_path / "b.png")])
