@@ -86,8 +86,8 @@ SD_UNET_STEP = CpuStep(5.30, 512, 2, 1, "SD-Turbo's UNet (SD 2.1's, the size of 
                        "a 2-core AVX-512 CPU", "benchmarks/image_components.py")
 SD35_MEDIUM_STEP = CpuStep(59.4, 512, 2, 2, "SD 3.5 Medium's whole transformer in bf16", _BF16_BOX,
                            "benchmarks/flow_step.py", bf16=True)
-# Not timed: Medium's step times Large's compute, about 3.3x Medium's (8.1 B against 2.5 B parameters, 38
-# blocks 2432 wide against 24 blocks 1536 wide, at 1024 image + 333 prompt tokens).
+# Not timed: Medium's timed step times the work of Large's transformer over Medium's, about 3.3x (8.1 B against
+# 2.5 B parameters; 38 blocks 2432 wide against 24 blocks 1536 wide, at 1024 image + 333 prompt tokens).
 SD35_LARGE_STEP = CpuStep(round(59.4 * 3.3), 512, 2, 2, "SD 3.5 Medium's transformer in bf16 scaled to Large's "
                           "(about 3.3x the work; Large itself not timed)", _BF16_BOX, "benchmarks/flow_step.py", bf16=True)
 FLUX_STEP = CpuStep(140.0, 512, 2, 1, "FLUX.1's 12 B transformer in bf16, extrapolated from one block of each kind",
