@@ -65,6 +65,39 @@ class CatalogError(StudioError):
 
 
 @dataclass(frozen=True)
+class CpuStep:
+    """One sampler step of an image model on a CPU, as a benchmark timed it on the model's real-size
+    architecture (random weights: speed does not depend on their values). backends/diffusion/step_time.py
+    scales it to another size, guidance and core count."""
+
+    seconds: float
+    size: int  # px, the side of the square picture it was timed at
+    threads: int  # the cores torch ran on
+    passes: int  # pictures through the denoiser in that call: 2 with classifier-free guidance (prompt + negative)
+    what: str  # what was timed, and how the figure was got when it was not timed whole
+    cpu: str  # the machine it was timed on
+    source: str  # the script that prints it
+    bf16: bool = False  # timed in bf16, which the studio computes in only where the CPU has native bf16
+
+
+# The figures the benchmarks print (README, "Speed" and the SD 3.5 / FLUX section), on the shared 2-core boxes.
+_BF16_BOX = "a 2-core AMD EPYC with native bf16 (AVX512-BF16)"
+SD_UNET_STEP = CpuStep(5.30, 512, 2, 1, "SD-Turbo's UNet (SD 2.1's, the size of SD 1.5's) in fp32 on OpenVINO",
+                       "a 2-core AVX-512 CPU", "benchmarks/image_components.py")
+SD35_MEDIUM_STEP = CpuStep(59.4, 512, 2, 2, "SD 3.5 Medium's whole transformer in bf16", _BF16_BOX,
+                           "benchmarks/flow_step.py", bf16=True)
+# Not timed: Medium's timed step times the work of Large's transformer over Medium's, about 3.3x (8.1 B against
+# 2.5 B parameters; 38 blocks 2432 wide against 24 blocks 1536 wide, at 1024 image + 333 prompt tokens).
+SD35_LARGE_STEP = CpuStep(round(59.4 * 3.3), 512, 2, 2, "SD 3.5 Medium's transformer in bf16 scaled to Large's "
+                          "(about 3.3x the work; Large itself not timed)", _BF16_BOX, "benchmarks/flow_step.py", bf16=True)
+FLUX_STEP = CpuStep(140.0, 512, 2, 1, "FLUX.1's 12 B transformer in bf16, extrapolated from one block of each kind",
+                    _BF16_BOX, "benchmarks/flow_step.py", bf16=True)
+# A GGUF transformer does the same sums, but diffusers dequantises each layer's weights as it runs.
+FLUX_GGUF_STEP = replace(FLUX_STEP, what=FLUX_STEP.what + " (the full transformer's figure: a GGUF one also "
+                                                          "dequantises each layer as it runs, so expect it slower)")
+
+
+@dataclass(frozen=True)
 class ImageDefaults:
     """What an image model is before it is downloaded, and the settings its model card gives it. None: the
     family's own (backends/diffusion/model_defaults.py); the family is told from the files once they are here."""
@@ -74,6 +107,7 @@ class ImageDefaults:
     guidance: float | None = None
     size: int | None = None  # px, the side of the square it makes best
     distilled_guidance: bool = False  # FLUX.1-dev: the guidance is an input of the model, not CFG
+    cpu_step: CpuStep | None = None  # its step on a CPU as a benchmark timed it; None: not timed
 
 
 @dataclass(frozen=True)
@@ -294,7 +328,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=16300,
         source="download",
         repo="stabilityai/stable-diffusion-3.5-medium",
-        image=ImageDefaults(SD3, steps=40, guidance=4.5, size=1024),
+        image=ImageDefaults(SD3, steps=40, guidance=4.5, size=1024, cpu_step=SD35_MEDIUM_STEP),
         files=FLOW_FILES,
         gated=True,
         description="SD 3.5 (2.5B MMDiT, CLIP-L/G + T5-XXL), 1024 px: about 40 steps, guidance 4.5, sampler Euler "
@@ -310,7 +344,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=27800,
         source="download",
         repo="stabilityai/stable-diffusion-3.5-large",
-        image=ImageDefaults(SD3, steps=28, guidance=3.5, size=1024),
+        image=ImageDefaults(SD3, steps=28, guidance=3.5, size=1024, cpu_step=SD35_LARGE_STEP),
         files=FLOW_FILES,
         gated=True,
         description="SD 3.5 (8B MMDiT), 1024 px: about 28 steps, guidance 3.5; needs a large GPU.",
@@ -325,7 +359,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=27800,
         source="download",
         repo="stabilityai/stable-diffusion-3.5-large-turbo",
-        image=ImageDefaults(SD3, steps=4, guidance=0.0, size=1024),
+        image=ImageDefaults(SD3, steps=4, guidance=0.0, size=1024, cpu_step=SD35_LARGE_STEP),
         files=FLOW_FILES,
         gated=True,
         description="Distilled SD 3.5 Large: 4 steps, guidance 0, 1024 px.",
@@ -339,7 +373,7 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=33700,
         source="download",
         repo="black-forest-labs/FLUX.1-schnell",
-        image=ImageDefaults(FLUX, steps=4, guidance=0.0, size=1024),
+        image=ImageDefaults(FLUX, steps=4, guidance=0.0, size=1024, cpu_step=FLUX_STEP),
         files=FLOW_FILES,
         description="FLUX.1 distilled to 1-4 steps (12B transformer, CLIP-L + T5-XXL), 1024 px: 4 steps, no "
                     "guidance (0), no negative prompt.",
@@ -354,7 +388,8 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=33700,
         source="download",
         repo="black-forest-labs/FLUX.1-dev",
-        image=ImageDefaults(FLUX, steps=28, guidance=3.5, size=1024, distilled_guidance=True),
+        image=ImageDefaults(FLUX, steps=28, guidance=3.5, size=1024, distilled_guidance=True,
+                            cpu_step=FLUX_STEP),
         files=FLOW_FILES,
         gated=True,
         description="FLUX.1 guidance-distilled (12B transformer), 1024 px: about 28 steps, distilled guidance 3.5, "
@@ -362,30 +397,39 @@ FLOW_ENTRIES: tuple[ModelEntry, ...] = (
     ),
 )
 
-def _flux_gguf(quantisation: str, size_mb: float, what: str) -> ModelEntry:
-    """One of city96's GGUF quantisations of the FLUX.1-schnell transformer: the file alone, run with the
-    text encoders and VAE of FLUX.1-schnell itself (downloaded as that model)."""
+def _flux_gguf(quantisation: str, size_mb: float, what: str, dev: bool = False) -> ModelEntry:
+    """One of city96's GGUF quantisations of a FLUX.1 transformer ([schnell], or [dev] with its distilled guidance
+    and non-commercial licence): the file alone, run with the text encoders and VAE of that FLUX.1 model itself
+    (downloaded as that model)."""
+    variant, label = ("dev", "[dev]") if dev else ("schnell", "[schnell]")
+    base = f"black-forest-labs/FLUX.1-{variant}"
+    settings = ("about 28 steps, distilled guidance 3.5" if dev else "4 steps, guidance 0")
+    gate = " (gated: accept its licence on the hub first)" if dev else ""
     return ModelEntry(
-        id=f"flux1-schnell-gguf-{quantisation}",
-        name=f"FLUX.1 [schnell] GGUF {quantisation}",
+        id=f"flux1-{variant}-gguf-{quantisation}",
+        name=f"FLUX.1 {label} GGUF {quantisation}",
         family="diffusers",
         tasks=("txt2img", "img2img", "inpaint", "restyle"),
-        licence="Apache-2.0",
+        licence="FLUX.1 [dev] Non-Commercial License" if dev else "Apache-2.0",
+        commercial_use=not dev,
         size_mb=size_mb,
         source="download",
-        repo="city96/FLUX.1-schnell-gguf",
-        files=(f"flux1-schnell-{quantisation}.gguf",),
-        base="black-forest-labs/FLUX.1-schnell",
-        image=ImageDefaults(FLUX, steps=4, guidance=0.0, size=1024),
-        description=f"The FLUX.1-schnell transformer quantised to {quantisation} ({what}); its text encoders and VAE "
-                    "come from FLUX.1 [schnell], which must be downloaded too. 4 steps, guidance 0.",
+        repo=f"city96/FLUX.1-{variant}-gguf",
+        files=(f"flux1-{variant}-{quantisation}.gguf",),
+        base=base,
+        image=ImageDefaults(FLUX, steps=28 if dev else 4, guidance=3.5 if dev else 0.0, size=1024,
+                            distilled_guidance=dev, cpu_step=FLUX_GGUF_STEP),
+        description=f"The FLUX.1-{variant} transformer quantised to {quantisation} ({what}); its text encoders and "
+                    f"VAE come from FLUX.1 {label}, which must be downloaded too{gate}. {settings.capitalize()}.",
     )
 
 
-# Quantised transformers: the file sizes city96's model card lists.
+# Quantised transformers: the file sizes city96's model cards list.
 GGUF_ENTRIES: tuple[ModelEntry, ...] = (
     _flux_gguf("Q4_K_S", 6780, "4-bit: a third of the full transformer's memory, a little detail lost"),
     _flux_gguf("Q8_0", 12700, "8-bit: half the full transformer's memory, pictures almost the same"),
+    _flux_gguf("Q4_K_S", 6810, "4-bit: a third of the full transformer's memory, a little detail lost", dev=True),
+    _flux_gguf("Q8_0", 12700, "8-bit: half the full transformer's memory, pictures almost the same", dev=True),
 )
 
 
@@ -401,7 +445,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2600,
         source="download",
         repo="stabilityai/sd-turbo",
-        image=ImageDefaults(SD2, steps=1, guidance=0.0, size=512),
+        image=ImageDefaults(SD2, steps=1, guidance=0.0, size=512, cpu_step=SD_UNET_STEP),
         variant="fp16",
         description="Distilled SD 2.1: good images in 1-4 steps at 512 px, guidance 0.",
     ),
@@ -425,7 +469,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2100,
         source="download",
         repo="stable-diffusion-v1-5/stable-diffusion-v1-5",
-        image=ImageDefaults(SD1, steps=25, guidance=7.0, size=512),
+        image=ImageDefaults(SD1, steps=25, guidance=7.0, size=512, cpu_step=SD_UNET_STEP),
         variant="fp16",
         description="The classic 512 px model most community checkpoints derive from; 20-30 steps.",
     ),
@@ -438,7 +482,7 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         size_mb=2100,
         source="download",
         repo="stable-diffusion-v1-5/stable-diffusion-inpainting",
-        image=ImageDefaults(SD1, steps=25, guidance=7.0, size=512),
+        image=ImageDefaults(SD1, steps=25, guidance=7.0, size=512, cpu_step=SD_UNET_STEP),
         variant="fp16",
         description="An inpainting checkpoint (9-channel UNet): cleaner fills than a plain model.",
     ),

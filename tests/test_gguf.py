@@ -308,6 +308,29 @@ def test_the_catalogue_offers_city96s_schnell_quantisations_with_their_base():
     assert "python -m studio download flux1-schnell-gguf-Q4_K_S" in str(missing.value)
 
 
+def test_the_catalogue_offers_city96s_dev_quantisations_with_devs_licence_and_settings():
+    from studio import hub
+    from studio.errors import ModelUnavailable
+
+    dev = "black-forest-labs/FLUX.1-dev"
+    catalog = load_catalog(None)
+    q4, q8 = catalog.get("flux1-dev-gguf-Q4_K_S"), catalog.get("flux1-dev-gguf-Q8_0")
+    for entry, name in ((q4, "flux1-dev-Q4_K_S.gguf"), (q8, "flux1-dev-Q8_0.gguf")):
+        assert entry.repo == "city96/FLUX.1-dev-gguf" and entry.files == (name,) and entry.base == dev
+        # [dev]'s non-commercial licence goes with its quantisations, said as for [dev] itself.
+        assert entry.licence == catalog.get(dev).licence == "FLUX.1 [dev] Non-Commercial License"
+        assert not entry.commercial_use and "gated" in entry.description
+    assert q4.size_mb < q8.size_mb < catalog.get(dev).size_mb / 2
+    assert (q4.size_mb, q8.size_mb) == (6810, 12700)  # city96's listed sizes: 6.81 GB and 12.7 GB
+    # Before it is downloaded, the Image tab fits it as [dev]: 28 steps at distilled guidance 3.5.
+    fitted = DiffusionBackend(ModelCache(64), catalog, device="cpu", offline=True).model_defaults(q8.id)
+    assert (fitted.family.name, fitted.family.guidance, fitted.steps, fitted.guidance, fitted.size) == (
+        families.FLUX, "distilled", 28, 3.5, 1024)
+    with pytest.raises(ModelUnavailable) as missing:
+        hub.locate(q8, offline=True)
+    assert "python -m studio download flux1-dev-gguf-Q8_0" in str(missing.value)
+
+
 def test_original_layout_names_are_told_apart_from_the_header(tmp_path):
     """city96's files keep Black Forest Labs' names: FLUX, and dev (a guidance input) or schnell."""
     import gguf

@@ -19,6 +19,7 @@ from studio.backends.diffusion import (
     FULL_VAE,
     SAMPLERS,
     SPEEDS,
+    step_time,
 )
 from studio.backends.diffusion.hires import BUILTIN_UPSCALERS, DEFAULT_STRENGTH, DEFAULT_UPSCALER
 from studio.backends.diffusion.lora_tags import parse_lora_argument, reweight_lora
@@ -28,7 +29,7 @@ from studio.catalog import Catalog, path_entry
 from studio.cli import batch as cli_batch
 from studio.cli import controlnet as cli_controlnet
 from studio.cli.common import StageLine
-from studio.errors import InputError
+from studio.errors import InputError, StudioError
 from studio.settings import Settings, add_lora_dir_argument
 
 PNG_ONLY = "--out must be a .png file (the picture carries its parameters in it)"
@@ -195,6 +196,7 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
         shift=args.shift, max_sequence_length=args.max_sequence_length, controlnets=units, **extra,
     )
     keep = not args.no_gallery
+    _say_estimate(studio, base, runs=len(prompts) * len(args.seeds or [None]))
     if not batch:
         outcome = studio.generate_image(base, picture, mask, keep=keep, preparing=StageLine(),
                                        controls=controls)
@@ -233,6 +235,38 @@ def run(args: argparse.Namespace, settings: Settings) -> int:
             failed=[r for r in results if r.error])
     print(cli_batch.summary(results), file=sys.stderr)
     return cli_batch.EXIT_SOME_FAILED if len(made) < len(results) else 0
+
+
+def _say_estimate(studio, request, runs: int = 1) -> None:
+    """One line on stderr before a long CPU run of a model that is here: how long its steps will take (an
+    estimate scaled from the model's timed step; studio.backends.diffusion.step_time). A request the run will
+    refuse says nothing here: the run's one-line error is all that is said."""
+    from studio import limits
+    from studio.backends.diffusion import families
+
+    if studio.cluster is not None:  # with --ray the steps run on the cluster's machines, not this CPU
+        return
+    try:
+        request.validate()
+        limits.check_image(request, studio.settings)
+        if not studio.image.is_available(request.model):
+            return
+        families.check_request(studio.image.model_defaults(request.model).family, request, request.model)
+        told = studio.image.step_estimate(request.model, request.width, request.height, max(1, request.steps_run),
+                                          request.guidance, request.batch_size, request.batch_count * runs)
+        hires = None
+        if told is not None and request.hires_steps_run:
+            hires = studio.image.step_estimate(request.model, *request.hires_cover, request.hires_steps_run,
+                                               request.guidance, request.batch_size, request.batch_count * runs)
+    except (StudioError, TypeError, ValueError):
+        return
+    if told is None or told.total + (hires.total if hires else 0) < step_time.WORTH_SAYING_SECONDS:
+        return
+    line = told.sentence()
+    if hires is not None:
+        line += (f" The hires fix's {hires.steps} more step(s) at {hires.width}×{hires.height} add about "
+                 f"{step_time.duration(hires.total)}.")
+    print(f"note: {line}", file=sys.stderr)
 
 
 def _sampling(args: argparse.Namespace, mode: str) -> tuple[int, float, str]:

@@ -1,6 +1,7 @@
 """The Image tab's controls that follow the picked model's family.
 
 Picking a model sets the steps, guidance and size to its own (as Forge's presets switch with the family);
+on a CPU a note under the size says how long a step of it will take there (an estimate);
 whatever changes the model (a pick, a loaded PNG, a page load) fits the controls to its family: only its
 samplers, no negative prompt for FLUX, FLUX.1-dev's guidance named as what it is (distilled), none at all
 for guidance-free models, and the flow models' shift and T5 prompt length, hidden for the others.
@@ -16,6 +17,7 @@ import gradio as gr
 from studio.backends.diffusion.families import MAX_SEQUENCE_LENGTH
 from studio.backends.diffusion.model_defaults import ModelDefaults
 from studio.backends.diffusion.request import MAX_SHIFT
+from studio.backends.diffusion.step_time import duration
 from studio.errors import StudioError
 from studio.services import Studio
 
@@ -119,6 +121,45 @@ def model_changed(studio: Studio, model_id: Any, sampler: Any) -> list[dict[str,
 def model_picked(studio: Studio, model_id: Any, limit: int, max_steps: int) -> list[Any]:
     """The model dropdown's input handler (a person's pick only)."""
     return preset(defaults_for(studio, model_id), limit, max_steps)
+
+
+def step_note(studio: Studio, model_id: Any, width: Any, height: Any, steps: Any, guidance: Any, batch_size: Any = 1,
+              batch_count: Any = 1) -> dict[str, Any]:
+    """An update for the note under the size: how long a step of the picked model will take on this CPU at this
+    size (an estimate, with where its figure comes from); hidden on a GPU, for a model without a timed figure,
+    and while a field holds something the run will refuse (the run explains that)."""
+    told = None
+    try:
+        if not on_cluster(studio):
+            told = studio.image.step_estimate(model_id, int(width), int(height), int(steps), float(guidance),
+                                              int(batch_size), int(batch_count))
+    except (StudioError, TypeError, ValueError):
+        told = None
+    return gr.update(value=f"**{told.headline()}** {told.basis()}" if told else "", visible=told is not None)
+
+
+def on_cluster(studio: Studio) -> bool:
+    """With --ray the steps run on the cluster's machines, whose speed this one's CPU does not tell."""
+    return getattr(studio, "cluster", None) is not None
+
+
+def step_label(studio: Studio, label: str, model_id: str, width: int, height: int, steps: int, guidance: float,
+               batch_size: int = 1) -> str:
+    """A run's progress text with its estimated step time on this CPU, or as it was."""
+    try:
+        told = None if on_cluster(studio) else studio.image.step_estimate(model_id, width, height, steps, guidance,
+                                                                           batch_size)
+    except (StudioError, TypeError, ValueError):
+        return label
+    return f"{label} (about {duration(told.seconds)} each on this CPU, an estimate)" if told else label
+
+
+def wire_step_note(studio: Studio, note: gr.Markdown, model: gr.Dropdown, width: gr.Slider, height: gr.Slider,
+                   steps: gr.Slider, guidance: gr.Slider, batch_size: gr.Slider, batch_count: gr.Slider) -> None:
+    """The step estimate follows the model, the size, the steps, the guidance and the batch."""
+    fields = [model, width, height, steps, guidance, batch_size, batch_count]
+    gr.on([field.change for field in fields], lambda *values: step_note(studio, *values), fields, note,
+          api_visibility="private", show_progress="hidden")
 
 
 def wire(studio: Studio, model: gr.Dropdown, sampler: gr.Dropdown, negative: gr.Textbox, guidance: gr.Slider,

@@ -260,6 +260,10 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                                             label="Batch count")
                     batch_size = gr.Slider(1, min(MAX_BATCH_SIZE, studio.settings.max_images), value=1, step=1,
                                            label="Batch size")
+                first_note = image_family.step_note(studio, default_model, native, native, start.steps if start else 1,
+                                                    start.guidance if start else 0.0)
+                step_estimate = gr.Markdown(first_note["value"], visible=first_note["visible"],
+                                            elem_id="image-step-estimate")
             control = controlnet_panel.build(studio, width, height)
             with gr.Accordion("Load parameters from a PNG", open=False):
                 params_png = image_upload(label="Drop a PNG made here or in AUTOMATIC1111", height=160,
@@ -306,7 +310,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
     def run(request: ImageRequest, image: LoadedImage | None, mask: LoadedImage | None, gr_request, progress,
             controls: list[LoadedImage | None] | None = None):
         token = stops.start(gr_request)
-        label = f"{MODE_LABELS[request.mode]}: step"
+        label = image_family.step_label(studio, f"{MODE_LABELS[request.mode]}: step", request.model, request.width,
+                                        request.height, request.steps, request.guidance, request.batch_size)
 
         def work(report, stage):
             return studio.generate_image(request, image, mask, progress=report, cancel=token,
@@ -498,6 +503,7 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
 
     fit_outputs = image_family.wire(studio, model, sampler, negative, guidance, steps, width, height, flow, limit,
                                     max_steps)
+    image_family.wire_step_note(studio, step_estimate, model, width, height, steps, guidance, batch_size, batch_count)
     init_image.change(size_for, [init_image, model], [width, height], api_visibility="private")
     outpaint_image.change(lambda p, m, lft, r, t, b: size_for(p, m, lft + r, t + b),
                           [outpaint_image, model, *sides], [width, height], api_visibility="private")

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from studio.backends.diffusion.families import Family, family_named
-from studio.catalog import ImageDefaults, ModelEntry
+from studio.catalog import CpuStep, ImageDefaults, ModelEntry
 from studio.model_folders import FLUX, SD1, SD2, SD3, SDXL, checkpoint_family, weights_header
 
 # (architecture, distilled guidance) -> steps, guidance, size: what a model without its own figures gets.
@@ -36,6 +36,7 @@ class ModelDefaults:
     guidance: float
     size: int  # px, square
     architecture: str | None  # model_folders' words; None when neither the catalogue nor the files tell
+    cpu_step: CpuStep | None = None  # its step on a CPU as timed on its real-size architecture (catalogue)
 
 
 def defaults_of(entry: ModelEntry, where: Callable[[], Path | None]) -> ModelDefaults:
@@ -58,6 +59,7 @@ def defaults_of(entry: ModelEntry, where: Callable[[], Path | None]) -> ModelDef
         guidance=own.guidance if own.guidance is not None else guidance,
         size=size,
         architecture=told[0] if told else None,
+        cpu_step=own.cpu_step,
     )
 
 

@@ -23,7 +23,7 @@ from typing import Any
 from PIL import Image
 
 from studio import hub
-from studio.backends.diffusion import controlnet, families, hires, lcm, memory, model_defaults
+from studio.backends.diffusion import controlnet, families, hires, lcm, memory, model_defaults, step_time
 from studio.backends.diffusion import embeddings as ti
 from studio.backends.diffusion.canvas import cover, crop_around_mask, extend_canvas, paste_back, soft_mask
 from studio.backends.diffusion.embeddings import Embedding, EmbeddingLibrary, load_embeddings
@@ -207,6 +207,20 @@ class DiffusionBackend:
                 return None
 
         return model_defaults.defaults_of(entry, where)
+
+    def step_estimate(self, model_id: str, width: int, height: int, steps: int, guidance: float, pictures: int = 1,
+                      batches: int = 1) -> step_time.StepEstimate | None:
+        """How long one step of this model will take here, scaled from the step its catalogue entry says a
+        benchmark timed. None on a GPU (no figure timed there) and for a model without a figure (a person's own
+        files: their size is not known without reading them)."""
+        if self.device != "cpu":
+            return None
+        told = self.model_defaults(model_id)
+        if told.cpu_step is None:
+            return None
+        passes = step_time.passes_per_picture(told.family.guidance, guidance)
+        return step_time.estimate(told.cpu_step, width, height, steps, passes, step_time.torch_threads(), pictures,
+                                  batches, native_bf16=cpu_has_native_bf16())
 
     def native_size(self, model_id: str) -> int:
         """The resolution a model was trained at, from its config alone (no weights loaded); 512 when
