@@ -67,6 +67,8 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--runs", type=int, default=3, help="timed steps per engine after one warm-up (median shown)")
     parser.add_argument("--size", type=int, default=512, help="picture side in px (latents are 1/8 of it)")
     parser.add_argument("--keep", type=Path, help="keep the IR and the torch output here (else a temporary folder)")
+    parser.add_argument("--stages", default=",".join(STAGES),
+                        help="which stages to run, comma-separated (with --keep DIR, later ones reuse its IR)")
     parser.add_argument("--tiny", action="store_true", help="a tiny SDXL-shaped UNet: checks the script in seconds")
     parser.add_argument("--stage", choices=STAGES, help=argparse.SUPPRESS)  # one child process
     args = parser.parse_args(argv)
@@ -74,6 +76,10 @@ def parse_arguments(argv: list[str] | None = None) -> argparse.Namespace:
         parser.error("--size must be a positive multiple of 64 (SDXL's UNet halves 64x64 latents twice)")
     if args.runs < 1:
         parser.error("--runs must be at least 1")
+    args.stages = [stage.strip() for stage in args.stages.split(",") if stage.strip()]
+    unknown = [stage for stage in args.stages if stage not in STAGES]
+    if unknown or not args.stages:
+        parser.error(f"--stages takes {', '.join(STAGES)}, not {', '.join(unknown) or 'nothing'}")
     return args
 
 
@@ -108,9 +114,11 @@ def step_inputs(size: int, tiny: bool) -> dict:
 
 
 def timed_steps(unet, inputs: dict, runs: int) -> tuple[float, list[float], object]:
-    """Median seconds of `runs` calls after one warm-up call, the times, and the output."""
+    """Median seconds of `runs` calls after one warm-up call, the times, the output, and the system's load
+    average (1 minute) before and after: on a shared machine it says how far to trust the figure."""
     import torch
 
+    load = [os.getloadavg()[0]]
     with torch.inference_mode():
         out = unet(**inputs).sample  # warm-up: oneDNN and OpenVINO pick their kernels at the first call
         times = []
@@ -118,7 +126,8 @@ def timed_steps(unet, inputs: dict, runs: int) -> tuple[float, list[float], obje
             started = time.perf_counter()
             out = unet(**inputs).sample
             times.append(time.perf_counter() - started)
-    return statistics.median(times), times, out
+    load.append(os.getloadavg()[0])
+    return statistics.median(times), times, out, load
 
 
 def compared(out, folder: Path) -> float:
@@ -146,9 +155,10 @@ def run_stage(stage: str, args: argparse.Namespace, folder: Path) -> dict:
             openvino_unet.export_unet(unet, ir_file)
             return {"seconds": time.perf_counter() - started, "build": built, "peak_rss_mb": peak_rss_mb(),
                     "ir_mb": ir_file.with_suffix(".bin").stat().st_size / 2**20}
-        step, times, out = timed_steps(unet, step_inputs(args.size, args.tiny), args.runs)
+        step, times, out, load = timed_steps(unet, step_inputs(args.size, args.tiny), args.runs)
         np.save(folder / "torch-output.npy", out.numpy())
-        return {"step": step, "times": times, "build": built, "parameters": parameters, "peak_rss_mb": peak_rss_mb()}
+        return {"step": step, "times": times, "build": built, "parameters": parameters, "peak_rss_mb": peak_rss_mb(),
+                "load_average": load}
     if stage == "compress":
         started = time.perf_counter()
         target = openvino_unet.compress_unet(ir_file)
@@ -159,9 +169,9 @@ def run_stage(stage: str, args: argparse.Namespace, folder: Path) -> dict:
     if unet is None:
         raise RuntimeError(f"no conversion in {ir_file.parent}: the convert stage did not finish")
     loaded = time.perf_counter() - started
-    step, times, out = timed_steps(unet, step_inputs(args.size, args.tiny), args.runs)
+    step, times, out, load = timed_steps(unet, step_inputs(args.size, args.tiny), args.runs)
     return {"step": step, "times": times, "load": loaded, "peak_rss_mb": peak_rss_mb(),
-            "difference": compared(out, folder)}
+            "difference": compared(out, folder), "load_average": load}
 
 
 def child(stage: str, args: argparse.Namespace, folder: Path) -> dict:
@@ -184,7 +194,7 @@ def report(figures: dict[str, dict], args: argparse.Namespace) -> list[str]:
              f"{args.size}x{args.size} px ({side}x{side} latents), batch 1, median of {args.runs} after a warm-up:"]
     if torch_run:
         lines.append(f"  torch fp32     {torch_run['step']:7.2f} s   peak RSS {torch_run['peak_rss_mb']:6.0f} MB  "
-                     f"(built in {torch_run['build']:.0f} s)")
+                     f"(built in {torch_run['build']:.0f} s; {load_and_times(torch_run)})")
     for stage, name in (("openvino", "OpenVINO fp32"), ("int8", "OpenVINO int8")):
         run = figures.get(stage)
         if run is None:
@@ -192,7 +202,7 @@ def report(figures: dict[str, dict], args: argparse.Namespace) -> list[str]:
         versus = f"{torch_run['step'] / run['step']:.2f}x torch; " if torch_run else ""
         difference = f"; largest difference {run['difference']:.1e} of torch's largest value" if torch_run else ""
         lines.append(f"  {name:14s} {run['step']:7.2f} s   peak RSS {run['peak_rss_mb']:6.0f} MB  "
-                     f"({versus}loaded in {run['load']:.0f} s{difference})")
+                     f"({versus}loaded in {run['load']:.0f} s{difference}; {load_and_times(run)})")
     if "convert" in figures:
         convert = figures["convert"]
         lines.append(f"  conversion to IR (once per model): {convert['seconds']:.0f} s, peak RSS "
@@ -203,6 +213,11 @@ def report(figures: dict[str, dict], args: argparse.Namespace) -> list[str]:
         lines.append(f"  int8 compression (once per model): {compress['seconds']:.0f} s, peak RSS "
                      f"{compress['peak_rss_mb']:.0f} MB, IR {compress['ir_mb']:.0f} MB")
     return lines
+
+
+def load_and_times(run: dict) -> str:
+    before, after = run.get("load_average", (0.0, 0.0))
+    return f"steps {', '.join(f'{t:.2f}' for t in run['times'])} s, load average {before:.1f} then {after:.1f}"
 
 
 # What each stage needs done before it.
@@ -218,9 +233,9 @@ def main(argv: list[str] | None = None) -> int:
     folder.mkdir(parents=True, exist_ok=True)
     figures: dict[str, dict] = {}
     try:
-        for stage in STAGES:
-            if NEEDS[stage] is not None and NEEDS[stage] not in figures:
-                continue
+        for stage in args.stages:
+            if NEEDS[stage] in args.stages and NEEDS[stage] not in figures:
+                continue  # it failed: this one has nothing to start from
             print(f"... {stage}", flush=True)
             try:
                 figures[stage] = child(stage, args, folder)
@@ -228,7 +243,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"  {stage} failed, left out: {str(exc).splitlines()[0]} {str(exc).splitlines()[-1]}",
                       flush=True)
         print("\n".join(report(figures, args)))
-        if len(figures) < len(STAGES):
+        if len(figures) < len(args.stages):
             return 1
     finally:
         if args.keep is None:

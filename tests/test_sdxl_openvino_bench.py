@@ -36,7 +36,8 @@ def test_the_readme_command_is_accepted(bench):
         assert args.size == 512 and args.runs >= 1 and not args.tiny
 
 
-@pytest.mark.parametrize(("argv", "words"), [(["--size", "500"], "multiple of 64"), (["--runs", "0"], "at least 1")])
+@pytest.mark.parametrize(("argv", "words"), [(["--size", "500"], "multiple of 64"), (["--runs", "0"], "at least 1"),
+                                           (["--stages", "torch,gpu"], "not gpu")])
 def test_bad_arguments_are_refused_in_one_line(bench, capsys, argv, words):
     with pytest.raises(SystemExit) as refused:
         bench.parse_arguments(argv)
@@ -69,11 +70,12 @@ def test_every_stage_runs_on_a_tiny_unet_and_openvino_matches_torch(bench, tmp_p
     assert "x torch" in lines[2] and "conversion to IR" in lines[4] and "int8 compression" in lines[5]
 
 
-def test_a_failed_stage_leaves_the_others_and_the_exit_code_says_so(bench, monkeypatch, capsys):
+def test_a_failed_stage_leaves_the_others_and_the_exit_code_says_so(bench, monkeypatch, capsys, tmp_path):
     ran = []
     step = {"step": 2.0, "times": [2.0], "load": 1.0, "peak_rss_mb": 100.0, "difference": 1e-4}
     made = {"torch": {**step, "build": 1.0, "parameters": 2e9}, "convert": {"seconds": 9.0, "build": 1.0,
-            "peak_rss_mb": 200.0, "ir_mb": 50.0}, "openvino": {**step, "step": 1.0}}
+            "peak_rss_mb": 200.0, "ir_mb": 50.0}, "openvino": {**step, "step": 1.0, "times": [1.0]},
+            "int8": {**step, "step": 0.5, "times": [0.5]}}
 
     def child(stage, _args, _folder):
         ran.append(stage)
@@ -87,3 +89,9 @@ def test_a_failed_stage_leaves_the_others_and_the_exit_code_says_so(bench, monke
     out = capsys.readouterr().out
     assert "compress failed, left out" in out and "Killed" in out
     assert "OpenVINO fp32     1.00 s" in out and "2.00x torch" in out and "OpenVINO int8" not in out
+
+    # Chosen stages without the ones they need: a kept folder (--keep) has those from an earlier run.
+    ran.clear()
+    assert bench.main(["--runs", "1", "--stages", "int8,torch", "--keep", str(tmp_path)]) == 0
+    assert ran == ["int8", "torch"]
+    assert "OpenVINO int8     0.50 s" in capsys.readouterr().out
