@@ -152,7 +152,9 @@ def test_a_failure_after_the_torch_unet_is_freed_reloads_it(catalog, tmp_path, m
 def test_unets_with_extra_conditioning_stay_on_torch(accelerated):
     unet = accelerated.load(TINY_SD).pipe.unet
     assert openvino_unet.unet_is_supported(unet)
-    for extra in ({"time_cond_proj_dim": 256}, {"addition_embed_type": "text_time"}):
+    # LCM's guidance embedding (SDXL's too), class labels, image embeddings; SDXL itself runs (test_openvino_sdxl.py).
+    for extra in ({"time_cond_proj_dim": 256}, {"addition_embed_type": "text_time", "time_cond_proj_dim": 256},
+                  {"class_embed_type": "timestep"}, {"addition_embed_type": "image", "encoder_hid_dim": 32}):
         config = type("Config", (), {**dict(unet.config), **extra})
         assert not openvino_unet.unet_is_supported(type("UNet", (), {"config": config}))
     with pytest.raises(RuntimeError, match="STUDIO_OPENVINO=0"):

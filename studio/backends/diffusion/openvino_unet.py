@@ -10,6 +10,13 @@ A UNet is converted once per set of weights and kept as OpenVINO IR (fp16 weight
 under the studio's cache folder, with its config and the files it came from; later launches read it in
 seconds and never load the torch UNet at all. The conversion takes 45-55 s for SD-Turbo's UNet, so the
 user is told (PREPARING, with progress), and conversions of weights that changed since are deleted. TAESD is small enough to convert each time it loads. Imported only where OpenVINO is used: it imports torch.
+
+SDXL's and SDXL-Turbo's UNets ("text_time": a pooled text embedding and six size/crop ids beside the text)
+convert with those two as more inputs. SDXL-Turbo's real-size UNet (2.57 B parameters), one 512 px step on a
+shared 2-core AVX-512 box: torch fp32 12.8-14.9 s, OpenVINO fp32 15.9-25.4 s, int8 weights 9.6-9.9 s (1.3-1.5x
+torch, 7602 MB peak RSS against 10534 MB); its conversion takes 201 s and 11397 MB at peak, the int8
+compression 104 s
+(benchmarks/sdxl_openvino.py). LCM's guidance embedding and other extra conditioning stay on torch.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import time
 import warnings
 from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -62,6 +70,7 @@ CPU_CONFIG = {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_PRECISION_HINT": "f32"}
 MADV_DONTNEED = 4  # Linux's madvise advice: drop these pages now
 # The "fastest" speed's UNet: its weights compressed to int8 beside the exact conversion (NNCF).
 COMPRESSED_FILE = "unet-int8.xml"
+TIME_IDS = 6  # SDXL's size and crop conditioning: original (h, w), crop (top, left), target (h, w)
 
 
 def available() -> bool:
@@ -79,16 +88,36 @@ def version() -> str:
 
 
 def unet_is_supported(unet: Any) -> bool:
-    """SD 1.x / 2.x-style UNets: text conditioning only. Others (SDXL's extra embeddings, LCM's
-    guidance embedding, class labels) stay on torch."""
+    """SD 1.x / 2.x-style UNets (text conditioning only) and SDXL's (text plus the pooled text embedding
+    and the size and crop ids, `addition_embed_type` "text_time"). Others (LCM's guidance embedding,
+    class labels, image embeddings) stay on torch."""
     config = unet.config
     return (
-        getattr(config, "addition_embed_type", None) is None
+        getattr(config, "addition_embed_type", None) in (None, "text_time")
         and getattr(config, "time_cond_proj_dim", None) is None
         and getattr(config, "class_embed_type", None) is None
         and getattr(config, "encoder_hid_dim", None) is None
         and getattr(config, "num_class_embeds", None) is None
     )
+
+
+def takes_text_time(config: Any) -> bool:
+    """SDXL's UNet: besides the text, a pooled text embedding and six size and crop ids
+    (added_cond_kwargs "text_embeds" and "time_ids")."""
+    return getattr(config, "addition_embed_type", None) == "text_time"
+
+
+def text_time_example(config: Any, batch: int = 1) -> tuple[torch.Tensor, torch.Tensor]:
+    """A pooled text embedding and size/crop ids of the widths this UNet's added embedding takes: its
+    input is the pooled embedding beside one `addition_time_embed_dim` wide embedding per id. SDXL and
+    SDXL-Turbo pass six ids (original size, crop corner, target size); the IR's widths stay dynamic, so a
+    refiner's five ids (an aesthetic score in place of the target size) fit as well."""
+    time_width = TIME_IDS * config.addition_time_embed_dim
+    pooled = config.projection_class_embeddings_input_dim - time_width
+    if pooled <= 0:
+        raise ValueError(f"this UNet's added embedding ({config.projection_class_embeddings_input_dim} wide) "
+                         f"has no room for {TIME_IDS} time ids")
+    return torch.zeros(batch, pooled), torch.zeros(batch, TIME_IDS)
 
 
 def weights_key(weights: list[Path]) -> str:
@@ -112,6 +141,11 @@ class OpenVinoUNet:
         self.config = config
         self.dtype = torch.float32
         self.device = torch.device("cpu")
+        self.text_time = takes_text_time(config)
+        if self.text_time:
+            # SDXL's pipelines check the width of the added embedding's first layer against the ids they made.
+            width = config.projection_class_embeddings_input_dim
+            self.add_embedding = SimpleNamespace(linear_1=SimpleNamespace(in_features=width))
         # fp16 on disk is fp32 in use; int8 weights stay int8.
         grows = 1 if ir_file.name == COMPRESSED_FILE else 2
         self.memory_mb = grows * ir_file.with_suffix(".bin").stat().st_size / 2**20
@@ -129,9 +163,13 @@ class OpenVinoUNet:
         config = self.config
         # A small latent every down-sampling divides.
         side = max(8, 2 ** (len(getattr(config, "block_out_channels", (0, 0, 0, 0))) - 1))
+        added = None
+        if self.text_time:
+            text_embeds, time_ids = text_time_example(config)
+            added = {"text_embeds": text_embeds, "time_ids": time_ids}
         with torch.inference_mode():
             self(torch.zeros(1, config.in_channels, side, side), torch.tensor([1.0]),
-                 torch.zeros(1, 77, config.cross_attention_dim))
+                 torch.zeros(1, 77, config.cross_attention_dim), added_cond_kwargs=added)
         drop_mapped_pages(weights_file)
 
     def __call__(
@@ -148,15 +186,21 @@ class OpenVinoUNet:
         from diffusers.models.unets.unet_2d_condition import UNet2DConditionOutput
 
         unsupported = [name for name, value in extra.items() if value is not None]
-        if timestep_cond is not None or cross_attention_kwargs or added_cond_kwargs or unsupported:
+        added = dict(added_cond_kwargs or {})
+        inputs = [
+            sample.detach().float().cpu().numpy(),
+            np.asarray(torch.as_tensor(timestep).detach().cpu(), dtype=np.float32).reshape(-1),
+            encoder_hidden_states.detach().float().cpu().numpy(),
+        ]
+        if self.text_time and {"text_embeds", "time_ids"} <= added.keys():
+            inputs += [added.pop(name).detach().float().cpu().numpy() for name in ("text_embeds", "time_ids")]
+        elif self.text_time:
+            raise RuntimeError("This SDXL UNet needs added_cond_kwargs with text_embeds and time_ids.")
+        if timestep_cond is not None or cross_attention_kwargs or any(v is not None for v in added.values()) \
+                or unsupported:
             raise RuntimeError("This pipeline feature needs the torch UNet: start the studio with STUDIO_OPENVINO=0.")
-        steps = np.asarray(torch.as_tensor(timestep).detach().cpu(), dtype=np.float32).reshape(-1)
         with self._lock:
-            result = self._request.infer([
-                sample.detach().float().cpu().numpy(),
-                steps,
-                encoder_hidden_states.detach().float().cpu().numpy(),
-            ])
+            result = self._request.infer(inputs)
             out = torch.from_numpy(np.array(result[0]))  # a copy: the request reuses its buffers
         return UNet2DConditionOutput(sample=out) if return_dict else (out,)
 
@@ -175,20 +219,24 @@ class OpenVinoUNet:
 
 
 class _UNetForExport(torch.nn.Module):
-    """The three inputs the studio passes, one tensor out: what OpenVINO's tracer wants."""
+    """The inputs the studio passes as plain tensors, one tensor out: what OpenVINO's tracer wants. SDXL's
+    UNet takes two more, its added_cond_kwargs."""
 
     def __init__(self, unet: Any):
         super().__init__()
         self.unet = unet
 
-    def forward(self, sample, timestep, encoder_hidden_states):
-        return self.unet(sample, timestep, encoder_hidden_states, return_dict=False)[0]
+    def forward(self, sample, timestep, encoder_hidden_states, text_embeds=None, time_ids=None):
+        added = None if text_embeds is None else {"text_embeds": text_embeds, "time_ids": time_ids}
+        return self.unet(sample, timestep, encoder_hidden_states, added_cond_kwargs=added, return_dict=False)[0]
 
 
-def export_unet(unet: Any, ir_file: Path, report: Callable[[int], None] = lambda percent: None) -> None:
+def export_unet(unet: Any, ir_file: Path, report: Callable[[int], None] = lambda percent: None,
+                fp16_weights: bool = True) -> None:
     """Convert a torch UNet to IR at `ir_file`, its config beside it. Written under temporary names,
     the .xml last, so a killed conversion leaves nothing that looks finished. `report(percent)` hears
-    how far along it is."""
+    how far along it is. `fp16_weights`: stored in fp16 (the studio's choice: half the disk, computed in
+    fp32 all the same), else as they are."""
     import openvino as ov
 
     config = unet.config
@@ -197,6 +245,10 @@ def export_unet(unet: Any, ir_file: Path, report: Callable[[int], None] = lambda
         torch.tensor([999.0]),
         torch.randn(1, 77, config.cross_attention_dim),
     )
+    if takes_text_time(config):
+        text_embeds, time_ids = text_time_example(config)
+        # Ids of the size they stand for: the size embedding's sines see real magnitudes.
+        example += (torch.randn_like(text_embeds), time_ids + torch.tensor([[512.0, 512.0, 0.0, 0.0, 512.0, 512.0]]))
     ir_file.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix=".converting-", dir=ir_file.parent))
     try:
@@ -206,7 +258,7 @@ def export_unet(unet: Any, ir_file: Path, report: Callable[[int], None] = lambda
             warnings.simplefilter("ignore", torch.jit.TracerWarning)
             model = ov.convert_model(_UNetForExport(unet), example_input=example)
         report(CONVERTED)
-        ov.save_model(model, scratch / ir_file.name, compress_to_fp16=True)
+        ov.save_model(model, scratch / ir_file.name, compress_to_fp16=fp16_weights)
         report(SAVED)
         del model
         (scratch / "config.json").write_text(json.dumps(dict(config), default=str), encoding="utf-8")
