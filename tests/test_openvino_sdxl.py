@@ -27,8 +27,11 @@ BASE = ImageRequest("a red cat on the beach", model=TINY_SDXL, decoder="full", w
 
 @pytest.fixture(autouse=True)
 def a_cpu_without_native_bf16(monkeypatch):
-    """OpenVINO takes the fp32 CPU path; these tests are about it, whatever CPU runs them."""
+    """OpenVINO takes the fp32 CPU path; these tests are about it, whatever CPU runs them. SDXL's exact path
+    stays on torch by measurement (EXACT_SDXL_ON_OPENVINO); here it is switched on, to show the conversion
+    itself makes torch's pictures."""
     monkeypatch.setattr(pipelines, "cpu_has_native_bf16", lambda: False)
+    monkeypatch.setattr(openvino_unet, "EXACT_SDXL_ON_OPENVINO", True)
 
 
 @pytest.fixture(scope="module")
@@ -166,3 +169,24 @@ def _png(array: np.ndarray) -> bytes:
     buffer = io.BytesIO()
     Image.fromarray(array).save(buffer, format="PNG")
     return buffer.getvalue()
+
+
+def test_as_measured_sdxl_s_exact_path_stays_on_torch_and_fastest_converts_it(tmp_path, models_file, monkeypatch):
+    """OpenVINO fp32 ran SDXL's real-size UNet slower than torch, int8 faster (benchmarks/sdxl_openvino.py)."""
+    monkeypatch.setattr(openvino_unet, "EXACT_SDXL_ON_OPENVINO", False)
+    studio = Studio(Settings(data_dir=tmp_path / "data", models_file=models_file, offline=True, device="cpu"))
+    exact = studio.generate_image(BASE, keep=False)
+    assert exact.result.params[0]["engine"].startswith("torch ")
+    assert not isinstance(studio.image.load(TINY_SDXL).pipe.unet, openvino_unet.OpenVinoUNet)
+    assert not list((tmp_path / "data").rglob("*.xml"))  # nothing converted for it
+    pytest.importorskip("nncf")
+    fastest = studio.generate_image(replace(BASE, speed="fastest"), keep=False)
+    assert fastest.result.params[0]["engine"].endswith(" int8")
+
+
+def test_the_conversion_notice_says_minutes_for_a_unet_as_big_as_sdxls():
+    sd_turbo, sdxl = 865_910_724, 2_567_463_684
+    assert openvino_unet.preparing_message(sd_turbo) == openvino_unet.PREPARING  # "about a minute"
+    assert openvino_unet.preparing_message(sdxl) == "Preparing this model for your CPU: once, about 3 minutes"
+    # The int8 twin is compressed after it: more to wait for.
+    assert openvino_unet.preparing_message(sdxl, fastest=True).endswith("about 4 minutes")

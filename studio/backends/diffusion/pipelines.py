@@ -11,6 +11,7 @@ device and image n of a batch is the same as a single run with seed + n.
 
 from __future__ import annotations
 
+import json
 import logging
 import random
 import threading
@@ -18,6 +19,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 from PIL import Image
@@ -225,7 +227,6 @@ class DiffusionBackend:
     def native_size(self, model_id: str) -> int:
         """The resolution a model was trained at, from its config alone (no weights loaded); 512 when
         it cannot be told without downloading."""
-        import json
 
         if any(key.model_id == model_id for key in self.cache.keys()):  # noqa: SIM118 (a cache, not a dict)
             return self.load(model_id).native_size
@@ -289,6 +290,10 @@ class DiffusionBackend:
         fit = fit or memory.Fit(0.0)
         # OpenVINO takes UNets only: flow models' transformers stay on torch.
         openvino = openvino and self.uses_openvino(device, dtype) and (where.is_file() or (where / "unet").is_dir())
+        if openvino and where.is_dir():
+            from studio.backends.diffusion import openvino_unet
+
+            openvino = openvino_unet.pays_off(_unet_config(where), fastest)
         converted_file, weights, converted = None, None, None
         if openvino:
             converted_file, weights, converted = self._converted_unet(entry, where, fastest)
@@ -332,7 +337,7 @@ class DiffusionBackend:
                 pipe.unet = converted
                 engine = ran
             elif converted_file is not None and getattr(pipe, "unet", None) is not None \
-                    and openvino_unet.unet_is_supported(pipe.unet):
+                    and openvino_unet.unet_is_supported(pipe.unet) and openvino_unet.pays_off(pipe.unet.config, fastest):
                 try:
                     openvino_unet.accelerate_unet(pipe, converted_file, weights, stage, fastest=fastest,
                                                   native_bf16=cpu_has_native_bf16())
@@ -836,3 +841,10 @@ def latent_preview(latents, factors: tuple) -> Image.Image:
     return preview.resize((preview.width * 4, preview.height * 4), Image.Resampling.BILINEAR)
 
 
+def _unet_config(where: Path) -> SimpleNamespace:
+    """A pipeline folder's UNet config, read without loading the UNet (empty where it cannot be read: the
+    load itself then says what is wrong)."""
+    try:
+        return SimpleNamespace(**json.loads((where / "unet" / "config.json").read_text(encoding="utf-8")))
+    except (OSError, ValueError, TypeError):
+        return SimpleNamespace()
