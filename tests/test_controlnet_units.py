@@ -155,6 +155,14 @@ def test_two_units_each_change_the_picture(client, app):
     assert 'ControlNet 1: "Module: scribble_xdog, Model: scribble [' in text and "Guidance End: 0.9" in text
 
 
+def test_a_mistake_in_a_unit_names_its_tab_even_with_unit_0_empty(client, app):
+    with pytest.raises(Exception, match=r"ControlNet Unit 1: it must start \(0\.5\) before it ends \(0\.4\)"):
+        txt2img(client, app, **{**SECOND, "control_start_1": 0.5, "control_end_1": 0.4})
+    with pytest.raises(Exception, match=r"ControlNet Unit 2: it must start \(0\.9\)"):
+        txt2img(client, app, **FIRST, controlnet_2=TINY_CONTROLNET, control_picture_2="scene.png",
+                control_start_2=0.9, control_end_2=0.2)
+
+
 def test_the_thresholds_change_the_canny_map_the_preview_and_the_record(client, app):
     from gradio_client import handle_file
 

@@ -22,7 +22,7 @@ from studio.backends.diffusion.controlnet import TASK
 from studio.backends.diffusion.metadata import controlnet_units
 from studio.backends.diffusion.request import MAX_CONTROL_WEIGHT, ControlUnit
 from studio.catalog import Catalog
-from studio.errors import InputError
+from studio.errors import InputError, StudioError
 from studio.media.images import LoadedImage
 from studio.services import Studio
 from studio.ui.common import UploadedImageEditor, api_doc, image_upload, user_errors
@@ -198,10 +198,25 @@ def takes_more_units(fn: Callable) -> Callable:
         bound.apply_defaults()
         given = dict(bound.arguments)
         more = tuple(given.pop(name) for name in MORE_DEFAULTS)
-        yield from fn(**given, more_controls=more)
+        models = [bound.arguments.get("controlnet" if n == 0 else f"controlnet_{n}") for n in range(UNITS)]
+        chosen = [n for n, model in enumerate(models) if model not in (None, NONE)]
+        try:
+            yield from fn(**given, more_controls=more)
+        except StudioError as error:
+            raise with_unit_numbers(error, chosen) from None
 
     handler.__signature__ = public  # type: ignore[attr-defined]  # what Gradio and api_doc read
     return handler
+
+
+def with_unit_numbers(error: StudioError, chosen: Sequence[int]) -> StudioError:
+    """The request counts only the units with a model ("ControlNet 0" is the first of those); the page
+    names its tabs, so a message about one says which tab: "ControlNet Unit 1" when unit 0 is empty."""
+    message = str(error)
+    found = re.match(r"ControlNet (\d+)\b", message)
+    if found and int(found.group(1)) < len(chosen):
+        error.args = (f"ControlNet Unit {chosen[int(found.group(1))]}{message[found.end():]}", *error.args[1:])
+    return error
 
 
 def _side(value: Any) -> int:
