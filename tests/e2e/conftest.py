@@ -58,6 +58,9 @@ def checked_page(browser):
     page.set_default_timeout(60_000)
     yield page
     context.close()
+    # Each test stops its studio before this page closes: a request the page sent meanwhile (an update that
+    # followed the last result) then fails to connect. A studio gone mid-test fails the test's own checks.
+    errors = [error for error in errors if not error.startswith("Connection errored out")]
     assert not errors, f"the page raised JavaScript errors: {errors}"
 
 
