@@ -357,12 +357,16 @@ def main() -> int:
     parser.add_argument("--paths", default=",".join(PATHS), help="which paths to measure, comma-separated")
     parser.add_argument("--no-first-launch", action="store_true",
                         help="keep the conversions a previous run left in --keep DIR and do not time them")
-    parser.add_argument("--only", choices=[*PATHS, "first-launch"], help=argparse.SUPPRESS)  # one child process
+    parser.add_argument("--only", choices=[*PATHS, "first-launch", "build"], help=argparse.SUPPRESS)  # one child process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
     global MODEL
     MODEL = args.model
 
+    if args.only == "build":
+        BUILDERS[MODEL](args.folder)
+        print(json.dumps({}))
+        return 0
     if args.only == "first-launch":
         print(json.dumps(run_first_launch(args.folder)))
         return 0
@@ -376,7 +380,7 @@ def main() -> int:
     try:
         if not (folder / MODEL / "model_index.json").exists() or not (folder / "taesd" / "config.json").exists():
             print(f"building {MODEL}-sized random models in {folder} ...", flush=True)
-            BUILDERS[MODEL](folder)
+            child("build", folder, args.runs)  # its own process: the allocator keeps what a build freed
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
               f"{torch.backends.cpu.get_cpu_capability()}; {SIZE} px, {STEPS} step, end to end to a PIL image")
         if not args.no_first_launch:
