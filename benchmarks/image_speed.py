@@ -1,7 +1,11 @@
-"""SD-Turbo text-to-image on this machine: a naive diffusers call against the studio's own paths.
+"""SD-Turbo (or, with --model sdxl-turbo, SDXL-Turbo) text-to-image on this machine: a naive diffusers call
+against the studio's own paths.
 
 The real-size architectures (SD-Turbo's UNet, VAE and OpenCLIP ViT-H text tower, and TAESD) are
-built from their published configs with random weights: speed does not depend on weight values, so
+built from their published configs with random weights (`--model sdxl-turbo`: SDXL-Turbo's UNet as in
+benchmarks/sdxl_openvino.py, its CLIP ViT-L and OpenCLIP ViT-bigG text towers and SDXL's VAE; the studio
+decodes SDXL's latents with that full VAE, since TAESD fits only SD 1.x/2.x latents, and its exact path
+keeps SDXL's UNet on torch, so only "fastest" converts it): speed does not depend on weight values, so
 no hub download is needed. Every path loads the same saved folder through its own loading code and
 runs 512 px, 1 step, end to end to a PIL image, each in its own process so peak memory is its own:
 
@@ -24,7 +28,7 @@ memory-mapped weights, which the system can reclaim); peak anonymous memory is s
 is what the process really holds. The first launch, which converts the UNet for OpenVINO and then
 compresses it for "fastest", is timed on its own.
 
-    nice -n 5 python benchmarks/image_speed.py [--runs 2] [--rounds 3] [--keep DIR] [--paths a,b,...]
+    nice -n 5 python benchmarks/image_speed.py [--model sd-turbo|sdxl-turbo] [--runs 2] [--rounds 3] [--keep DIR] [--paths a,b,...]
 """
 
 from __future__ import annotations
@@ -55,6 +59,21 @@ PROMPT = "a lighthouse on a cliff at sunset, oil painting"
 # Catalogue ids of the random models (studio_backend).
 MODEL_ID = "sd-turbo-random"
 DECODER_ID = "taesd-random"
+# Which architecture this process measures (--model); its folder inside the benchmark's folder.
+MODEL = "sd-turbo"
+
+
+def stand_in_tokenizer(folder: Path):
+    """A byte-level stand-in vocabulary the size of CLIP's, saved in `folder`: prompts are padded to 77
+    tokens either way, so the text towers' cost is the real one without the hub's tokenizer files."""
+    from transformers import CLIPTokenizer
+
+    folder.mkdir(parents=True, exist_ok=True)
+    alphabet = [chr(c) for c in range(33, 127)] + [chr(c) for c in range(161, 256)]
+    tokens = alphabet + [a + "</w>" for a in alphabet] + ["<|startoftext|>", "<|endoftext|>"]
+    (folder / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
+    (folder / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
+    return CLIPTokenizer.from_pretrained(folder, model_max_length=77, pad_token="<|endoftext|>")
 
 
 def build_random_sd_turbo(folder: Path) -> None:
@@ -68,7 +87,7 @@ def build_random_sd_turbo(folder: Path) -> None:
         StableDiffusionPipeline,
         UNet2DConditionModel,
     )
-    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTokenizer
+    from transformers import CLIPTextConfig, CLIPTextModel
 
     torch.manual_seed(0)
     unet = UNet2DConditionModel(
@@ -99,14 +118,7 @@ def build_random_sd_turbo(folder: Path) -> None:
         sample_size=768,
         scaling_factor=0.18215,
     )
-    # A byte-level stand-in vocabulary the size of CLIP's: prompts are padded to 77 tokens either way.
-    tokenizer_dir = folder / "tokenizer"
-    tokenizer_dir.mkdir(parents=True, exist_ok=True)
-    alphabet = [chr(c) for c in range(33, 127)] + [chr(c) for c in range(161, 256)]
-    tokens = alphabet + [a + "</w>" for a in alphabet] + ["<|startoftext|>", "<|endoftext|>"]
-    (tokenizer_dir / "vocab.json").write_text(json.dumps({t: i for i, t in enumerate(tokens)}), encoding="utf-8")
-    (tokenizer_dir / "merges.txt").write_text("#version: 0.2\n", encoding="utf-8")
-    tokenizer = CLIPTokenizer.from_pretrained(tokenizer_dir, model_max_length=77, pad_token="<|endoftext|>")
+    tokenizer = stand_in_tokenizer(folder / "tokenizer")
     text_encoder = CLIPTextModel(
         CLIPTextConfig(
             vocab_size=49408,
@@ -131,6 +143,52 @@ def build_random_sd_turbo(folder: Path) -> None:
     )
     pipe.to(torch.float16).save_pretrained(folder / "sd-turbo", safe_serialization=True, variant="fp16")
     AutoencoderTiny().save_pretrained(folder / "taesd", safe_serialization=True)
+
+
+def build_random_sdxl_turbo(folder: Path) -> None:
+    """SDXL-Turbo's published architecture (stabilityai/sdxl-turbo's configs) with random weights, saved as
+    fp16 safetensors like the hub repository's fp16 variant. Each part is halved as soon as it is built, so
+    the build holds about one fp32 UNet (10.3 GB) at most."""
+    import torch
+    from diffusers import (
+        AutoencoderKL,
+        AutoencoderTiny,
+        EulerDiscreteScheduler,
+        StableDiffusionXLPipeline,
+        UNet2DConditionModel,
+    )
+    from transformers import CLIPTextConfig, CLIPTextModel, CLIPTextModelWithProjection
+
+    from benchmarks.sdxl_openvino import SDXL_TURBO_UNET
+
+    torch.manual_seed(0)
+    tokenizer = stand_in_tokenizer(folder / "tokenizer")
+    ids = {"bos_token_id": tokenizer.bos_token_id, "eos_token_id": tokenizer.eos_token_id,
+           "pad_token_id": tokenizer.pad_token_id, "vocab_size": 49408, "max_position_embeddings": 77}
+    text_encoder = CLIPTextModel(CLIPTextConfig(  # CLIP ViT-L/14's text tower
+        hidden_size=768, intermediate_size=3072, num_hidden_layers=12, num_attention_heads=12,
+        hidden_act="quick_gelu", projection_dim=768, **ids)).half()
+    text_encoder_2 = CLIPTextModelWithProjection(CLIPTextConfig(  # OpenCLIP ViT-bigG/14's text tower
+        hidden_size=1280, intermediate_size=5120, num_hidden_layers=32, num_attention_heads=20,
+        hidden_act="gelu", projection_dim=1280, **ids)).half()
+    vae = AutoencoderKL(
+        in_channels=3, out_channels=3, down_block_types=("DownEncoderBlock2D",) * 4,
+        up_block_types=("UpDecoderBlock2D",) * 4, block_out_channels=(128, 256, 512, 512), layers_per_block=2,
+        latent_channels=4, norm_num_groups=32, sample_size=1024, scaling_factor=0.13025, force_upcast=True,
+    ).half()
+    unet = UNet2DConditionModel(**SDXL_TURBO_UNET).half()
+    scheduler = EulerDiscreteScheduler(
+        beta_start=0.00085, beta_end=0.012, beta_schedule="scaled_linear", timestep_spacing="trailing", steps_offset=1
+    )
+    pipe = StableDiffusionXLPipeline(
+        vae=vae, text_encoder=text_encoder, text_encoder_2=text_encoder_2, tokenizer=tokenizer,
+        tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
+    )
+    pipe.save_pretrained(folder / "sdxl-turbo", safe_serialization=True, variant="fp16")
+    AutoencoderTiny().save_pretrained(folder / "taesd", safe_serialization=True)
+
+
+BUILDERS = {"sd-turbo": build_random_sd_turbo, "sdxl-turbo": build_random_sdxl_turbo}
 
 
 def peak_rss_mb() -> float:
@@ -166,7 +224,7 @@ def run_naive(folder: Path, runs: int) -> dict:
     from diffusers import AutoPipelineForText2Image
 
     pipe = AutoPipelineForText2Image.from_pretrained(
-        folder / "sd-turbo", dtype=torch.float32, variant="fp16", use_safetensors=True
+        folder / MODEL, dtype=torch.float32, variant="fp16", use_safetensors=True
     )
     pipe.set_progress_bar_config(disable=True)
     times = []
@@ -192,7 +250,7 @@ def studio_backend(folder: Path, openvino: bool = True) -> DiffusionBackend:
     models = folder / "models.toml"
     models.write_text(
         f'[[model]]\nid = "{MODEL_ID}"\nfamily = "diffusers"\ntasks = ["txt2img"]\n'
-        f'path = "{folder / "sd-turbo"}"\nvariant = "fp16"\n\n'
+        f'path = "{folder / MODEL}"\nvariant = "fp16"\n\n'
         f'[[model]]\nid = "{DECODER_ID}"\nfamily = "diffusers"\ntasks = ["decode"]\npath = "{folder / "taesd"}"\n',
         encoding="utf-8",
     )
@@ -211,12 +269,13 @@ def run_first_launch(folder: Path) -> dict:
     pipelines.compute_dtype = lambda device: torch.float32  # the OpenVINO path, also on CPUs with native bf16
     backend = studio_backend(folder)
     started = time.perf_counter()
-    model = backend.load(MODEL_ID)
+    # SDXL's exact path keeps its UNet on torch (openvino_unet.pays_off): nothing to convert for it.
+    model = backend.load(MODEL_ID) if MODEL == "sd-turbo" else None
     converted = time.perf_counter()
     backend.cache.clear()
     fastest = backend.load(MODEL_ID, speed="fastest")
     return {"seconds": converted - started, "compress_seconds": time.perf_counter() - converted,
-            "engine": f"{model.engine}; {fastest.engine}", "peak_rss_mb": peak_rss_mb(),
+            "engine": f"{model.engine if model else 'torch'}; {fastest.engine}", "peak_rss_mb": peak_rss_mb(),
             "peak_anon_mb": ANONYMOUS.peak_mb}
 
 
@@ -281,7 +340,7 @@ PATHS = {
 def child(name: str, folder: Path, runs: int) -> dict:
     extra = PATHS[name][2] if name in PATHS else {}
     done = subprocess.run(
-        [sys.executable, __file__, "--only", name, "--folder", str(folder), "--runs", str(runs)],
+        [sys.executable, __file__, "--only", name, "--folder", str(folder), "--runs", str(runs), "--model", MODEL],
         capture_output=True, text=True, cwd=ROOT, env=dict(os.environ, PYTHONWARNINGS="ignore", **extra),
     )
     if done.returncode:
@@ -291,16 +350,23 @@ def child(name: str, folder: Path, runs: int) -> dict:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", choices=BUILDERS, default="sd-turbo", help="the architecture to measure")
     parser.add_argument("--runs", type=int, default=2, help="timed calls per path after one warm-up (best is shown)")
     parser.add_argument("--keep", type=Path, help="build the random models here once and reuse them")
     parser.add_argument("--rounds", type=int, default=3, help="times each path runs, taking turns (median is shown)")
     parser.add_argument("--paths", default=",".join(PATHS), help="which paths to measure, comma-separated")
     parser.add_argument("--no-first-launch", action="store_true",
                         help="keep the conversions a previous run left in --keep DIR and do not time them")
-    parser.add_argument("--only", choices=[*PATHS, "first-launch"], help=argparse.SUPPRESS)  # one child process
+    parser.add_argument("--only", choices=[*PATHS, "first-launch", "build"], help=argparse.SUPPRESS)  # one child process
     parser.add_argument("--folder", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args()
+    global MODEL
+    MODEL = args.model
 
+    if args.only == "build":
+        BUILDERS[MODEL](args.folder)
+        print(json.dumps({}))
+        return 0
     if args.only == "first-launch":
         print(json.dumps(run_first_launch(args.folder)))
         return 0
@@ -312,15 +378,15 @@ def main() -> int:
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="image-bench-"))
     try:
-        if not (folder / "taesd" / "config.json").exists():
-            print(f"building SD-Turbo-sized random models in {folder} ...", flush=True)
-            build_random_sd_turbo(folder)
+        if not (folder / MODEL / "model_index.json").exists() or not (folder / "taesd" / "config.json").exists():
+            print(f"building {MODEL}-sized random models in {folder} ...", flush=True)
+            child("build", folder, args.runs)  # its own process: the allocator keeps what a build freed
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "
               f"{torch.backends.cpu.get_cpu_capability()}; {SIZE} px, {STEPS} step, end to end to a PIL image")
         if not args.no_first_launch:
             shutil.rmtree(folder / "openvino", ignore_errors=True)
             first = child("first-launch", folder, args.runs)
-            print(f"first launch (converts the UNet for OpenVINO, once per model): load {first['seconds']:.1f} s, "
+            print(f"first launch (converts the UNet for OpenVINO, once per model; SDXL: only for 'fastest'): load {first['seconds']:.1f} s, "
                   f"then int8 weights for 'fastest' {first['compress_seconds']:.1f} s, "
                   f"peak RSS {first['peak_rss_mb']:.0f} MB, peak anonymous {first['peak_anon_mb']:.0f} MB", flush=True)
         chosen = [name for name in args.paths.split(",") if name in PATHS]
