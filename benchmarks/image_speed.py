@@ -3,14 +3,14 @@ against the studio's own paths.
 
 The real-size architectures (SD-Turbo's UNet, VAE and OpenCLIP ViT-H text tower, and TAESD) are
 built from their published configs with random weights (`--model sdxl-turbo`: SDXL-Turbo's UNet as in
-benchmarks/sdxl_openvino.py, its CLIP ViT-L and OpenCLIP ViT-bigG text towers and SDXL's VAE; the studio
-decodes SDXL's latents with that full VAE, since TAESD fits only SD 1.x/2.x latents, and its exact path
-keeps SDXL's UNet on torch, so only "fastest" converts it): speed does not depend on weight values, so
+benchmarks/sdxl_openvino.py, its CLIP ViT-L and OpenCLIP ViT-bigG text towers, SDXL's VAE and TAESDXL, which
+has TAESD's architecture; the studio decodes SDXL's latents with TAESDXL, and its exact path keeps SDXL's
+UNet on torch, so only "fastest" converts it): speed does not depend on weight values, so
 no hub download is needed. Every path loads the same saved folder through its own loading code and
 runs 512 px, 1 step, end to end to a PIL image, each in its own process so peak memory is its own:
 
   naive         AutoPipelineForText2Image.from_pretrained(...) in float32, full VAE decode
-  studio        studio.backends.diffusion as configured on this machine (TAESD decode, model kept warm in
+  studio        studio.backends.diffusion as configured on this machine (TAESD/TAESDXL decode, model kept warm in
                 the runtime cache; on a CPU with native bf16 torch in bf16, else the exact OpenVINO path)
   studio-torch  the studio's torch-only path (`--no-openvino`)
   exact         Speed "exact": UNet and TAESD's decoder on OpenVINO in fp32 (converted once, kept on disk)
@@ -61,6 +61,8 @@ MODEL_ID = "sd-turbo-random"
 DECODER_ID = "taesd-random"
 # Which architecture this process measures (--model); its folder inside the benchmark's folder.
 MODEL = "sd-turbo"
+# Its tiny decoder's folder and the latent space it decodes (catalog.LATENT_SPACES), by MODEL.
+DECODERS = {"sd-turbo": ("taesd", "sd"), "sdxl-turbo": ("taesdxl", "sdxl")}
 
 
 def stand_in_tokenizer(folder: Path):
@@ -185,7 +187,7 @@ def build_random_sdxl_turbo(folder: Path) -> None:
         tokenizer_2=tokenizer, unet=unet, scheduler=scheduler,
     )
     pipe.save_pretrained(folder / "sdxl-turbo", safe_serialization=True, variant="fp16")
-    AutoencoderTiny().save_pretrained(folder / "taesd", safe_serialization=True)
+    AutoencoderTiny().save_pretrained(folder / "taesdxl", safe_serialization=True)  # TAESDXL: TAESD's shape
 
 
 BUILDERS = {"sd-turbo": build_random_sd_turbo, "sdxl-turbo": build_random_sdxl_turbo}
@@ -247,11 +249,13 @@ def studio_backend(folder: Path, openvino: bool = True) -> DiffusionBackend:
     from studio.catalog import load_catalog
     from studio.runtime import ModelCache
 
+    decoder, latent_space = DECODERS[MODEL]
     models = folder / "models.toml"
     models.write_text(
         f'[[model]]\nid = "{MODEL_ID}"\nfamily = "diffusers"\ntasks = ["txt2img"]\n'
         f'path = "{folder / MODEL}"\nvariant = "fp16"\n\n'
-        f'[[model]]\nid = "{DECODER_ID}"\nfamily = "diffusers"\ntasks = ["decode"]\npath = "{folder / "taesd"}"\n',
+        f'[[model]]\nid = "{DECODER_ID}"\nfamily = "diffusers"\ntasks = ["decode"]\npath = "{folder / decoder}"\n'
+        f'latent_space = "{latent_space}"\n',
         encoding="utf-8",
     )
     return DiffusionBackend(
@@ -378,7 +382,7 @@ def main() -> int:
 
     folder = args.keep or Path(tempfile.mkdtemp(prefix="image-bench-"))
     try:
-        if not (folder / MODEL / "model_index.json").exists() or not (folder / "taesd" / "config.json").exists():
+        if not (folder / MODEL / "model_index.json").exists() or not (folder / DECODERS[MODEL][0] / "config.json").exists():
             print(f"building {MODEL}-sized random models in {folder} ...", flush=True)
             child("build", folder, args.runs)  # its own process: the allocator keeps what a build freed
         print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, CPU capability "

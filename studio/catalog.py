@@ -52,6 +52,8 @@ TASKS = (
     "controlnet",  # a ControlNet steering an image model (its base: SD 1.x or SDXL)
     "annotator",  # turns a picture into a ControlNet's map (depth, pose)
 )
+# The latent spaces a tiny decoder (TAESD and its kin) may decode: SD 1.x/2.x's, SDXL's.
+LATENT_SPACES = ("sd", "sdxl")
 # Only these formats are ever loaded: no pickle, ever.
 SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -133,6 +135,8 @@ class ModelEntry:
     description: str = ""
     gated: bool = False  # the hub shows the files only to logged-in users who accepted the licence
     image: ImageDefaults | None = None  # image models: their kind and their model card's settings
+    # Decoder entries: the latent space they decode (LATENT_SPACES), since a tiny decoder fits only one.
+    latent_space: str = "sd"
 
     def gate_text(self) -> str:
         """How to get past a gated repository, or nothing."""
@@ -461,6 +465,19 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         description="A tiny autoencoder that decodes SD latents ~20x faster than the full VAE.",
     ),
     ModelEntry(
+        id="madebyollin/taesdxl",
+        name="TAESDXL (fast decode for SDXL)",
+        family="diffusers",
+        tasks=("decode",),
+        licence="MIT",
+        size_mb=10,
+        source="download",
+        repo="madebyollin/taesdxl",
+        latent_space="sdxl",
+        description="TAESD trained on SDXL's latent space: decodes SDXL and SDXL-Turbo latents in a fraction "
+                    "of the full VAE's time.",
+    ),
+    ModelEntry(
         id="stable-diffusion-v1-5/stable-diffusion-v1-5",
         name="Stable Diffusion 1.5",
         family="diffusers",
@@ -623,7 +640,8 @@ ANNOTATOR_ENTRIES: tuple[ModelEntry, ...] = (
 
 
 _USER_KEYS = {"id", "name", "family", "tasks", "licence", "license", "size_mb", "path", "repo", "revision",
-              "variant", "description", "commercial_use", "file", "config", "steps", "guidance", "size", "base"}
+              "variant", "description", "commercial_use", "file", "config", "steps", "guidance", "size", "base",
+              "latent_space"}
 
 
 class Catalog:
@@ -810,6 +828,10 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
     except (TypeError, ValueError):
         raise CatalogError(f"{where}: size_mb must be a number.") from None
     image = _user_image_defaults(table, where)
+    latent_space = table.get("latent_space", "sd")
+    if latent_space not in LATENT_SPACES:
+        raise CatalogError(f"{where}: latent_space must be one of {', '.join(LATENT_SPACES)} (the latents a "
+                           f"decoder entry decodes), not {latent_space!r}.")
     return ModelEntry(
         id=model_id,
         name=str(table.get("name", model_id)),
@@ -828,6 +850,7 @@ def _user_entry(table: dict, number: int, models_file: Path, base: Path) -> Mode
         base=base_id,
         description=str(table.get("description", "")),
         image=image,
+        latent_space=latent_space,
     )
 
 

@@ -130,8 +130,9 @@ def build(studio: Studio, stops: StopButtons) -> ModelsTab:
             raise gr.Error("Choose a model to download.")
         token = stops.start(request)
         entry = studio.catalog.get(model_id)
+        decoder = studio.image.decoder_to_fetch_with(entry)  # small, so its bar comes first
         try:
-            where = download_in_page(studio, [entry], progress, token)
+            where = download_in_page(studio, [decoder, entry] if decoder else [entry], progress, token)
         except Cancelled:
             gr.Info("Download stopped. Download again to resume it.")
             return refreshed(f"Stopped downloading {entry.name}; what arrived is kept, and Download resumes.")

@@ -28,6 +28,14 @@ if TYPE_CHECKING:
 LORA_NAME_SYMBOLS = str.maketrans("", "", ":,")  # AUTOMATIC1111 drops these from names in `Lora hashes`
 
 
+def fast_decoder_label(decoder: str | None) -> str | None:
+    """The VAE line for a picture a tiny decoder decoded: TAESDXL for SDXL's, TAESD otherwise (SD 1.x/2.x,
+    and a user's own, whose id says nothing reliable)."""
+    if decoder in (None, FULL_VAE):
+        return None
+    return "TAESDXL" if decoder.lower().endswith("taesdxl") else "TAESD"
+
+
 def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> str:
     """A result's record in the text AUTOMATIC1111 writes (and reads back)."""
     sampler = params["sampler"]
@@ -67,7 +75,7 @@ def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> s
         "Masked area padding": params.get("padding") if params.get("only_masked") else None,
         "Outpaint": ",".join(str(params[f"extend_{s}"]) for s in ("left", "right", "top", "bottom"))
         if params["task"] == "outpaint" else None,
-        "VAE": "TAESD" if params.get("decoder") not in (None, FULL_VAE) else None,
+        "VAE": fast_decoder_label(params.get("decoder")),
         "Mode": params["task"],
         "Model id": model_id,
         "Model revision": params.get("model_revision"),

@@ -1,8 +1,8 @@
 """Text-to-image, image-to-image, inpainting and outpainting on diffusers pipelines.
 
 One set of weights per model is loaded once into the runtime cache; the three pipelines share it
-(`from_pipe` reuses every module). On a CPU the studio's path decodes with TAESD instead of the full
-VAE, keeps the model warm, runs the UNet and TAESD's decoder through OpenVINO where it is installed
+(`from_pipe` reuses every module). On a CPU the studio's path decodes with a tiny decoder that fits the
+model's latents (TAESD for SD 1.x/2.x, TAESDXL for SDXL) instead of the full VAE, keeps the model warm, runs the UNet and TAESD's decoder through OpenVINO where it is installed
 (openvino_unet.py beside this file), and otherwise in bfloat16 (channels-last) where the CPU has native bf16
 instructions (see benchmarks/image_speed.py).
 Noise is always drawn from CPU generators, one per image, so a seed gives the same picture on any
@@ -67,6 +67,19 @@ SD_LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0
 SDXL_LATENT_RGB = ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362),
                    (-0.3165, -0.2492, -0.2188))
 SD_VAE_SCALING = 0.18215
+SDXL_VAE_SCALING = 0.13025
+
+
+def latent_space_of(vae_config: Any) -> str | None:
+    """Which tiny decoder's latents a model makes ("sd", "sdxl"; catalog.LATENT_SPACES), told from its VAE's
+    channels and scaling factor; None for latent spaces no tiny decoder in the studio fits (SD 3.x, FLUX)."""
+    if vae_config.latent_channels != 4:
+        return None
+    scaling = float(getattr(vae_config, "scaling_factor", SD_VAE_SCALING))
+    for space, factor in (("sd", SD_VAE_SCALING), ("sdxl", SDXL_VAE_SCALING)):
+        if abs(scaling - factor) < 1e-4:
+            return space
+    return None
 
 @dataclass
 class LoadedModel:
@@ -77,7 +90,7 @@ class LoadedModel:
     revision: str
     native_size: int  # the resolution it was trained at, px
     latent_rgb: tuple | None  # preview factors for its latent space, if known
-    accepts_taesd: bool
+    latent_space: str | None  # the tiny decoders that fit its latents (latent_space_of)
     engine: str = "torch"  # what runs the UNet: "torch" or "openvino <version>" (+ " int8" for "fastest")
     speed: str = DEFAULT_SPEED  # the path it runs: "exact", or "fastest" (request.SPEEDS)
     # Said in every result's notes when the model runs with model CPU offload (a GPU too small for it).
@@ -186,6 +199,30 @@ class DiffusionBackend:
 
     def decoder_entries(self) -> list[ModelEntry]:
         return [e for e in self.catalog.for_task("decode") if e.family == "diffusers"]
+
+    def decoder_to_fetch_with(self, entry: ModelEntry) -> ModelEntry | None:
+        """The tiny decoder a catalogue SD or SDXL model decodes with, when none for its latents is on this
+        machine: the model manager fetches it first (10 MB), so the first picture is not decoded slowly."""
+        from studio.model_folders import SD1, SD2, SDXL
+
+        space = {SD1: "sd", SD2: "sd", SDXL: "sdxl"}.get(entry.image.architecture if entry.image else None)
+        fitting = [e for e in self.decoder_entries() if e.latent_space == space]
+        if not fitting or any(self.is_available(e.id) for e in fitting):
+            return None
+        return next((e for e in fitting if e.source == "download"), None)
+
+    def fast_decoder_for(self, model: LoadedModel, requested: str) -> ModelEntry | None:
+        """The fast decoder that fits the model's latents: the one asked for where it fits, else the
+        catalogue's decoder for that latent space (one on this machine first), so that asking for TAESD
+        (every form's default) on an SDXL model decodes with TAESDXL. None: no tiny decoder fits."""
+        asked = self.catalog.get(requested)
+        if "decode" not in asked.tasks:
+            raise InputError(f"'{asked.name}' is not a decoder.")
+        if model.latent_space is None or asked.latent_space == model.latent_space:
+            return asked if model.latent_space is not None else None
+        fitting = [e for e in self.decoder_entries() if e.latent_space == model.latent_space]
+        fitting.sort(key=lambda e: not self.is_available(e.id))  # stable: catalogue order among equals
+        return fitting[0] if fitting else None
 
     def is_available(self, model_id: str) -> bool:
         """True if the model's files are on this machine (nothing is downloaded to find out)."""
@@ -347,9 +384,8 @@ class DiffusionBackend:
                     if pipe.unet is None:  # it failed after freeing the torch UNet
                         return self._load_from(entry, where, dtype, device, openvino=False, fit=fit)
         vae_config = pipe.vae.config
-        scaling = float(getattr(vae_config, "scaling_factor", SD_VAE_SCALING))
-        is_sd_latent = vae_config.latent_channels == 4 and abs(scaling - SD_VAE_SCALING) < 1e-4
-        latent_rgb = SD_LATENT_RGB if is_sd_latent else SDXL_LATENT_RGB if vae_config.latent_channels == 4 else None
+        latent_space = latent_space_of(vae_config)
+        latent_rgb = SD_LATENT_RGB if latent_space == "sd" else SDXL_LATENT_RGB if vae_config.latent_channels == 4 else None
         size_mb = sum(
             p.numel() * p.element_size()
             for module in pipe.components.values()
@@ -362,7 +398,7 @@ class DiffusionBackend:
             revision=revision,
             native_size=families.native_size(pipe),
             latent_rgb=latent_rgb,
-            accepts_taesd=is_sd_latent,
+            latent_space=latent_space,
             engine=engine,
             speed="fastest" if fastest and engine.endswith(" int8") else DEFAULT_SPEED,
             placement_note=fit.note(entry.name) if fit else "",
@@ -599,17 +635,18 @@ class DiffusionBackend:
         components: dict[str, Any] = {"scheduler": scheduler}
         decoder_used = FULL_VAE
         if request.decoder != FULL_VAE:
-            if not model.accepts_taesd:
-                notes.append(f"'{model.entry.name}' has its own latent space; decoded with its full VAE.")
-            elif not self.is_available(request.decoder):
-                entry = self.catalog.get(request.decoder)
+            fitting = self.fast_decoder_for(model, request.decoder)
+            if fitting is None:
+                notes.append(f"'{model.entry.name}' has its own latent space and no fast decoder fits it; "
+                             "decoded with its full VAE.")
+            elif not self.is_available(fitting.id):
                 notes.append(
-                    f"The fast decoder {entry.name} is not on this machine, so the full VAE decoded (slower). "
-                    f"Fetch it with: python -m studio download {entry.id}"
+                    f"The fast decoder {fitting.name} is not on this machine, so the full VAE decoded (slower). "
+                    f"Fetch it with: python -m studio download {fitting.id}"
                 )
             else:
-                components["vae"] = self.decoder(request.decoder, families.denoiser(base).dtype)
-                decoder_used = request.decoder
+                components["vae"] = self.decoder(fitting.id, families.denoiser(base).dtype)
+                decoder_used = fitting.id
         auto = {
             "txt2img": AutoPipelineForText2Image,
             "img2img": AutoPipelineForImage2Image,
