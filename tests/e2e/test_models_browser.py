@@ -56,7 +56,7 @@ def test_the_models_tab_lists_downloads_and_deletes(page, tmp_path, hub):
         expect(table).not_to_contain_text("downloaded")
 
         page.locator("#models-choice input").fill("TAESD")
-        page.get_by_role("option", name=re.compile("TAESD")).click()
+        page.get_by_role("option", name=re.compile(r"^TAESD \(")).click()  # not TAESDXL
         page.locator("#models-download").click()
         expect(page.locator("#models-status")).to_contain_text("is ready", timeout=120_000)
         expect(table).to_contain_text("downloaded")  # TAESD, the only one
