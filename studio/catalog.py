@@ -52,8 +52,8 @@ TASKS = (
     "controlnet",  # a ControlNet steering an image model (its base: SD 1.x or SDXL)
     "annotator",  # turns a picture into a ControlNet's map (depth, pose)
 )
-# The latent spaces a tiny decoder (TAESD and its kin) may decode: SD 1.x/2.x's, SDXL's.
-LATENT_SPACES = ("sd", "sdxl")
+# The latent spaces a tiny decoder (TAESD and its kin) may decode: SD 1.x/2.x's, SDXL's, SD 3.x's, FLUX.1's.
+LATENT_SPACES = ("sd", "sdxl", "sd3", "flux")
 # Only these formats are ever loaded: no pickle, ever.
 SAFE_SUFFIXES = (".safetensors", ".gguf", ".onnx")
 _HUB_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,95}/[A-Za-z0-9][A-Za-z0-9._-]{0,95}$")
@@ -476,6 +476,32 @@ DOWNLOAD_ENTRIES: tuple[ModelEntry, ...] = (
         latent_space="sdxl",
         description="TAESD trained on SDXL's latent space: decodes SDXL and SDXL-Turbo latents in a fraction "
                     "of the full VAE's time.",
+    ),
+    ModelEntry(
+        id="madebyollin/taesd3",
+        name="TAESD3 (fast decode for SD 3.x)",
+        family="diffusers",
+        tasks=("decode",),
+        licence="MIT",
+        size_mb=10,
+        source="download",
+        repo="madebyollin/taesd3",
+        latent_space="sd3",
+        description="TAESD for Stable Diffusion 3.x's 16-channel latents: decodes SD 3.5 pictures in a fraction "
+                    "of the full VAE's time.",
+    ),
+    ModelEntry(
+        id="madebyollin/taef1",
+        name="TAEF1 (fast decode for FLUX.1)",
+        family="diffusers",
+        tasks=("decode",),
+        licence="MIT",
+        size_mb=10,
+        source="download",
+        repo="madebyollin/taef1",
+        latent_space="flux",
+        description="TAESD for FLUX.1's 16-channel latents: decodes FLUX.1 pictures in a fraction of the full "
+                    "VAE's time.",
     ),
     ModelEntry(
         id="stable-diffusion-v1-5/stable-diffusion-v1-5",

@@ -1,11 +1,12 @@
-"""The fast decoder follows the model's latent space: TAESD for SD 1.x/2.x, TAESDXL for SDXL (the form's
-TAESD default included), the full VAE where no tiny decoder fits or the fitting one is not here (said, with
-the command that fetches it); the PNG says which one decoded."""
+"""The fast decoder follows the model's latent space: TAESD for SD 1.x/2.x, TAESDXL for SDXL, TAESD3 for SD 3.x,
+TAEF1 for FLUX.1 (the form's TAESD default included), the full VAE where no tiny decoder fits or the fitting one
+is not here (said, with the command that fetches it); the PNG says which one decoded."""
 
 from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import pytest
@@ -13,24 +14,26 @@ import torch
 from PIL import Image
 
 from studio.backends.diffusion import DiffusionBackend, ImageRequest
-from studio.backends.diffusion.metadata import a1111_parameters, fast_decoder_label
+from studio.backends.diffusion.metadata import a1111_parameters, fast_decoder_label, fields_from_parameters
+from studio.backends.diffusion.pipelines import latent_space_of
 from studio.catalog import CatalogError, load_catalog
+from studio.media.png_info import parse_a1111_parameters
 from studio.runtime import ModelCache
-from tests.tiny_families import build_tiny_flux
+from tests.tiny_families import build_tiny_flux, build_tiny_sd3
 from tests.tiny_models import build_tiny_sdxl
 
 TINY_SDXL, TINY_TAESD, TINY_TAESDXL = "tiny-sdxl", "tiny-taesd", "tiny-taesdxl"
 SDXL_RUN = ImageRequest("a red cat", model=TINY_SDXL, decoder=TINY_TAESD, width=64, height=64, steps=2, seed=3)
 
 
-def tiny_decoder(path: Path, seed: int) -> Path:
+def tiny_decoder(path: Path, seed: int, latent_channels: int = 4) -> Path:
     """A tiny AutoencoderTiny; the seed makes TAESD and TAESDXL stand-ins with different weights."""
     from diffusers import AutoencoderTiny
 
     torch.manual_seed(seed)
     AutoencoderTiny(encoder_block_out_channels=(8, 8, 8, 8), decoder_block_out_channels=(8, 8, 8, 8),
                     num_encoder_blocks=(1, 1, 1, 1), num_decoder_blocks=(1, 1, 1, 1),
-                    latent_channels=4).save_pretrained(path, safe_serialization=True)
+                    latent_channels=latent_channels).save_pretrained(path, safe_serialization=True)
     return path
 
 
@@ -110,13 +113,61 @@ def test_a_missing_taesdxl_is_named_with_its_download_command(folder, tmp_path, 
     assert any("python -m studio download madebyollin/taesdxl" in note for note in result.notes)
 
 
-def test_a_flow_model_has_no_tiny_decoder_and_keeps_its_vae(folder, tmp_path):
-    flux = build_tiny_flux(tmp_path / "flux")
-    backend = backend_with(folder, "flux", entry("tiny-flux", '"txt2img"', flux),
-                           entry(TINY_TAESD, '"decode"', folder / "taesd"))
-    model = backend.load("tiny-flux")
-    assert model.latent_space is None
-    assert backend.fast_decoder_for(model, TINY_TAESD) is None
+@pytest.fixture(scope="module")
+def flow_folder(folder) -> Path:
+    build_tiny_flux(folder / "flux")
+    build_tiny_sd3(folder / "sd3")
+    tiny_decoder(folder / "taef1", seed=3, latent_channels=16)
+    tiny_decoder(folder / "taesd3", seed=4, latent_channels=16)
+    return folder
+
+
+@pytest.mark.parametrize(("model", "decoder", "space", "label", "side"), [("flux", "taef1", "flux", "TAEF1", 256),
+                                                                          ("sd3", "taesd3", "sd3", "TAESD3", 64)])
+def test_a_flow_model_asked_for_taesd_decodes_with_its_own_tiny_decoder(flow_folder, model, decoder, space, label,
+                                                                        side):
+    backend = backend_with(
+        flow_folder, f"flow-{model}",
+        entry(f"tiny-{model}", '"txt2img", "img2img"', flow_folder / model),
+        entry(TINY_TAESD, '"decode"', flow_folder / "taesd"),
+        entry(f"tiny-{decoder}", '"decode"', flow_folder / decoder, f'latent_space = "{space}"'),
+    )
+    run = ImageRequest("a red cat", model=f"tiny-{model}", decoder=TINY_TAESD, width=side, height=side, steps=2,
+                       guidance=0.0, seed=5)
+    assert backend.load(f"tiny-{model}").latent_space == space
+    asked_taesd = backend.generate(run)
+    asked_directly = backend.generate(replace(run, decoder=f"tiny-{decoder}"))
+    full = backend.generate(replace(run, decoder="full"))
+    assert asked_taesd.params[0]["decoder"] == f"tiny-{decoder}"
+    assert np.array_equal(px(asked_taesd.images[0]), px(asked_directly.images[0]))
+    assert np.abs(px(asked_taesd.images[0]) - px(full.images[0])).mean() > 1  # not the full VAE's picture
+    assert asked_taesd.images[0].size == (side, side)
+    assert f"VAE: {label}" in a1111_parameters(asked_taesd.params[0])
+    # The picture to picture mode encodes with the tiny decoder's encoder, at the model's scale.
+    again = backend.generate(replace(run, mode="img2img", strength=0.5), image=asked_taesd.images[0])
+    assert again.params[0]["decoder"] == f"tiny-{decoder}" and again.images[0].size == (side, side)
+
+
+def test_a_flow_model_whose_tiny_decoder_is_missing_names_its_download(flow_folder, tmp_path, monkeypatch):
+    monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
+    backend = backend_with(flow_folder, "flux-missing", entry("tiny-flux", '"txt2img"', flow_folder / "flux"),
+                           entry(TINY_TAESD, '"decode"', flow_folder / "taesd"))
+    result = backend.generate(ImageRequest("a red cat", model="tiny-flux", decoder=TINY_TAESD, width=256, height=256,
+                                           steps=1, guidance=0.0, seed=5))
+    assert result.params[0]["decoder"] == "full"
+    assert any("python -m studio download madebyollin/taef1" in note for note in result.notes)
+
+
+def test_the_latent_space_is_told_from_the_vae():
+    def vae(channels: int, scaling: float) -> SimpleNamespace:
+        return SimpleNamespace(latent_channels=channels, scaling_factor=scaling)
+
+    assert latent_space_of(vae(4, 0.18215)) == "sd"
+    assert latent_space_of(vae(4, 0.13025)) == "sdxl"
+    assert latent_space_of(vae(16, 1.5305)) == "sd3"
+    assert latent_space_of(vae(16, 0.3611)) == "flux"
+    assert latent_space_of(vae(16, 0.18215)) is None  # no tiny decoder is trained on it: the full VAE decodes
+    assert latent_space_of(vae(8, 0.3611)) is None
 
 
 def test_the_model_manager_fetches_the_fitting_decoder_with_a_model(tmp_path, monkeypatch):
@@ -125,19 +176,33 @@ def test_the_model_manager_fetches_the_fitting_decoder_with_a_model(tmp_path, mo
     catalog = backend.catalog
     assert backend.decoder_to_fetch_with(catalog.get("stabilityai/sdxl-turbo")).id == "madebyollin/taesdxl"
     assert backend.decoder_to_fetch_with(catalog.get("stabilityai/sd-turbo")).id == "madebyollin/taesd"
-    assert backend.decoder_to_fetch_with(catalog.get("black-forest-labs/FLUX.1-schnell")) is None
+    assert backend.decoder_to_fetch_with(catalog.get("black-forest-labs/FLUX.1-schnell")).id == "madebyollin/taef1"
+    assert backend.decoder_to_fetch_with(catalog.get("flux1-dev-gguf-Q8_0")).id == "madebyollin/taef1"
+    assert backend.decoder_to_fetch_with(catalog.get("stabilityai/stable-diffusion-3.5-medium")).id == \
+        "madebyollin/taesd3"
 
 
 def test_the_catalogue_knows_taesdxl_and_checks_a_decoders_latent_space(tmp_path):
     taesdxl = load_catalog(None).get("madebyollin/taesdxl")
     assert taesdxl.latent_space == "sdxl" and "decode" in taesdxl.tasks and taesdxl.licence == "MIT"
     models = tmp_path / "models.toml"
-    models.write_text(entry("my-decoder", '"decode"', tmp_path, 'latent_space = "flux"'), encoding="utf-8")
-    with pytest.raises(CatalogError, match="latent_space must be one of sd, sdxl"):
+    for decoder_id, space in (("madebyollin/taesd3", "sd3"), ("madebyollin/taef1", "flux")):
+        assert load_catalog(None).get(decoder_id).latent_space == space
+    models.write_text(entry("my-decoder", '"decode"', tmp_path, 'latent_space = "sd4"'), encoding="utf-8")
+    with pytest.raises(CatalogError, match="latent_space must be one of sd, sdxl, sd3, flux"):
         load_catalog(models)
 
 
 @pytest.mark.parametrize(("decoder", "label"), [("madebyollin/taesd", "TAESD"), ("madebyollin/taesdxl", "TAESDXL"),
+                                                ("madebyollin/taesd3", "TAESD3"), ("madebyollin/taef1", "TAEF1"),
                                                 ("full", None), (None, None)])
 def test_the_vae_line_names_the_tiny_decoder(decoder, label):
     assert fast_decoder_label(decoder) == label
+
+
+@pytest.mark.parametrize(("vae", "decoder"), [("TAEF1", "madebyollin/taesd"), ("TAESDXL", "madebyollin/taesd"),
+                                              ("ae.safetensors", "full")])
+def test_another_tools_vae_line_reads_back_as_the_fast_decoder_or_the_full_vae(vae, decoder):
+    text = f"a cat\nSteps: 4, Sampler: Euler, CFG scale: 1, Seed: 1, Size: 512x512, VAE: {vae}"
+    values, _ = fields_from_parameters(parse_a1111_parameters(text), load_catalog(None))
+    assert values["decoder"] == decoder

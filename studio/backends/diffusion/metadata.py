@@ -28,12 +28,15 @@ if TYPE_CHECKING:
 LORA_NAME_SYMBOLS = str.maketrans("", "", ":,")  # AUTOMATIC1111 drops these from names in `Lora hashes`
 
 
+TINY_DECODER_LABELS = ("TAESDXL", "TAESD3", "TAEF1")  # the catalogue's, by the end of their ids
+
+
 def fast_decoder_label(decoder: str | None) -> str | None:
-    """The VAE line for a picture a tiny decoder decoded: TAESDXL for SDXL's, TAESD otherwise (SD 1.x/2.x,
-    and a user's own, whose id says nothing reliable)."""
+    """The VAE line for a picture a tiny decoder decoded: TAESDXL, TAESD3 or TAEF1 by the catalogue id's end,
+    TAESD otherwise (SD 1.x/2.x, and a user's own, whose id says nothing reliable)."""
     if decoder in (None, FULL_VAE):
         return None
-    return "TAESDXL" if decoder.lower().endswith("taesdxl") else "TAESD"
+    return next((label for label in TINY_DECODER_LABELS if decoder.lower().endswith(label.lower())), "TAESD")
 
 
 def a1111_parameters(params: dict[str, Any], model_name: str | None = None) -> str:
@@ -159,8 +162,8 @@ def fields_from_parameters(
     decoder = parsed.get("Decoder")
     if decoder and (decoder == FULL_VAE or decoder in catalog):
         values["decoder"] = decoder
-    else:  # another tool's picture: decoded by its full VAE unless it says TAESD
-        values["decoder"] = DEFAULT_DECODER if parsed.get("VAE", "").lower().startswith("taesd") else FULL_VAE
+    else:  # another tool's picture: decoded by its full VAE unless it names a tiny decoder (TAESD, TAEF1, ...)
+        values["decoder"] = DEFAULT_DECODER if parsed.get("VAE", "").lower().startswith("tae") else FULL_VAE
     model = _match_model(parsed, catalog)
     if model:
         values["model"] = model

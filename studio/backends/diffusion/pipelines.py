@@ -66,18 +66,17 @@ log = logging.getLogger(__name__)
 SD_LATENT_RGB = ((0.298, 0.207, 0.208), (0.187, 0.286, 0.173), (-0.158, 0.189, 0.264), (-0.184, -0.271, -0.473))
 SDXL_LATENT_RGB = ((0.3651, 0.4232, 0.4341), (-0.2533, -0.0042, 0.1068), (0.1076, 0.1111, -0.0362),
                    (-0.3165, -0.2492, -0.2188))
-SD_VAE_SCALING = 0.18215
-SDXL_VAE_SCALING = 0.13025
+# Each latent space's VAE, as (latent channels, scaling factor): the tiny decoders are trained on one each.
+VAE_LATENT_SPACES = {"sd": (4, 0.18215), "sdxl": (4, 0.13025), "sd3": (16, 1.5305), "flux": (16, 0.3611)}
 
 
 def latent_space_of(vae_config: Any) -> str | None:
-    """Which tiny decoder's latents a model makes ("sd", "sdxl"; catalog.LATENT_SPACES), told from its VAE's
-    channels and scaling factor; None for latent spaces no tiny decoder in the studio fits (SD 3.x, FLUX)."""
-    if vae_config.latent_channels != 4:
-        return None
-    scaling = float(getattr(vae_config, "scaling_factor", SD_VAE_SCALING))
-    for space, factor in (("sd", SD_VAE_SCALING), ("sdxl", SDXL_VAE_SCALING)):
-        if abs(scaling - factor) < 1e-4:
+    """Which tiny decoder's latents a model makes ("sd", "sdxl", "sd3", "flux"; catalog.LATENT_SPACES), told
+    from its VAE's channels and scaling factor; None for a VAE of none of them (a fine-tune's own)."""
+    channels = vae_config.latent_channels
+    scaling = float(getattr(vae_config, "scaling_factor", VAE_LATENT_SPACES["sd"][1]))
+    for space, (space_channels, factor) in VAE_LATENT_SPACES.items():
+        if channels == space_channels and abs(scaling - factor) < 1e-4:
             return space
     return None
 
@@ -201,11 +200,12 @@ class DiffusionBackend:
         return [e for e in self.catalog.for_task("decode") if e.family == "diffusers"]
 
     def decoder_to_fetch_with(self, entry: ModelEntry) -> ModelEntry | None:
-        """The tiny decoder a catalogue SD or SDXL model decodes with, when none for its latents is on this
-        machine: the model manager fetches it first (10 MB), so the first picture is not decoded slowly."""
-        from studio.model_folders import SD1, SD2, SDXL
+        """The tiny decoder a catalogue model decodes with, when none for its latents is on this machine: the
+        model manager fetches it first (a few MB), so the first picture is not decoded slowly."""
+        from studio.model_folders import FLUX, SD1, SD2, SD3, SDXL
 
-        space = {SD1: "sd", SD2: "sd", SDXL: "sdxl"}.get(entry.image.architecture if entry.image else None)
+        space = {SD1: "sd", SD2: "sd", SDXL: "sdxl", SD3: "sd3", FLUX: "flux"}.get(
+            entry.image.architecture if entry.image else None)
         fitting = [e for e in self.decoder_entries() if e.latent_space == space]
         if not fitting or any(self.is_available(e.id) for e in fitting):
             return None
