@@ -177,8 +177,8 @@ def build(studio: Studio, stops: StopButtons) -> ImageTab:
                 model = gr.Dropdown(models, value=default_model, label="Model", scale=3, elem_id="image-model",
                                     info=image_family.PICK_INFO)
                 decoder = gr.Dropdown(decoders, value=default_decoder, label="Decoder", scale=2,
-                                      info="TAESD and its kin (TAESDXL, TAESD3, TAEF1) decode ~20x faster than the full "
-                                           "VAE; the one that fits the model runs")
+                                      info="TAESD and its kin (TAESDXL, TAESD3, TAEF1) decode 12-27x faster than the "
+                                           "full VAE; the one that fits the model runs")
             prompt = gr.Textbox(label="Prompt", lines=3, placeholder="a lighthouse on a cliff at dusk, oil painting",
                                 elem_id="image-prompt")
             loras = lora_picker.build(studio, prompt)
