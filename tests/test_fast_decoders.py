@@ -148,6 +148,43 @@ def test_a_flow_model_asked_for_taesd_decodes_with_its_own_tiny_decoder(flow_fol
     assert again.params[0]["decoder"] == f"tiny-{decoder}" and again.images[0].size == (side, side)
 
 
+@pytest.mark.parametrize(("model", "decoder", "space", "side"), [("flux", "taef1", "flux", 256),
+                                                                  ("sd3", "taesd3", "sd3", 64)])
+def test_a_flow_model_shows_each_step_through_its_tiny_decoder(flow_folder, model, decoder, space, side):
+    backend = backend_with(
+        flow_folder, f"preview-{model}",
+        entry(f"tiny-{model}", '"txt2img"', flow_folder / model),
+        entry(f"tiny-{decoder}", '"decode"', flow_folder / decoder, f'latent_space = "{space}"'),
+    )
+    run = ImageRequest("a red cat", model=f"tiny-{model}", decoder=f"tiny-{decoder}", width=side, height=side * 2,
+                       steps=3, guidance=0.0, seed=5)
+    tiny = backend.decoder(f"tiny-{decoder}", backend.load(f"tiny-{model}").pipe.transformer.dtype)
+    decoded: list[torch.Tensor] = []
+    original = tiny.decode
+
+    def recording(latents, *args, **kwargs):
+        decoded.append(latents.detach().float().clone())
+        return original(latents, *args, **kwargs)
+
+    seen: list = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(tiny, "decode", recording)
+        made = backend.generate(run, progress=lambda done, total, preview=None: seen.append(preview))
+    previews = [preview for preview in seen if preview is not None]
+    assert len(previews) == 3 and all(p.size == (side // 2, side) for p in previews)  # one a step
+    # Each preview decodes that step's latents, unpacked to the picture's shape; the last step's are the
+    # picture's own, so its preview is the picture at half size.
+    assert len(decoded) == 4 and all(d.shape == (1, 16, side * 2 // 8, side // 8) for d in decoded)
+    assert all(not torch.equal(a, b) for a, b in zip(decoded, decoded[1:3], strict=False))
+    assert torch.equal(decoded[2], decoded[3])
+    final = made.images[0].resize((side // 2, side), Image.Resampling.BILINEAR)
+    assert np.abs(px(previews[-1]) - px(final)).mean() < 3
+
+    full_vae: list = []
+    backend.generate(replace(run, decoder="full"), progress=lambda done, total, preview=None: full_vae.append(preview))
+    assert full_vae and not any(full_vae)  # a full decode each step would cost a third of the step on a CPU
+
+
 def test_a_flow_model_whose_tiny_decoder_is_missing_names_its_download(flow_folder, tmp_path, monkeypatch):
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
     backend = backend_with(flow_folder, "flux-missing", entry("tiny-flux", '"txt2img"', flow_folder / "flux"),

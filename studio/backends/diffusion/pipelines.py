@@ -708,9 +708,14 @@ class DiffusionBackend:
         if schedule:
             held += [name for name in ("prompt_embeds", "add_text_embeds") if name in pipe._callback_tensor_inputs]
 
+        width, height = kwargs.get("width", request.width), kwargs.get("height", request.height)
+
         def on_step(_pipe, step: int, _timestep, tensors: dict) -> dict:
             cancel.raise_if_cancelled()  # ends the run right after this step
-            preview = latent_preview(tensors["latents"][0], model.latent_rgb) if model.latent_rgb else None
+            if model.latent_rgb:
+                preview = latent_preview(tensors["latents"][0], model.latent_rgb)
+            else:
+                preview = tiny_decoder_preview(_pipe, tensors["latents"], width, height)
             progress(done_before + step + 1, total, preview)
             if schedule:  # the conditioning for the next step (steps counted from 1)
                 tensors.update(switched_tensors(schedule, step + 2, tensors, len(seeds)))
@@ -876,6 +881,27 @@ def latent_preview(latents, factors: tuple) -> Image.Image:
     pixels = ((rgb.clamp(-1, 1) + 1) * 127.5).to(torch.uint8).numpy()
     preview = Image.fromarray(pixels)
     return preview.resize((preview.width * 4, preview.height * 4), Image.Resampling.BILINEAR)
+
+
+def tiny_decoder_preview(pipe, latents, width: int, height: int) -> Image.Image | None:
+    """A look at a run's first latents through the tiny decoder it runs with (TAEF1, TAESD3), at half size,
+    for latent spaces with no linear map to RGB (SD 3.x's and FLUX.1's 16 channels). Nothing when the run
+    decodes with its full VAE: that costs a picture's decode (9-40 s on a CPU) each step. The tiny decoder
+    costs 0.5-3 s a step on a CPU (benchmarks/tiny_decoders.py), where such a step takes a minute or two."""
+    import torch
+
+    vae = getattr(pipe, "vae", None)
+    if type(vae).__name__ != "AutoencoderTiny":
+        return None
+    first = latents[:1]
+    if first.ndim == 3:  # FLUX.1 packs 2x2 latent patches into a sequence
+        if not hasattr(pipe, "_unpack_latents"):
+            return None
+        first = pipe._unpack_latents(first, height, width, pipe.vae_scale_factor)
+    first = first / vae.config.scaling_factor + vae.config.shift_factor  # as the pipelines decode
+    pixels = vae.decode(first.to(vae.dtype), return_dict=False)[0][0].float().clamp(-1, 1)
+    preview = Image.fromarray(((pixels + 1) * 127.5).round().to(torch.uint8).permute(1, 2, 0).cpu().numpy())
+    return preview.resize((max(1, preview.width // 2), max(1, preview.height // 2)), Image.Resampling.BILINEAR)
 
 
 def _unet_config(where: Path) -> SimpleNamespace:
