@@ -715,7 +715,11 @@ class DiffusionBackend:
             if model.latent_rgb:
                 preview = latent_preview(tensors["latents"][0], model.latent_rgb)
             else:
-                preview = tiny_decoder_preview(_pipe, tensors["latents"], width, height)
+                try:
+                    preview = tiny_decoder_preview(_pipe, tensors["latents"], width, height)
+                except Exception as exc:  # noqa: BLE001 (a look only: the run goes on without it)
+                    log.warning("No preview of step %d (%s)", step + 1, first_line(exc))
+                    preview = None
             progress(done_before + step + 1, total, preview)
             if schedule:  # the conditioning for the next step (steps counted from 1)
                 tensors.update(switched_tensors(schedule, step + 2, tensors, len(seeds)))
