@@ -4,24 +4,15 @@ script extrapolates from one block of each kind plus the rest, covers exactly th
 
 from __future__ import annotations
 
-import importlib.util
-import re
-import shlex
-from pathlib import Path
-
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "flow_step.py"
+from tests.benchmark_scripts import load_benchmark, readme_arguments
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("flow_step", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("flow_step")
 
 
 def parameters(module: torch.nn.Module) -> int:
@@ -29,13 +20,10 @@ def parameters(module: torch.nn.Module) -> int:
 
 
 def test_the_readme_command_is_accepted(bench):
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()  # code spans never cross lines there
-    commands = [span for line in lines for span in re.findall(r"`([^`]+)`", line)
-                if "benchmarks/flow_step.py" in span and "python" in span]
-    assert commands, "the README shows how to run benchmarks/flow_step.py"
-    for command in commands:
-        words = shlex.split(command)
-        args = bench.parse_arguments(words[words.index("benchmarks/flow_step.py") + 1:])
+    documented = readme_arguments("flow_step")
+    assert documented, "the README shows how to run benchmarks/flow_step.py"
+    for arguments in documented:
+        args = bench.parse_arguments(arguments)
         assert args.size == 512 and args.runs >= 1
 
 

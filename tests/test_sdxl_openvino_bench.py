@@ -5,34 +5,22 @@ leaves the others' figures."""
 
 from __future__ import annotations
 
-import importlib.util
-import re
-import shlex
-from pathlib import Path
-
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "sdxl_openvino.py"
+from tests.benchmark_scripts import load_benchmark, readme_arguments
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("sdxl_openvino", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("sdxl_openvino")
 
 
 def test_the_readme_command_is_accepted(bench):
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    commands = [span for line in lines for span in re.findall(r"`([^`]+)`", line)
-                if "benchmarks/sdxl_openvino.py" in span and "python" in span]
-    assert commands, "the README shows how to run benchmarks/sdxl_openvino.py"
-    for command in commands:
-        words = shlex.split(command)
-        args = bench.parse_arguments(words[words.index("benchmarks/sdxl_openvino.py") + 1:])
+    documented = readme_arguments("sdxl_openvino")
+    assert documented, "the README shows how to run benchmarks/sdxl_openvino.py"
+    for arguments in documented:
+        args = bench.parse_arguments(arguments)
         assert args.size == 512 and args.runs >= 1 and not args.tiny
 
 

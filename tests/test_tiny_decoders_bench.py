@@ -4,34 +4,24 @@ times that are real numbers."""
 
 from __future__ import annotations
 
-import importlib.util
 import re
-import shlex
-from pathlib import Path
 
 import pytest
 import torch
 
-ROOT = Path(__file__).resolve().parent.parent
-SCRIPT = ROOT / "benchmarks" / "tiny_decoders.py"
+from tests.benchmark_scripts import load_benchmark, readme_arguments
 
 
 @pytest.fixture(scope="module")
 def bench():
-    spec = importlib.util.spec_from_file_location("tiny_decoders", SCRIPT)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return load_benchmark("tiny_decoders")
 
 
 def test_the_readme_command_is_accepted(bench):
-    lines = (ROOT / "README.md").read_text(encoding="utf-8").splitlines()
-    commands = [span for line in lines for span in re.findall(r"`([^`]+)`", line)
-                if "benchmarks/tiny_decoders.py" in span and "python" in span]
-    assert commands, "the README shows how to run benchmarks/tiny_decoders.py"
-    for command in commands:
-        words = shlex.split(command)
-        args = bench.parse_arguments(words[words.index("benchmarks/tiny_decoders.py") + 1:])
+    documented = readme_arguments("tiny_decoders")
+    assert documented, "the README shows how to run benchmarks/tiny_decoders.py"
+    for arguments in documented:
+        args = bench.parse_arguments(arguments)
         assert args.sizes and args.runs >= 1
 
 
