@@ -59,6 +59,13 @@ def test_same_seed_same_text_through_the_api(client):
     assert first[0] == again[0] and "not kept" in first[1]
 
 
+@pytest.mark.parametrize("seed", [7, 20])  # seed 20's reply ends in a blank line, which the chat does not show
+def test_the_latest_reply_is_the_reply_the_chat_shows(client, seed):
+    history, _, _, latest = client.predict("Write a two-line poem about rain.", [], "You are a poet.", BUILTIN,
+                                           *sampling(seed=seed, keep=False), api_name="/chat")
+    assert latest and history[1]["content"][0]["text"] == latest == latest.strip()
+
+
 def test_chat_regenerate_and_undo(client):
     history, message, stats, latest = client.predict(
         "Write a two-line poem about rain.", [], "You are a poet.", BUILTIN, *sampling(), api_name="/chat"

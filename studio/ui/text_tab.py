@@ -332,7 +332,9 @@ def build(studio: Studio, stops: StopButtons) -> TextTab:
                     continue
                 kept = keep_result and update.result.text.strip()  # an empty answer makes no gallery card
                 item = studio.keep_text(update.result) if kept else None
-                yield [*shown, answer], "", final_stats(update.result, item), update.result.text
+                # The chat shows a reply without its surrounding blank lines (Gradio strips them), and so
+                # does what the Send buttons pass on.
+                yield [*shown, answer], "", final_stats(update.result, item), update.result.text.strip()
         except StudioError:
             # Put the conversation and the message back as they were, then explain.
             yield messages_of(turns[:-1]), restore_message, "", gr.skip()
